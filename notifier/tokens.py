@@ -1,0 +1,64 @@
+"""Token symbols usable in rules: a small built-in table, extended by ``[tokens.X]`` config."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+__all__ = ["BUILTIN_TOKENS", "Token", "TokenTable"]
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    symbol: str
+    address: str
+    decimals: int
+
+
+# Fogo (SVM) mints as Argyros documents them, and the main Ethereum assets Fusion orders use.
+BUILTIN_TOKENS: tuple[Token, ...] = (
+    Token("SOL", "So11111111111111111111111111111111111111112", 9),
+    Token("USDC", "uSd2czE61Evaf76RNbq4KPpXnkiL3irdzgLFUMe3NoG", 6),
+    Token("WETH", "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2", 18),
+    Token("USDC.e", "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48", 6),
+    Token("USDT", "0xdAC17F958D2ee523a2206206994597C13D831ec7", 6),
+    Token("DAI", "0x6B175474E89094C44Da98b954EedeAC495271d0F", 18),
+)
+
+
+def _address_key(address: str) -> str:
+    # EVM addresses are case-insensitive (checksum casing); base58 mints are not.
+    return address.lower() if address.startswith("0x") else address
+
+
+class TokenTable:
+    """Resolves symbols to tokens and addresses back to symbols."""
+
+    def __init__(self, tokens: Iterable[Token] = BUILTIN_TOKENS) -> None:
+        self._by_symbol: dict[str, Token] = {}
+        self._by_address: dict[str, Token] = {}
+        for token in tokens:
+            self.add(token)
+
+    @classmethod
+    def with_overrides(cls, overrides: Mapping[str, tuple[str, int]]) -> TokenTable:
+        table = cls()
+        for symbol, (address, decimals) in overrides.items():
+            table.add(Token(symbol, address, decimals))
+        return table
+
+    def add(self, token: Token) -> None:
+        self._by_symbol[token.symbol.upper()] = token
+        self._by_address[_address_key(token.address)] = token
+
+    def resolve(self, symbol_or_address: str) -> Token | None:
+        """A known token by symbol (case-insensitive) or by address."""
+        return self._by_symbol.get(symbol_or_address.upper()) or self._by_address.get(
+            _address_key(symbol_or_address)
+        )
+
+    def by_address(self, address: str) -> Token | None:
+        return self._by_address.get(_address_key(address))
+
+    def __iter__(self) -> Iterator[Token]:
+        return iter(self._by_symbol.values())
