@@ -35,7 +35,11 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_PATH = Path("/etc/notifier/notifier.toml")
-SECRET_FILES = {"fusion": "fusion_api_key", "quotes": "quotes_api_key", "intents": "intents_api_key"}
+SECRET_FILES = {
+    "fusion": "fusion_api_key",
+    "quotes": "quotes_api_key",
+    "intents": "intents_api_key",
+}
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 

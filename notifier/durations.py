@@ -13,7 +13,7 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 def parse_duration(text: str | float | int) -> float:
     """Return seconds for ``text``; a bare number is already seconds."""
     if isinstance(text, bool):
-        raise ValueError("a duration cannot be a boolean")
+        raise TypeError("a duration cannot be a boolean")
     if isinstance(text, int | float):
         if text < 0:
             raise ValueError("a duration cannot be negative")

@@ -1,0 +1,315 @@
+"""Rules compiled once at load: typed objects holding ready callables, evaluated by plain calls."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from notifier.dispatch import Severity
+from notifier.events import PairKey
+from notifier.rules.loader import Location, ParsedRule, RuleError
+from notifier.rules.model import FeedSpec, IntentSpec, OrderSpec, QuoteSpec
+from notifier.rules.sandbox import SandboxError, Template, compile_expression, compile_template
+from notifier.tokens import TokenTable
+
+__all__ = [
+    "COMMON_VARIABLES",
+    "VARIABLES",
+    "CompileError",
+    "FeedRule",
+    "IntentRule",
+    "OrderRule",
+    "Predicate",
+    "QuoteRule",
+    "Rule",
+    "compile_rule",
+]
+
+Predicate = Callable[[Mapping[str, Any]], Any]
+
+COMMON_VARIABLES = frozenset({"rule", "transition", "now", "key"})
+INTENT_FIELDS = frozenset(
+    {
+        "from_amount_lots",
+        "from_network_id",
+        "from_token",
+        "from_token_id",
+        "to_network_id",
+        "to_token",
+        "to_token_id",
+        "to_min_amount_lots",
+        "to_max_amount_lots",
+        "from_address",
+        "to_address",
+        "from_decimals",
+        "to_decimals",
+    }
+)
+VARIABLES: dict[str, frozenset[str]] = {
+    "quote": frozenset(
+        {
+            "price",
+            "amount_in",
+            "amount_out",
+            "amount_out_raw",
+            "price_impact_bps",
+            "hops",
+            "slot",
+            "pair",
+            "previous_price",
+            "token_in",
+            "token_out",
+            "exact_in",
+        }
+    ),
+    "order": frozenset(
+        {
+            "event",
+            "order_hash",
+            "chain",
+            "maker",
+            "receiver",
+            "maker_asset",
+            "taker_asset",
+            "making_amount",
+            "taking_amount",
+            "remaining_maker_amount",
+            "filled_fraction",
+            "deadline",
+            "maker_asset_symbol",
+            "taker_asset_symbol",
+            "making_amount_human",
+            "taking_amount_human",
+            "remaining_maker_amount_human",
+            "reconciled",
+        }
+    ),
+    "intent": frozenset(
+        {
+            "intent_id",
+            "status",
+            "previous_status",
+            "label",
+            "age",
+            "swap_metadata",
+            "created_at",
+            "terminal",
+            *INTENT_FIELDS,
+        }
+    ),
+    "feed": frozenset({"feed", "up", "detail", "down_since", "down_seconds"}),
+}
+
+DEFAULT_TITLES = {
+    "quote": "{{ rule.id }}: {{ pair }} at {{ price | round(6) }}",
+    "order": "{{ rule.id }}: {{ event | replace('order_', '') | replace('_', ' ') }} "
+    "{{ order_hash[:10] }}",
+    "intent": "{{ rule.id }}: intent {{ label or intent_id[:8] }} {{ status }}",
+    "feed": "{{ rule.id }}: {{ feed }} feed {{ 'up' if up else 'down' }}",
+}
+DEFAULT_BODIES = {
+    "quote": "{{ rule.description or rule.id }}: {{ amount_in }} {{ token_in }} → "
+    "{{ amount_out }} {{ token_out }}, impact {{ price_impact_bps }} bps, {{ hops }} hop(s)",
+    "order": "{{ rule.description or rule.id }}: order {{ order_hash }} on chain {{ chain }}"
+    "{% if maker %}, maker {{ maker }}{% endif %}"
+    "{% if filled_fraction is not none %}, {{ (filled_fraction * 100) | round(1) }}% filled"
+    "{% endif %}",
+    "intent": "{{ rule.description or rule.id }}: {{ intent_id }} is {{ status }}"
+    "{% if previous_status %} (was {{ previous_status }}){% endif %}"
+    "{% if age is not none %}, {{ (age / 60) | round(1) }} min old{% endif %}",
+    "feed": "{{ rule.description or rule.id }}: {{ detail }}",
+}
+RESOLVED_PREFIX = "RESOLVED "
+
+
+class CompileError(Exception):
+    def __init__(self, errors: list[RuleError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors
+
+
+@dataclass(eq=False, slots=True)
+class Rule:
+    """What every compiled rule has; ``kind`` says whether it keeps a state per key."""
+
+    id: str
+    source: str  # quote | order | intent | feed
+    kind: Literal["state", "event"]
+    location: Location
+    fingerprint: str
+    description: str
+    when: Predicate | None
+    until: Predicate | None
+    title: Template
+    body: Template
+    tags: tuple[str, ...]
+    severity: Severity
+    for_: float
+    cooldown: float
+    repeat: float
+    resolved: bool
+    positions: Mapping[str, Location]
+
+    @property
+    def variables_base(self) -> dict[str, Any]:
+        return {"rule": {"id": self.id, "description": self.description, "source": self.source}}
+
+
+@dataclass(eq=False, slots=True)
+class QuoteRule(Rule):
+    pair: PairKey
+    decimals_in: int | None
+    decimals_out: int | None
+    symbol_in: str
+    symbol_out: str
+
+
+@dataclass(eq=False, slots=True)
+class OrderRule(Rule):
+    chains: frozenset[int] | None
+    events: frozenset[str] | None
+    makers: frozenset[str] | None  # lower-cased
+
+
+@dataclass(eq=False, slots=True)
+class IntentRule(Rule):
+    intents: frozenset[str] | None
+    to: frozenset[str] | None
+    overdue: float | None
+
+
+@dataclass(eq=False, slots=True)
+class FeedRule(Rule):
+    feed: str
+
+
+def _expr(
+    source: str | None, name: str, parsed: ParsedRule, known: frozenset[str]
+) -> Predicate | None:
+    if source is None:
+        return None
+    try:
+        return compile_expression(source, known)
+    except SandboxError as exc:
+        raise _located(exc, name, parsed) from None
+
+
+def _template(source: str, name: str, parsed: ParsedRule, known: frozenset[str]) -> Template:
+    try:
+        return compile_template(source, known)
+    except SandboxError as exc:
+        raise _located(exc, name, parsed) from None
+
+
+def _located(exc: SandboxError, name: str, parsed: ParsedRule) -> CompileError:
+    where = parsed.positions.get(name, parsed.location)
+    if exc.line and exc.line > 1:
+        where = where.shifted(exc.line - 1)
+    return CompileError([RuleError(where, f"{name}: {exc}")])
+
+
+def _raw_amount(amount: float | str, decimals: int | None, parsed: ParsedRule, tokens: str) -> str:
+    if isinstance(amount, str):
+        return amount  # a digit string is already in smallest units
+    if decimals is None:
+        if float(amount).is_integer():
+            return str(int(amount))
+        where = parsed.positions.get("pair", parsed.location)
+        raise CompileError(
+            [
+                RuleError(
+                    where,
+                    f"pair.amount: decimals of {tokens} are unknown, so amount must be an integer "
+                    "of smallest units (or add the token under [tokens] in the config)",
+                )
+            ]
+        )
+    return str(round(amount * 10**decimals))
+
+
+def compile_rule(parsed: ParsedRule, tokens: TokenTable) -> Rule:
+    """Turn a validated spec into a ready rule; raises ``CompileError`` with located errors."""
+    spec = parsed.spec
+    known = VARIABLES[spec.on] | COMMON_VARIABLES
+    common: dict[str, Any] = {
+        "id": spec.id,
+        "source": spec.on,
+        "location": parsed.location,
+        "fingerprint": parsed.fingerprint,
+        "description": spec.description,
+        "when": _expr(spec.when, "when", parsed, known),
+        "title": _template(spec.title or DEFAULT_TITLES[spec.on], "title", parsed, known),
+        "body": _template(spec.body or DEFAULT_BODIES[spec.on], "body", parsed, known),
+        "tags": tuple(spec.notify or ()),
+        "severity": spec.severity,
+        "cooldown": spec.cooldown or 0.0,
+        "positions": parsed.positions,
+    }
+    if isinstance(spec, OrderSpec):
+        return OrderRule(
+            kind="event",
+            until=None,
+            for_=0.0,
+            repeat=0.0,
+            resolved=False,
+            **common,
+            chains=frozenset(spec.chain) if spec.chain else None,
+            events=frozenset(spec.events) if spec.events else None,
+            makers=frozenset(m.lower() for m in spec.maker) if spec.maker else None,
+        )
+    state: dict[str, Any] = {
+        "until": _expr(spec.until, "until", parsed, known),
+        "for_": spec.for_ or 0.0,
+        "repeat": spec.repeat or 0.0,
+        "resolved": spec.resolved,
+    }
+    if isinstance(spec, QuoteSpec):
+        if spec.above is not None:
+            common["when"] = _threshold(operator.gt, spec.above)
+        elif spec.below is not None:
+            common["when"] = _threshold(operator.lt, spec.below)
+        token_in = tokens.resolve(spec.pair.in_)
+        token_out = tokens.resolve(spec.pair.out)
+        mint_in = token_in.address if token_in else spec.pair.in_
+        mint_out = token_out.address if token_out else spec.pair.out
+        amount_token = token_in if spec.pair.exact_in else token_out
+        raw = _raw_amount(
+            spec.pair.amount,
+            amount_token.decimals if amount_token else None,
+            parsed,
+            spec.pair.in_ if spec.pair.exact_in else spec.pair.out,
+        )
+        return QuoteRule(
+            kind="state",
+            **common,
+            **state,
+            pair=(mint_in, mint_out, raw, spec.pair.exact_in),
+            decimals_in=token_in.decimals if token_in else None,
+            decimals_out=token_out.decimals if token_out else None,
+            symbol_in=token_in.symbol if token_in else spec.pair.in_[:8],
+            symbol_out=token_out.symbol if token_out else spec.pair.out[:8],
+        )
+    if isinstance(spec, IntentSpec):
+        if spec.overdue is not None:
+            state["for_"] = spec.overdue  # pending from created_at, for `overdue`
+        return IntentRule(
+            kind="event" if spec.to is not None else "state",
+            **common,
+            **state,
+            intents=frozenset(spec.intents) if spec.intents else None,
+            to=frozenset(spec.to) if spec.to else None,
+            overdue=spec.overdue,
+        )
+    assert isinstance(spec, FeedSpec)
+    state["for_"] = max(state["for_"], spec.down_for)
+    return FeedRule(kind="state", **common, **state, feed=spec.feed)
+
+
+def _threshold(compare: Callable[[Any, Any], bool], limit: float) -> Predicate:
+    def predicate(variables: Mapping[str, Any]) -> bool:
+        price = variables.get("price")
+        return price is not None and compare(price, limit)
+
+    return predicate

@@ -1,0 +1,178 @@
+"""The rule-file schema (SPEC §4) as pydantic models, discriminated on ``on:``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+
+from notifier.dispatch import Severity
+from notifier.durations import parse_duration
+from notifier.events import FeedName
+
+__all__ = [
+    "ORDER_EVENTS",
+    "FeedSpec",
+    "IntentSpec",
+    "OrderSpec",
+    "PairSpec",
+    "QuoteSpec",
+    "RuleFileSpec",
+    "RuleSpec",
+]
+
+ORDER_EVENTS = (
+    "order_created",
+    "order_invalid",
+    "order_balance_or_allowance_change",
+    "order_filled",
+    "order_filled_partially",
+    "order_cancelled",
+)
+INTENT_STATUSES = (
+    "Created",
+    "Approved",
+    "Verified",
+    "Failed",
+    "Deposited",
+    "Finished",
+    "Expired",
+    "Refunded",
+)
+
+
+def _duration(value: Any) -> float:
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return parse_duration(value)
+    raise ValueError("expected a duration such as 30s, 15m, 1h30m or 2d")
+
+
+def _listify(value: Any) -> Any:
+    return [value] if isinstance(value, str | int) and not isinstance(value, bool) else value
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+StrList = Annotated[list[str], BeforeValidator(_listify)]
+IntList = Annotated[list[int], BeforeValidator(_listify)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=False, frozen=True)
+
+
+class _RuleBase(_Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1, max_length=128)
+    description: str = ""
+    enabled: bool = True
+    when: str | None = None
+    cooldown: Duration | None = None
+    notify: StrList | None = None
+    severity: Severity = "info"
+    title: str | None = None
+    body: str | None = None
+
+
+class _StateKeys(_Strict):
+    """Keys of rules that hold a state per key (inactive → pending → firing → resolved)."""
+
+    until: str | None = None
+    for_: Duration | None = Field(default=None, alias="for")
+    repeat: Duration | None = None
+    resolved: bool = False
+
+
+class PairSpec(_Strict):
+    in_: str = Field(alias="in", min_length=1)
+    out: str = Field(min_length=1)
+    amount: Annotated[float, Field(gt=0)] | str = 1
+    exact_in: bool = True
+
+    @field_validator("amount")
+    @classmethod
+    def _amount_is_number(cls, value: float | str) -> float | str:
+        if isinstance(value, str) and not value.isdigit():
+            raise ValueError("amount must be a number (human units) or a digit string (raw)")
+        return value
+
+
+class QuoteSpec(_RuleBase, _StateKeys):
+    on: Literal["quote"]
+    pair: PairSpec
+    above: float | None = None
+    below: float | None = None
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> QuoteSpec:
+        given = [k for k in ("when", "above", "below") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a quote rule needs exactly one of when, above, below"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+
+class OrderSpec(_RuleBase):
+    on: Literal["order"]
+    chain: IntList | None = None
+    events: StrList | None = None
+    maker: StrList | None = None
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: list[str] | None) -> list[str] | None:
+        for name in value or ():
+            if name not in ORDER_EVENTS:
+                raise ValueError(f"unknown order event {name!r}; known: {', '.join(ORDER_EVENTS)}")
+        return value
+
+
+class IntentSpec(_RuleBase, _StateKeys):
+    on: Literal["intent"]
+    intents: StrList | None = None
+    to: StrList | None = None
+    overdue: Duration | None = None
+
+    @field_validator("to")
+    @classmethod
+    def _known_statuses(cls, value: list[str] | None) -> list[str] | None:
+        for status in value or ():
+            if status not in INTENT_STATUSES:
+                raise ValueError(
+                    f"unknown intent status {status!r}; known: {', '.join(INTENT_STATUSES)}"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> IntentSpec:
+        if self.to is not None and (self.overdue is not None or self.for_ is not None):
+            raise ValueError("'to' makes an event rule: it cannot be combined with overdue/for")
+        if self.overdue is not None and self.for_ is not None:
+            raise ValueError("use either overdue (counted from created_at) or for, not both")
+        if self.to is None and self.overdue is None and self.when is None:
+            raise ValueError("an intent rule needs 'to', 'overdue' or 'when'")
+        return self
+
+
+class FeedSpec(_RuleBase, _StateKeys):
+    on: Literal["feed"]
+    feed: FeedName
+    down_for: Duration = 0.0
+
+
+RuleSpec = Annotated[QuoteSpec | OrderSpec | IntentSpec | FeedSpec, Field(discriminator="on")]
+
+
+class RuleFileSpec(_Strict):
+    rules: list[RuleSpec] = Field(default_factory=list)
+
+
+RULE_FILE = TypeAdapter(RuleFileSpec)
