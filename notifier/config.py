@@ -139,8 +139,9 @@ class _CredentialsSource(PydanticBaseSettingsSource):
         found: dict[str, Any] = {}
         for section, filename in SECRET_FILES.items():
             path = Path(directory) / filename
-            if path.is_file():
-                found[section] = {"api_key": path.read_text(encoding="utf-8").strip()}
+            value = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+            if value:  # the unit's SetCredential= fallback is empty: keep the TOML key then
+                found[section] = {"api_key": value}
         return found
 
 

@@ -17,22 +17,28 @@ class Metrics:
             "notifier_events", "Events received from upstreams", ["source"], registry=r
         )
         self.frames_malformed = Counter(
-            "notifier_frames_malformed", "Upstream frames logged and skipped", ["source"],
+            "notifier_frames_malformed",
+            "Upstream frames logged and skipped",
+            ["source"],
             registry=r,
         )
         self.feed_up = Gauge(
             "notifier_feed_up", "1 when the feed is connected and healthy", ["feed"], registry=r
         )
         self.feed_reconnects = Counter(
-            "notifier_feed_reconnects", "Reconnects or failed polls per feed", ["feed"],
+            "notifier_feed_reconnects",
+            "Reconnects or failed polls per feed",
+            ["feed"],
             registry=r,
         )
         self.rule_evaluations = Counter(
             "notifier_rule_evaluations", "Rule evaluations", ["kind"], registry=r
         )
         self.rule_errors = Counter(
-            "notifier_rule_expression_errors", "Expressions that raised (counted false)",
-            ["rule"], registry=r,
+            "notifier_rule_expression_errors",
+            "Expressions that raised (counted false)",
+            ["rule"],
+            registry=r,
         )
         self.rules_loaded = Gauge("notifier_rules_loaded", "Rules currently active", registry=r)
         self.rule_files_failed = Gauge(
@@ -45,12 +51,17 @@ class Metrics:
             "notifier_reloads", "Rule reloads by outcome", ["outcome"], registry=r
         )
         self.reload_seconds = Histogram(
-            "notifier_reload_seconds", "Time to build and swap a rule set", registry=r,
+            "notifier_reload_seconds",
+            "Time to build and swap a rule set",
+            registry=r,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         )
         self.notifications = Counter(
-            "notifier_notifications", "Notifications by outcome (queued, sent, failed, "
-            "dead_lettered, deduplicated, digested)", ["outcome"], registry=r,
+            "notifier_notifications",
+            "Notifications by outcome (queued, sent, failed, "
+            "dead_lettered, deduplicated, digested)",
+            ["outcome"],
+            registry=r,
         )
         self.outbox_pending = Gauge(
             "notifier_outbox_pending", "Outbox rows not yet confirmed", registry=r

@@ -5,7 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Notification", "Severity"]
+# The stage modules import ``Notification``/``Severity`` from here for typing only.
+from notifier.dispatch.dispatcher import Dispatcher
+from notifier.dispatch.probe import ChannelResult, check_apprise_config, notify_test
+
+__all__ = [
+    "ChannelResult",
+    "Dispatcher",
+    "Notification",
+    "Severity",
+    "check_apprise_config",
+    "notify_test",
+]
 
 Severity = Literal["info", "success", "warning", "failure"]
 

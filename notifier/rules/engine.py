@@ -621,6 +621,10 @@ class Engine:
             )
         return sorted(out, key=lambda a: (a["rule"], a["key"]))
 
+    def last_price(self, pair: PairKey) -> float | None:
+        """The last price evaluated for ``pair`` (also ``previous_price`` of the next quote)."""
+        return self._last_price.get(pair)
+
     def firing_count(self) -> int:
         return sum(1 for st in self._states.values() if st.state == "firing")
 

@@ -1,0 +1,344 @@
+"""Client side of ``notifier status``, ``track`` and ``untrack``: talks to the daemon's HTTP API.
+
+The status document (``GET /api/v1/status``; ``StatusDoc`` below) is::
+
+    {
+      "version": "0.1.0",
+      "uptime_s": 3600.5,
+      "ready": true,                       # every enabled feed is up
+      "feeds": [{"name": "quote", "up": true, "detail": "connected, 12 pairs",
+                 "connections": 1, "reconnects": 0,
+                 "last_event_at": "2025-01-31T12:00:00Z"}],          # or null
+      "rules": {"loaded": 12,
+                "files": [{"path": "/etc/notifier/rules/sol.yaml", "rules": 3,
+                           "error_count": 1,
+                           "errors": ["/etc/notifier/rules/sol.yaml:4:7: unknown key 'whn'"]}]},
+      "alerts": [{"rule": "sol-above-200", "key": "SOL/USDC", "state": "firing",
+                  "since": "2025-01-31T11:55:00Z", "value": 201.3}],  # value: any JSON or null
+      "outbox": {"pending": 0, "sent": 42, "dead": 0, "failed": 1},
+      "intents": [{"id": "fe5601fb-…", "label": "rent", "status": "Deposited"}]  # optional
+    }
+
+Times are RFC 3339 UTC strings (``rfc3339()``). ``errors`` may be shortened; ``error_count`` is
+the full number. A file with errors keeps its last good version running.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, NotRequired, TypedDict
+
+import orjson
+
+from notifier.config import ConfigError
+from notifier.http import base_url, parse_listen, validate_intent_id
+
+__all__ = [
+    "AlertDoc",
+    "ControlError",
+    "FeedDoc",
+    "OutboxDoc",
+    "RuleFileDoc",
+    "RulesDoc",
+    "StatusDoc",
+    "client_url",
+    "fetch_status",
+    "render_status",
+    "rfc3339",
+    "track",
+    "untrack",
+]
+
+DEFAULT_TIMEOUT = 5.0
+
+
+class FeedDoc(TypedDict):
+    name: str
+    up: bool
+    detail: str
+    connections: int
+    reconnects: int
+    last_event_at: str | None
+
+
+class RuleFileDoc(TypedDict):
+    path: str
+    rules: int
+    error_count: int
+    errors: list[str]
+
+
+class RulesDoc(TypedDict):
+    loaded: int
+    files: list[RuleFileDoc]
+
+
+class AlertDoc(TypedDict):
+    rule: str
+    key: str
+    state: str
+    since: str | None
+    value: Any
+
+
+class OutboxDoc(TypedDict):
+    pending: int
+    sent: int
+    dead: int
+    failed: int
+
+
+class IntentDoc(TypedDict):
+    id: str
+    label: str | None
+    status: str | None
+
+
+class StatusDoc(TypedDict):
+    version: str
+    uptime_s: float
+    ready: bool
+    feeds: list[FeedDoc]
+    rules: RulesDoc
+    alerts: list[AlertDoc]
+    outbox: OutboxDoc
+    intents: NotRequired[list[IntentDoc]]
+
+
+class ControlError(Exception):
+    """The daemon could not be reached or refused the request; the message says which."""
+
+
+def rfc3339(timestamp: float | None) -> str | None:
+    """Unix seconds as ``2025-01-31T12:00:00Z`` (None stays None)."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def client_url(listen: str) -> str:
+    """The base URL for the daemon configured with ``http.listen = listen``."""
+    if not listen.strip():
+        raise ControlError("the daemon's HTTP API is disabled (http.listen is empty)")
+    try:
+        return base_url(*parse_listen(listen))
+    except ConfigError as exc:
+        raise ControlError(str(exc)) from None
+
+
+def fetch_status(base: str, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+    """``GET /api/v1/status`` of the daemon at ``base``."""
+    body = _call("GET", base, "/api/v1/status", timeout=timeout)
+    if not isinstance(body, dict):
+        raise ControlError(f"{base} answered with something that is not a status document")
+    return body
+
+
+def track(
+    base: str,
+    intent_id: str,
+    label: str | None = None,
+    token: str | None = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> str:
+    """Ask the daemon to poll ``intent_id``; return a one-line confirmation."""
+    path = _intent_path(intent_id)
+    payload = orjson.dumps({"label": label}) if label is not None else None
+    body = _call("PUT", base, path, token=token, payload=payload, timeout=timeout)
+    shown_label = f" ({body['label']})" if isinstance(body, dict) and body.get("label") else ""
+    if isinstance(body, dict) and body.get("created") is False:
+        return f"intent {intent_id}{shown_label} was already tracked"
+    return f"now tracking intent {intent_id}{shown_label}"
+
+
+def untrack(
+    base: str, intent_id: str, token: str | None = None, *, timeout: float = DEFAULT_TIMEOUT
+) -> str:
+    """Ask the daemon to stop polling ``intent_id``; return a one-line confirmation."""
+    _call("DELETE", base, _intent_path(intent_id), token=token, timeout=timeout)
+    return f"stopped tracking intent {intent_id}"
+
+
+def _intent_path(intent_id: str) -> str:
+    try:
+        return f"/api/v1/intents/{validate_intent_id(intent_id)}"
+    except ValueError as exc:
+        raise ControlError(str(exc)) from None
+
+
+# Proxies from the environment must not see requests meant for the local daemon (or its token).
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _call(
+    method: str,
+    base: str,
+    path: str,
+    *,
+    token: str | None = None,
+    payload: bytes | None = None,
+    timeout: float,
+) -> Any:
+    base = base.rstrip("/")
+    if urllib.parse.urlsplit(base).scheme not in {"http", "https"}:
+        raise ControlError(f"{base!r} is not an http:// URL")
+    headers = {"Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if payload is not None:
+        headers["Content-Type"] = "application/json"
+    url = base + path  # http(s) only, checked above
+    request = urllib.request.Request(url, payload, headers, method=method)  # noqa: S310
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            raw: bytes = response.read()
+    except urllib.error.HTTPError as exc:
+        raise ControlError(_refusal(exc)) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise ControlError(
+            f"cannot reach the daemon ({reason}); is notifier running? tried {base}"
+        ) from None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ControlError(f"{base}{path} did not answer with JSON; is that notifier?") from None
+
+
+def _refusal(exc: urllib.error.HTTPError) -> str:
+    try:
+        message = orjson.loads(exc.read()).get("error")
+    except (orjson.JSONDecodeError, AttributeError, OSError):
+        message = None
+    return f"the daemon refused: {message or exc.reason} (HTTP {exc.code})"
+
+
+def render_status(status: Mapping[str, Any], *, now: float | None = None) -> str:
+    """The status document as a human-readable report for ``notifier status``."""
+    clock = time.time() if now is None else now
+    lines: list[str] = []
+
+    feeds: Sequence[Mapping[str, Any]] = status.get("feeds") or []
+    down = [str(f.get("name")) for f in feeds if not f.get("up")]
+    readiness = "ready" if status.get("ready") else "NOT READY"
+    if down:
+        readiness += f" (down: {', '.join(down)})"
+    uptime = _duration(status.get("uptime_s"))
+    lines.append(f"notifier {status.get('version', '?')}, up {uptime}, {readiness}")
+
+    lines += ["", "FEEDS"]
+    rows = [
+        [
+            str(f.get("name", "?")),
+            "up" if f.get("up") else "DOWN",
+            str(f.get("connections", "")),
+            str(f.get("reconnects", "")),
+            _ago(f.get("last_event_at"), clock),
+            str(f.get("detail") or ""),
+        ]
+        for f in feeds
+    ]
+    lines += _table(["NAME", "STATE", "CONN", "RECONNECTS", "LAST EVENT", "DETAIL"], rows)
+
+    rules: Mapping[str, Any] = status.get("rules") or {}
+    files: Sequence[Mapping[str, Any]] = rules.get("files") or []
+    failing = [f for f in files if f.get("error_count")]
+    summary = f"RULES: {rules.get('loaded', 0)} loaded from {len(files)} file(s)"
+    lines += ["", summary + (f", {len(failing)} failing" if failing else "")]
+    for f in files:
+        count = int(f.get("error_count") or 0)
+        state = f"{count} error(s), last good version kept" if count else "ok"
+        lines.append(f"  {_cell(f.get('path'))}: {f.get('rules', 0)} rule(s), {state}")
+        errors: Sequence[Any] = f.get("errors") or []
+        lines += [f"    {_cell(error)}" for error in errors]
+        if count > len(errors):
+            lines.append(f"    … and {count - len(errors)} more")
+
+    alerts: Sequence[Mapping[str, Any]] = status.get("alerts") or []
+    lines += ["", f"ALERTS: {len(alerts)} firing" if alerts else "ALERTS: none firing"]
+    rows = [
+        [
+            _cell(a.get("rule")),
+            _cell(a.get("key")),
+            _cell(a.get("state")),
+            _ago(a.get("since"), clock),
+            _value(a.get("value")),
+        ]
+        for a in alerts
+    ]
+    if rows:
+        lines += _table(["RULE", "KEY", "STATE", "SINCE", "VALUE"], rows)
+
+    intents: Sequence[Mapping[str, Any]] | None = status.get("intents")
+    if intents is not None:
+        lines += ["", f"INTENTS: {len(intents)} tracked"]
+        rows = [
+            [_cell(i.get("id")), _cell(i.get("status") or "?"), _cell(i.get("label") or "")]
+            for i in intents
+        ]
+        if rows:
+            lines += _table(["ID", "STATUS", "LABEL"], rows)
+
+    outbox: Mapping[str, Any] = status.get("outbox") or {}
+    lines += [
+        "",
+        "OUTBOX: {} pending, {} sent, {} failed, {} dead".format(
+            *(outbox.get(k, 0) for k in ("pending", "sent", "failed", "dead"))
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: object) -> str:
+    # Text from the daemon may hold line breaks or control characters; a table cell must not.
+    return " ".join("" if value is None else str(value).split())
+
+
+def _value(value: object) -> str:
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.6g}"
+    return _cell(value)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    rows = [[_cell(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    return [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    ]
+
+
+def _ago(stamp: object, now: float) -> str:
+    if not isinstance(stamp, str) or not stamp:
+        return "never"
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return _cell(stamp)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return f"{_duration(now - moment.timestamp())} ago"
+
+
+def _duration(seconds: object) -> str:
+    if not isinstance(seconds, int | float) or not math.isfinite(seconds):
+        return "?"
+    total = max(0, int(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"

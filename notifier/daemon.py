@@ -1,0 +1,453 @@
+"""The daemon: sources → event queue → rule engine → dispatcher, with reload and health.
+
+``Daemon`` knows nothing of signals or exit codes: the CLI turns SIGTERM into ``stop`` and
+SIGHUP into ``request_reload()``; tests drive the same object in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+from typing import IO, Any
+
+import watchfiles
+
+from notifier import __version__
+from notifier.config import Settings
+from notifier.dispatch import Dispatcher
+from notifier.events import Event, Interest, PairKey, QuoteEvent
+from notifier.http import HttpApi
+from notifier.metrics import Metrics
+from notifier.replay import event_to_json
+from notifier.rules import ReloadResult, RuleRepository
+from notifier.rules.engine import Engine, StateStore
+from notifier.rules.loader import RULE_SUFFIXES
+from notifier.sources import SOURCES, Source, SourceContext, load_plugins
+from notifier.store import open_database
+from notifier.systemd import SystemdNotifier
+
+__all__ = ["Daemon", "EventQueue", "StartupError", "running"]
+
+log = logging.getLogger(__name__)
+
+RESCAN_INTERVAL = 60.0
+WATCH_STEP_MS = 30  # watchfiles yields a batch once no new change arrived for this long
+
+
+class StartupError(Exception):
+    """The configuration cannot run (exit code 78): bad apprise config, unusable listen address."""
+
+
+class EventQueue:
+    """The sources' sink: ``emit`` never blocks.
+
+    Quotes are conflated per pair — a newer quote replaces one not yet evaluated — so the
+    queue is bounded by the number of subscribed pairs plus the (low-rate) order, intent and
+    feed events. Order is kept between a pair's first pending quote and other events.
+    """
+
+    def __init__(self, record: IO[bytes] | None = None) -> None:
+        self._record = record
+        self._items: deque[Event | PairKey] = deque()
+        self._latest: dict[PairKey, QuoteEvent] = {}
+        self._ready = asyncio.Event()
+        self.conflated = 0
+        self.received = 0
+
+    def emit(self, event: Event) -> None:
+        self.received += 1
+        if self._record is not None:
+            self._record.write(event_to_json(event) + b"\n")
+        if isinstance(event, QuoteEvent):
+            if event.pair in self._latest:
+                self.conflated += 1
+            else:
+                self._items.append(event.pair)
+            self._latest[event.pair] = event
+        else:
+            self._items.append(event)
+        self._ready.set()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    async def wait(self) -> None:
+        await self._ready.wait()
+
+    def drain(self, limit: int = 1024) -> list[Event]:
+        """Up to ``limit`` events in arrival order; clears the ready flag when empty."""
+        out: list[Event] = []
+        items, latest = self._items, self._latest
+        while items and len(out) < limit:
+            item = items.popleft()
+            out.append(latest.pop(item) if isinstance(item, tuple) else item)
+        if not items:
+            self._ready.clear()
+        return out
+
+
+class Daemon:
+    """One running notifier: ``startup``, ``run`` until stopped, ``shutdown``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        notifier: SystemdNotifier | None = None,
+        record: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self._record = record.open("ab", buffering=1 << 16) if record else None
+        self.queue = EventQueue(self._record)
+        self.systemd = notifier or SystemdNotifier()
+        self.started_at = time.time()
+        self.sources: list[Source] = []
+        self.reloads = 0
+        self.last_reload: ReloadResult | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._reload_requested = asyncio.Event()
+        self._timer_changed = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._watch_stop = asyncio.Event()
+        self.http: HttpApi | None = None
+        self._listeners: list[Callable[[ReloadResult], None]] = []
+
+    # -- phases ----------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        s = self.settings
+        self.db = open_database(s.effective_state_dir)
+        self.tokens = s.token_table()
+        self.repository = RuleRepository(s.rules_dir, self.tokens)
+        self.dispatcher = Dispatcher(self.db, s, self.metrics)
+        channel_errors = self.dispatcher.reload_channels()
+        if channel_errors:
+            raise StartupError(f"{s.apprise_config}: " + "; ".join(channel_errors))
+        first = self.repository.reload()
+        self.engine = Engine(
+            first.ruleset,
+            self.dispatcher,
+            tokens=self.tokens,
+            store=StateStore(self.db),
+            metrics=self.metrics,
+        )
+        self._after_reload(first, time.perf_counter())
+        context = SourceContext(settings=s, sink=self.queue, metrics=self.metrics, db=self.db)
+        table = dict(SOURCES)
+        for problem in load_plugins(table):
+            log.error("source plugin: %s", problem)
+        for kind in table.values():
+            source = kind.create(context)
+            if source is not None:
+                source.set_interest(self._interest(first))
+                self.sources.append(source)
+        if s.http.listen:
+            self.http = HttpApi(self, s.http)
+            try:
+                await self.http.start()
+            except (OSError, ValueError) as exc:
+                raise StartupError(f"http.listen {s.http.listen!r}: {exc}") from exc
+        spawn = self._spawn
+        spawn(self.dispatcher.run(), "dispatcher")
+        spawn(self._consume(), "engine")
+        spawn(self._timers(), "timers")
+        spawn(self._reloader(), "reloader")
+        spawn(self._watch(), "watcher")
+        spawn(self._health(), "health")
+        for source in self.sources:
+            spawn(source.run(), f"source:{source.name}")
+        self.systemd.ready()
+        self._publish_status()
+        log.info(
+            "notifier %s started: %d rules, sources %s, http %s",
+            __version__,
+            len(first.ruleset.rules),
+            ", ".join(src.name for src in self.sources) or "none",
+            self.http.bound_url if self.http else "off",
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set or a core task dies."""
+        stopper = asyncio.create_task(stop.wait())
+        core = [t for t in self._tasks if not t.get_name().startswith("source:")]
+        done, _ = await asyncio.wait([stopper, *core], return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        for task in done:
+            if task is not stopper and not task.cancelled() and task.exception():
+                raise RuntimeError(f"{task.get_name()} failed") from task.exception()
+
+    async def shutdown(self, grace: float = 10.0) -> None:
+        """STOPPING, stop intake, drain deliveries within ``grace``, cancel the rest."""
+        self.systemd.stopping()
+        self._watch_stop.set()
+        intake = [t for t in self._tasks if t.get_name() != "dispatcher"]
+        for task in intake:
+            task.cancel()
+        await asyncio.gather(*intake, return_exceptions=True)
+        if hasattr(self, "dispatcher"):
+            try:
+                await self.dispatcher.drain(grace)
+            except Exception:
+                log.exception("delivery drain failed")
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.http is not None:
+            await self.http.stop()
+        if self._record is not None:
+            self._record.close()
+        if hasattr(self, "db"):
+            self.db.close()
+        log.info("notifier stopped")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    # -- rules -----------------------------------------------------------------------------
+
+    def request_reload(self) -> None:
+        """Ask for a reload (SIGHUP, the control API); it runs on the event loop."""
+        self._reload_requested.set()
+
+    def on_reload(self, listener: Callable[[ReloadResult], None]) -> None:
+        self._listeners.append(listener)
+
+    def reload(self, reason: str = "request") -> ReloadResult:
+        started = time.perf_counter()
+        result = self.repository.reload()
+        if result.changed:
+            self.engine.swap(result.ruleset)
+            interest = self._interest(result)
+            for source in self.sources:
+                source.set_interest(interest)
+        self._after_reload(result, started, reason)
+        return result
+
+    def _after_reload(self, result: ReloadResult, started: float, reason: str = "start") -> None:
+        self.last_reload = result
+        self.reloads += 1
+        failed = [f for f in result.files if f.failed]
+        self.metrics.rules_loaded.set(len(result.ruleset.rules))
+        self.metrics.rule_files_failed.set(len(failed))
+        self.metrics.reloads.labels("failed" if failed else "ok").inc()
+        self.metrics.reload_seconds.observe(time.perf_counter() - started)
+        if result.changed:
+            log.info(
+                "rules loaded (%s): %d active from %d file(s), %d file(s) with errors",
+                reason, len(result.ruleset.rules), len(result.files), len(failed),
+            )  # fmt: skip
+        for error in result.new_errors:
+            log.error("%s", error)
+        if result.new_errors:
+            body = "\n".join(str(e) for e in result.new_errors)
+            digest = ",".join(sorted({f.digest[:12] for f in failed}))
+            self.dispatcher.report_error(
+                f"rule-errors|{digest}",
+                f"notifier: {len(result.new_errors)} rule error(s); last good version kept",
+                body,
+            )
+        for listener in self._listeners:
+            listener(result)
+        self._publish_status()
+
+    def _interest(self, result: ReloadResult) -> Interest:
+        return result.ruleset.interest()
+
+    async def _reloader(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._reload_requested.wait(), RESCAN_INTERVAL)
+                reason = "signal"
+            except TimeoutError:
+                reason = "rescan"
+            self._reload_requested.clear()
+            if reason == "signal":
+                self.systemd.reloading()
+            try:
+                self.reload(reason)
+            except Exception:
+                log.exception("reload failed; previous rules keep running")
+            if reason == "signal":
+                self.systemd.ready()
+
+    async def _watch(self) -> None:
+        directory = self.settings.rules_dir
+        if not directory.is_dir():
+            log.warning("rules dir %s does not exist; rescanning every %ds", directory, 60)
+            return
+        watch = watchfiles.awatch(
+            directory,
+            watch_filter=_rule_filter,
+            step=WATCH_STEP_MS,
+            stop_event=self._watch_stop,
+            recursive=True,  # a ConfigMap mount swaps a ..data symlink in a subfolder
+        )
+        async for _changes in watch:
+            try:
+                self.reload("watch")
+            except Exception:
+                log.exception("reload failed; previous rules keep running")
+
+    # -- evaluation ------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        queue, engine = self.queue, self.engine
+        while True:
+            if not len(queue):
+                self._idle.set()
+            await queue.wait()
+            self._idle.clear()
+            before = engine.next_due()
+            for event in queue.drain():
+                try:
+                    engine.handle(event)
+                except Exception:
+                    log.exception("rule engine failed on %s; event skipped", type(event).__name__)
+            if engine.next_due() != before:
+                self._timer_changed.set()
+            await asyncio.sleep(0)  # let the readers run between batches
+
+    async def _timers(self) -> None:
+        while True:
+            due = self.engine.next_due()
+            timeout = None if due is None else max(0.0, due - time.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._timer_changed.wait(), timeout)
+            self._timer_changed.clear()
+            try:
+                self.engine.tick()
+            except Exception:
+                log.exception("rule timer failed")
+
+    async def settled(self) -> None:
+        """Return once every event emitted so far has been evaluated (a test barrier)."""
+        while True:
+            await self._idle.wait()
+            if not len(self.queue):
+                return
+            await asyncio.sleep(0)  # the consumer has not woken up for the new events yet
+
+    async def dispatcher_idle(self) -> None:
+        """Return once evaluation settled and nothing due is left in the outbox."""
+        await self.settled()
+        await self.dispatcher.wait_settled()
+
+    # -- health ----------------------------------------------------------------------------
+
+    async def _health(self) -> None:
+        interval = self.systemd.watchdog_interval()
+        period = min(interval or 5.0, 5.0)
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(period)
+            lag = time.monotonic() - started - period
+            self.metrics.loop_lag.set(max(lag, 0.0))
+            self.metrics.outbox_pending.set(self.dispatcher.pending_count())
+            core_alive = all(
+                not t.done() for t in self._tasks if not t.get_name().startswith("source:")
+            )
+            if interval is not None and core_alive:
+                self.systemd.watchdog()
+            self._publish_status()
+
+    def _publish_status(self) -> None:
+        self.systemd.status(self.summary())
+
+    def summary(self) -> str:
+        up = sum(1 for s in self.sources if s.status().up)
+        rules = len(self.engine.rules.rules) if hasattr(self, "engine") else 0
+        firing = self.engine.firing_count() if hasattr(self, "engine") else 0
+        failed = sum(1 for f in self.last_reload.files if f.failed) if self.last_reload else 0
+        text = f"feeds {up}/{len(self.sources)} up, {rules} rules, {firing} firing"
+        return text + (f", {failed} rule file(s) with errors" if failed else "")
+
+    # -- DaemonView (HTTP API) -------------------------------------------------------------
+
+    def feeds_ready(self) -> tuple[bool, list[str]]:
+        down = [s.name for s in self.sources if not s.status().up]
+        return not down, down
+
+    def status(self) -> dict[str, Any]:
+        files = self.last_reload.files if self.last_reload else ()
+        return {
+            "version": __version__,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "ready": self.feeds_ready()[0],
+            "summary": self.summary(),
+            "feeds": [{**_feed_json(src.status())} for src in self.sources],
+            "rules": {
+                "loaded": len(self.engine.rules.rules),
+                "dir": str(self.settings.rules_dir),
+                "files": [
+                    {
+                        "path": f.path,
+                        "rules": list(f.rules),
+                        "error_count": len(f.errors),
+                        "errors": [str(e) for e in f.errors],
+                    }
+                    for f in files
+                ],
+            },
+            "alerts": self.engine.alerts(),
+            "outbox": self.dispatcher.stats(),
+        }
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return self.engine.alerts()
+
+    def _poller(self) -> Any:
+        for source in self.sources:
+            if source.name == "intent":
+                return source
+        return None
+
+    def track_intent(self, intent_id: str, label: str | None) -> bool:
+        poller = self._poller()
+        if poller is None:
+            raise RuntimeError("the intent feed is disabled")
+        return bool(poller.track(intent_id, label))
+
+    def untrack_intent(self, intent_id: str) -> bool:
+        poller = self._poller()
+        if poller is None:
+            raise RuntimeError("the intent feed is disabled")
+        return bool(poller.untrack(intent_id))
+
+
+def _feed_json(status: Any) -> dict[str, Any]:
+    return {
+        "name": status.name,
+        "up": status.up,
+        "detail": status.detail,
+        "connections": status.connections,
+        "reconnects": status.reconnects,
+        "errors": status.errors,
+        "last_event_at": status.last_event_at,
+        "tracked": status.tracked,
+    }
+
+
+def _rule_filter(change: watchfiles.Change, path: str) -> bool:
+    name = Path(path).name
+    return name.endswith(RULE_SUFFIXES) or name == "..data"
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, **kwargs: Any) -> AsyncIterator[Daemon]:
+    """Start a daemon in-process for tests and the demo; shut it down on exit."""
+    daemon = Daemon(settings, **kwargs)
+    await daemon.startup()
+    try:
+        yield daemon
+    finally:
+        await daemon.shutdown(grace=5.0)
+
+
+def iter_errors(result: ReloadResult) -> Iterable[str]:
+    return (str(e) for e in result.errors)

@@ -1,0 +1,239 @@
+"""The send stage: one generation of the apprise config and one blocking send through it.
+
+A ``Channels`` object is built from the user's apprise config file (YAML or TEXT, with tags)
+and holds one ``Apprise`` object for that generation. ``send`` blocks, so callers run it in
+a worker thread; it reads the ``AppriseResult`` per service and says which channels took the
+message, which failed, and whether trying again can help.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from apprise import (
+    Apprise,
+    AppriseAsset,
+    AppriseConfig,
+    AppriseResult,
+    AppriseResultStatus,
+    NotifyBase,
+    NotifyFormat,
+    NotifyType,
+)
+
+from notifier.dispatch import console as _console  # noqa: F401 - registers console://
+from notifier.dispatch.redact import Redactor, mask_urls
+
+__all__ = ["MATCH_ALL", "Channel", "Channels", "SendResult", "tag_filter"]
+
+log = logging.getLogger("notifier.dispatch")
+
+MATCH_ALL = "all"  # apprise's tag filter that reaches every channel, tagged or not
+
+_NOTIFY_TYPES: dict[str, NotifyType] = {
+    "info": NotifyType.INFO,
+    "success": NotifyType.SUCCESS,
+    "warning": NotifyType.WARNING,
+    "failure": NotifyType.FAILURE,
+}
+
+
+def tag_filter(tags: Sequence[str]) -> str | list[str]:
+    """The apprise filter for a notification's tags: any of them; none means every channel.
+
+    apprise's own default for ``notify()`` is ``all`` as well, so an omitted ``notify:``
+    reaches tagged and untagged channels alike; services tagged ``always`` get everything.
+    """
+    return list(tags) if tags else MATCH_ALL
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Channel:
+    """One apprise service of the config, as the outbox tracks it."""
+
+    key: str  # hash of the full URL: stable across reloads, stored, never shown
+    label: str  # url(privacy=True): the only form of the URL that is logged or shown
+    tags: tuple[str, ...]
+    service: NotifyBase
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """The outcome of one attempt for one notification."""
+
+    ok: bool
+    delivered: frozenset[str]  # channel keys that confirmed
+    failed: frozenset[str]  # channel keys worth trying again
+    retryable: bool
+    error: str | None = None  # secret-free summary for logs and the outbox
+
+
+def _url(service: NotifyBase, *, privacy: bool = False) -> str:
+    return str(service.url(privacy=privacy))  # type: ignore[no-untyped-call]
+
+
+class _LoadErrors(logging.Filter):
+    """While this thread parses a config: masks every URL in apprise's log records (some
+    echo a raw config line, secrets included) and collects the warnings as errors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+        self._thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread != self._thread:
+            return True
+        try:
+            message = mask_urls(record.getMessage())
+        except (TypeError, ValueError):
+            return True
+        record.msg, record.args = message, None
+        if record.levelno >= logging.WARNING:
+            self.messages.append(message)
+        return True
+
+
+class Channels:
+    """One generation of the apprise config: its services and the one ``Apprise`` for them."""
+
+    def __init__(
+        self, services: Sequence[NotifyBase], errors: Sequence[str], redactor: Redactor
+    ) -> None:
+        self.asset = AppriseAsset()
+        self.apprise = Apprise(asset=self.asset)
+        self.errors = list(errors)
+        self.redactor = redactor
+        self._by_service: dict[int, Channel] = {}
+        self.channels: list[Channel] = []
+        for service in services:
+            full = _url(service)
+            label = _url(service, privacy=True)
+            password = getattr(service, "password", None)
+            redactor.learn(full, label, [password] if isinstance(password, str) else [])
+            channel = Channel(
+                key=hashlib.sha256(full.encode()).hexdigest()[:24],
+                label=label,
+                tags=tuple(sorted(str(t) for t in service.tags)),
+                service=service,
+            )
+            self.apprise.add(service)
+            self.channels.append(channel)
+            self._by_service[id(service)] = channel
+
+    @classmethod
+    def load(cls, path: Path, redactor: Redactor) -> Channels:
+        """Parse ``path``; every problem apprise reports lands in ``errors`` (URLs masked,
+        without the path: callers prefix it)."""
+        if not path.is_file():
+            return cls([], ["apprise config not found"], redactor)
+        collector = _LoadErrors()
+        apprise_log = logging.getLogger("apprise")
+        apprise_log.addFilter(collector)
+        try:
+            config = AppriseConfig()
+            config.add(str(path))
+            services = list(config.services())
+        finally:
+            apprise_log.removeFilter(collector)
+        errors = list(collector.messages)
+        if not services and not errors:
+            errors.append("no notification URLs found")
+        return cls(services, errors, redactor)
+
+    def __len__(self) -> int:
+        return len(self.channels)
+
+    def select(self, tags: Sequence[str]) -> list[Channel]:
+        """The channels apprise would notify for these tags (see ``tag_filter``)."""
+        return [
+            self._by_service[id(service)]
+            for service in self.apprise.find(tag_filter(tags), resolve=False)
+            if id(service) in self._by_service
+        ]
+
+    def send(
+        self,
+        *,
+        targets: Sequence[Channel],
+        tags: Sequence[str],
+        title: str,
+        body: str,
+        severity: str,
+        timeout: float,
+    ) -> SendResult:
+        """Send to ``targets`` (a subset of ``select(tags)``); blocks, so run it in a thread.
+
+        The whole selection goes through this generation's ``Apprise`` object, which keeps
+        apprise's priority escalation. A retry of only some channels goes through an
+        ``Apprise`` built from just those services.
+        """
+        if not targets:
+            return SendResult(False, frozenset(), frozenset(), False, "no channel to send to")
+        everyone = {c.key for c in self.select(tags)}
+        if {c.key for c in targets} == everyone:
+            sender = self.apprise
+        else:
+            sender = Apprise([c.service for c in targets], asset=self.asset)
+        if not body.strip():
+            # apprise services refuse an empty body; the title doubles as the body.
+            body = title.strip() or "(no text)"
+        result = sender.notify(
+            body=body,
+            title=title,
+            notify_type=_NOTIFY_TYPES.get(severity, NotifyType.INFO),
+            body_format=NotifyFormat.TEXT,
+            tag=tag_filter(tags),
+            timeout=timeout,
+        )
+        with result:
+            return self._read(result, targets, tags)
+
+    def _read(
+        self, result: AppriseResult, targets: Sequence[Channel], tags: Sequence[str]
+    ) -> SendResult:
+        all_keys = frozenset(c.key for c in targets)
+        if result.status == AppriseResultStatus.SUCCESS:
+            return SendResult(True, all_keys, frozenset(), False)
+        if result.status == AppriseResultStatus.NOMATCH:
+            wanted = ", ".join(tags) or MATCH_ALL
+            return SendResult(
+                False, frozenset(), frozenset(), False, f"no channel matches tags: {wanted}"
+            )
+        if not result.results:
+            # apprise refused the call itself (e.g. a message it cannot prepare): a retry
+            # would be refused the same way.
+            return SendResult(False, frozenset(), frozenset(), False, self._summary(result, None))
+        # Results name services by privacy URL; two services differing only in a secret
+        # share one, so they succeed or fail together (a retry may then repeat to one).
+        bad_labels = {r.url for r in result.results if r.status != AppriseResultStatus.SUCCESS}
+        ok_labels = {r.url for r in result.results} - bad_labels
+        delivered = frozenset(c.key for c in targets if c.label in ok_labels)
+        failed = frozenset(c.key for c in targets if c.label in bad_labels)
+        if not failed:  # PARTIAL only because apprise skipped an entry it could not build
+            return SendResult(True, delivered, frozenset(), False)
+        return SendResult(False, delivered, failed, True, self._summary(result, bad_labels))
+
+    def _summary(self, result: AppriseResult, labels: set[str] | None) -> str:
+        parts: list[str] = []
+        for service in result.results:
+            if labels is not None and service.url not in labels:
+                continue
+            messages = [e.message for e in service.logs() if e.level in {"WARNING", "ERROR"}]
+            detail = f": {messages[-1]}" if messages else ""
+            parts.append(f"{service.name} {service.url} {service.status.name.lower()}{detail}")
+        if not parts:
+            messages = [e.message for e in result.call_logs()]
+            parts.append(f"apprise {result.status.name.lower()}: " + "; ".join(messages[-2:]))
+        return self.redactor("; ".join(parts))
+
+
+def describe(channel: Channel) -> dict[str, Any]:
+    """A channel as ``status`` shows it: privacy URL and tags only."""
+    return {"url": channel.label, "tags": list(channel.tags)}

@@ -1,0 +1,484 @@
+"""The delivery loop: outbox row → rate limit → send through apprise → confirm, retry or give up.
+
+Each stage is a small method: ``Outbox`` (durable rows and dedup), ``RateLimiter`` (per-tag
+budget, digests), ``Channels.send`` (apprise, in a worker thread with a timeout). A failure
+apprise calls retryable backs off with full jitter until ``delivery.retry_for`` after the
+first attempt; then the row is dead-lettered and reported to the ``errors_to`` tags.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from notifier.config import Settings
+from notifier.dispatch.channels import Channel, Channels, SendResult, describe
+from notifier.dispatch.outbox import NewRow, Outbox, OutboxRow
+from notifier.dispatch.ratelimit import ALL, RateLimiter, render_digest
+from notifier.dispatch.redact import Redactor
+from notifier.durations import format_duration
+from notifier.metrics import Metrics
+
+if TYPE_CHECKING:
+    from notifier.dispatch import Notification
+
+__all__ = ["MAX_IN_FLIGHT", "Dispatcher", "backoff_delay", "run_in_thread"]
+
+log = logging.getLogger("notifier.dispatch")
+
+T = TypeVar("T")
+
+MAX_IN_FLIGHT = 8  # rows being sent at once; apprise fans out per service on its own pool
+PRUNE_EVERY = 3600.0
+MAX_SLEEP = 60.0  # re-check the outbox at least this often (clock jumps, pruning)
+THREAD_GRACE = 5.0  # apprise enforces the timeout itself; this only catches a hung apprise
+BACKOFF_BASE = 1.0
+
+
+def backoff_delay(
+    attempt: int, cap: float, base: float = BACKOFF_BASE, rng: Callable[[], float] = random.random
+) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2^(attempt-1)))."""
+    ceiling = min(cap, min(base, cap) * 2.0 ** min(max(attempt - 1, 0), 32))
+    return rng() * ceiling
+
+
+def run_in_thread(call: Callable[[], T]) -> asyncio.Future[T]:
+    """Run a blocking ``call`` in a daemon thread; a send stuck in a channel then never keeps
+    the process from exiting, and cancelling the future just stops waiting for it."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def work() -> None:
+        try:
+            result = call()
+        except BaseException as exc:  # handed to the awaiting coroutine, not swallowed
+            report = functools.partial(future.set_exception, exc)
+        else:
+            report = functools.partial(future.set_result, result)
+        with contextlib.suppress(RuntimeError):  # loop already closed: nobody is waiting
+            loop.call_soon_threadsafe(settle, report)
+
+    threading.Thread(target=work, name="notifier-send", daemon=True).start()
+    return future
+
+
+class Dispatcher:
+    """Durable delivery: what the daemon enqueues reaches every channel it routes to, once.
+
+    ``enqueue`` is synchronous and durable on return; ``run`` is the delivery loop;
+    ``drain`` lets in-flight sends finish on shutdown. Everything else (stats, reload) is
+    for the daemon's control plane.
+    """
+
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        now: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._now = now
+        self._rng = rng
+        self._outbox = Outbox(db)
+        self._limiter = RateLimiter(
+            settings.delivery.rate_limit, settings.delivery.rate_limits, self._outbox
+        )
+        self._redactor = Redactor()
+        self._detach_redactor = self._redactor.attach()
+        self._channels = Channels.load(settings.apprise_config, self._redactor)
+        self.channel_errors: list[str] = list(self._channels.errors)
+        self._wake = asyncio.Event()
+        self._settled = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._running = False
+        self._stopping = False
+        self._next_prune = 0.0
+        self._refresh_pending()
+
+    # -- the daemon's API ------------------------------------------------------------------
+
+    def enqueue(self, n: Notification) -> bool:
+        """Write ``n`` to the outbox (durable on return). False: its key was already there."""
+        row = NewRow(
+            key=n.key,
+            kind="rule",
+            rule_id=n.rule_id,
+            title=n.title,
+            body=n.body,
+            severity=n.severity,
+            tags=tuple(n.tags),
+            created_at=n.created_at,
+            event_at=n.event_at,
+        )
+        return self._add(row)
+
+    def report_error(self, key: str, title: str, body: str) -> bool:
+        """Enqueue a message to the ``errors_to`` tags (deduplicated on ``key``).
+
+        An empty ``errors_to`` disables these reports. Reports are never themselves
+        reported when they fail, so a dead admin channel cannot loop.
+        """
+        if not self._settings.errors_to:
+            return False
+        row = NewRow(
+            key=f"error:{key}",
+            kind="error",
+            rule_id="notifier",
+            title=title,
+            body=body,
+            severity="failure",
+            tags=tuple(self._settings.errors_to),
+            created_at=self._now(),
+        )
+        return self._add(row)
+
+    def reload_channels(self) -> list[str]:
+        """Rebuild the apprise generation from ``apprise_config`` (the constructor loads the
+        first); returns its problems for the caller to log or report, URLs masked.
+
+        A config that yields no channel at all does not replace a working one.
+        """
+        loaded = Channels.load(self._settings.apprise_config, self._redactor)
+        if loaded.channels or not self._channels.channels:
+            self._channels = loaded
+            log.info(
+                "apprise config %s: %d channel(s), %d problem(s)",
+                self._settings.apprise_config,
+                len(loaded),
+                len(loaded.errors),
+            )
+        else:
+            log.warning(
+                "apprise config %s has no usable channel; keeping the previous %d",
+                self._settings.apprise_config,
+                len(self._channels),
+            )
+        self.channel_errors = list(loaded.errors)
+        self.wake()
+        return list(loaded.errors)
+
+    def pending_count(self) -> int:
+        return self._outbox.pending_count()
+
+    def stats(self) -> dict[str, Any]:
+        """Outbox counts and channels for ``notifier status``; URLs only in privacy form."""
+        counts = self._outbox.counts()
+        oldest = self._outbox.oldest_pending()
+        return {
+            **counts,
+            "in_flight": len(self._in_flight),
+            "oldest_pending_age": None if oldest is None else max(self._now() - oldest, 0.0),
+            "channels": len(self._channels),
+            "channel_list": [describe(c) for c in self._channels.channels],
+            "channel_errors": list(self.channel_errors),
+        }
+
+    def wake(self) -> None:
+        """Re-check the outbox now (after an enqueue, a reload, or a test moving the clock).
+        Safe to call from any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._poke()
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._poke()
+        else:
+            loop.call_soon_threadsafe(self._poke)
+
+    async def wait_settled(self) -> None:
+        """Return once nothing is in flight and no pending row is due (a barrier, not a sleep)."""
+        await self._settled.wait()
+
+    async def run(self) -> None:
+        """The delivery loop: until ``drain``, send due rows, then sleep until the next is due
+        or ``enqueue`` wakes it."""
+        self._loop = asyncio.get_running_loop()
+        self._running = True
+        self._stopped.clear()
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                now = self._now()
+                if now >= self._next_prune:
+                    self._prune(now)
+                free = MAX_IN_FLIGHT - len(self._in_flight)
+                if free > 0:
+                    for row in self._outbox.due(now, free, self._in_flight):
+                        self._start(row)
+                delay = self._sleep_for(now)
+                if not self._in_flight and (delay is None or delay > 0):
+                    self._settled.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+        finally:
+            self._running = False
+            self._stopped.set()
+
+    async def drain(self, timeout: float) -> None:  # noqa: ASYNC109 - the daemon's stop budget
+        """Stop taking rows, give in-flight sends ``timeout`` to finish, then stop. A send cut
+        off stays pending and is sent again after the restart."""
+        self._stopping = True
+        self._poke()
+        tasks = list(self._in_flight.values())
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=timeout)
+            if late:
+                log.warning(
+                    "%d delivery(ies) still in flight after %s; they stay pending and are "
+                    "resent on restart",
+                    len(late),
+                    format_duration(timeout),
+                )
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
+        if self._running:
+            await self._stopped.wait()
+        self.close()
+
+    def close(self) -> None:
+        """Detach the log redaction filters (``drain`` does it too); idempotent. The
+        connection belongs to the caller."""
+        self._detach_redactor()
+
+    # -- the loop's stages -----------------------------------------------------------------
+
+    def _add(self, row: NewRow) -> bool:
+        if self._outbox.add(row, self._now()) is None:
+            self._metrics.notifications.labels("deduplicated").inc()
+            log.debug("duplicate notification %s ignored", row.key)
+            return False
+        self._metrics.notifications.labels("queued").inc()
+        self._refresh_pending()
+        self.wake()
+        return True
+
+    def _poke(self) -> None:
+        self._settled.clear()
+        self._wake.set()
+
+    def _refresh_pending(self) -> None:
+        self._metrics.outbox_pending.set(self._outbox.pending_count())
+
+    def _prune(self, now: float) -> None:
+        self._next_prune = now + PRUNE_EVERY
+        gone = self._outbox.prune(now, window=self._limiter.longest_window)
+        if gone:
+            log.debug("pruned %d finished outbox row(s)", gone)
+
+    def _sleep_for(self, now: float) -> float | None:
+        if len(self._in_flight) >= MAX_IN_FLIGHT:
+            return None  # a finishing send wakes the loop
+        due = self._outbox.next_due(self._in_flight)
+        if due is None:
+            return MAX_SLEEP
+        return min(max(due - now, 0.0), MAX_SLEEP)
+
+    def _start(self, row: OutboxRow) -> None:
+        self._settled.clear()
+        task = asyncio.create_task(self._deliver(row), name=f"deliver-{row.id}")
+        self._in_flight[row.id] = task
+        task.add_done_callback(functools.partial(self._finished, row.id))
+
+    def _finished(self, row_id: int, task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(row_id, None)
+        self._poke()
+
+    async def _deliver(self, row: OutboxRow) -> None:
+        try:
+            await self._attempt(row)
+        except Exception:
+            # A bug must not hot-loop on one row: back off like a failed send.
+            log.exception("delivering %s failed unexpectedly; retrying later", row.key)
+            now = self._now()
+            with contextlib.suppress(sqlite3.Error):
+                self._outbox.record_failure(
+                    row.id,
+                    delivered=(),
+                    retry=row.retry,
+                    error="internal error",
+                    now=now,
+                    next_attempt_at=now + self._backoff(row),
+                )
+        with contextlib.suppress(sqlite3.Error):
+            self._refresh_pending()
+
+    async def _attempt(self, row: OutboxRow) -> None:
+        now = self._now()
+        if row.kind == "digest" and row.digest_open:
+            row = self._seal(row)
+        route = row.route
+        if route is None:
+            decision = self._limiter.decide(row.tags, now)
+            admitted = self._outbox.route(
+                row.id, decision.route, decision.buckets, decision.held, now
+            )
+            if decision.held:
+                self._metrics.notifications.labels("digested").inc()
+                log.info("rate limit: %r held for %s digest", row.title, ", ".join(decision.held))
+            if not admitted:
+                return
+            route = decision.route
+        channels = self._channels
+        targets = self._targets(channels, row, route)
+        if not targets:
+            if row.done:  # channels that still lacked it are gone from the config
+                self._outbox.record_sent(row.id, (), self._now())
+                return
+            if not channels.channels:  # no usable apprise config yet: wait for a reload
+                result = SendResult(False, frozenset(), frozenset(), True, "no channels loaded")
+            else:  # a tag no channel has will not start matching by itself
+                wanted = ", ".join(route) or ALL
+                result = SendResult(
+                    False, frozenset(), frozenset(), False, f"no channel matches tags: {wanted}"
+                )
+        else:
+            result = await self._send(channels, targets, route, row)
+        self._settle(row, result)
+
+    def _seal(self, row: OutboxRow) -> OutboxRow:
+        bucket = row.digest_tag or ALL
+        items = self._outbox.digest_items(row.id)
+        title, body, severity = render_digest(bucket, items, self._limiter.limit(bucket))
+        self._outbox.seal_digest(row.id, title, body, severity)
+        sealed = self._outbox.get(row.id)
+        assert sealed is not None
+        return sealed
+
+    @staticmethod
+    def _targets(channels: Channels, row: OutboxRow, route: tuple[str, ...]) -> list[Channel]:
+        remaining = [c for c in channels.select(route) if c.key not in row.done]
+        if row.retry:
+            narrowed = [c for c in remaining if c.key in row.retry]
+            if narrowed:
+                return narrowed
+            # Every channel that failed was edited or removed: send to all still owed it.
+        return remaining
+
+    async def _send(
+        self, channels: Channels, targets: list[Channel], route: tuple[str, ...], row: OutboxRow
+    ) -> SendResult:
+        timeout = self._settings.delivery.timeout
+        call = functools.partial(
+            channels.send,
+            targets=targets,
+            tags=route,
+            title=row.title,
+            body=row.body,
+            severity=row.severity,
+            timeout=timeout,
+        )
+        all_keys = frozenset(c.key for c in targets)
+        try:
+            return await asyncio.wait_for(run_in_thread(call), timeout + THREAD_GRACE)
+        except TimeoutError:
+            return SendResult(
+                False, frozenset(), all_keys, True, f"apprise did not return within {timeout}s"
+            )
+        except Exception as exc:
+            error = self._redactor(f"apprise raised {type(exc).__name__}: {exc}")
+            return SendResult(False, frozenset(), all_keys, True, error)
+
+    def _settle(self, row: OutboxRow, result: SendResult) -> None:
+        now = self._now()
+        attempt = row.attempts + 1
+        if result.ok:
+            self._outbox.record_sent(row.id, result.delivered, now)
+            self._metrics.notifications.labels("sent").inc()
+            if row.attempts:
+                log.info("delivered %r (%s) on attempt %d", row.title, row.key, attempt)
+            else:
+                log.debug("delivered %r (%s)", row.title, row.key)
+            return
+        error = result.error or "delivery failed"
+        first = row.first_attempt_at if row.first_attempt_at is not None else now
+        deadline = first + self._settings.delivery.retry_for
+        if result.retryable and now < deadline:
+            next_at = min(now + self._backoff(row), deadline)
+            self._outbox.record_failure(
+                row.id,
+                delivered=result.delivered,
+                retry=result.failed,
+                error=error,
+                now=now,
+                next_attempt_at=next_at,
+            )
+            self._metrics.notifications.labels("failed").inc()
+            # Logged once per row; later attempts only at debug, until it succeeds or dies.
+            level = logging.WARNING if row.attempts == 0 else logging.DEBUG
+            log.log(
+                level,
+                "delivery of %r (%s) failed, retrying for up to %s: %s",
+                row.title,
+                row.key,
+                format_duration(deadline - now),
+                error,
+            )
+            return
+        self._dead_letter(row, result, error, now)
+
+    def _dead_letter(self, row: OutboxRow, result: SendResult, error: str, now: float) -> None:
+        report = None
+        if self._settings.errors_to and not self._is_error_report(row):
+            tried = format_duration(max(now - (row.first_attempt_at or now), 0.0))
+            report = NewRow(
+                key=f"error:dead-letter:{row.key}",
+                kind="error",
+                rule_id=row.rule_id,
+                title=f"Undeliverable: {row.title}",
+                body=(
+                    f"notifier gave up delivering this notification after "
+                    f"{row.attempts + 1} attempt(s) over {tried}.\n"
+                    f"rule: {row.rule_id}\nkey: {row.key}\ntags: {', '.join(row.tags) or ALL}\n"
+                    f"last error: {error}"
+                ),
+                severity="failure",
+                tags=tuple(self._settings.errors_to),
+                created_at=now,
+            )
+        reported = self._outbox.record_dead(row.id, result.delivered, error, now, report)
+        self._metrics.notifications.labels("dead_lettered").inc()
+        log.error(
+            "gave up on %r (%s) after %d attempt(s): %s",
+            row.title,
+            row.key,
+            row.attempts + 1,
+            error,
+        )
+        if reported is not None:
+            self._metrics.notifications.labels("queued").inc()
+            self.wake()
+
+    def _is_error_report(self, row: OutboxRow) -> bool:
+        if row.kind == "error":
+            return True
+        if row.kind == "digest":
+            items = self._outbox.digest_items(row.id)
+            return bool(items) and all(kind == "error" for kind, *_ in items)
+        return False
+
+    def _backoff(self, row: OutboxRow) -> float:
+        return backoff_delay(row.attempts + 1, self._settings.delivery.backoff_cap, rng=self._rng)

@@ -1,0 +1,407 @@
+"""The outbox: every notification is a SQLite row before anything is sent.
+
+A row is ``pending`` until every channel it targets confirmed (``sent``), it was folded into
+a rate-limit digest (``digested``), or it was given up (``dead``). The dedup key is unique,
+so a decision enqueued twice, or again after a restart, is one row. Finished rows are kept
+for ``KEEP_FINISHED`` so their keys keep deduplicating, then pruned.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, cast
+
+if TYPE_CHECKING:
+    from notifier.dispatch import Severity
+
+__all__ = ["KEEP_FINISHED", "Kind", "Outbox", "OutboxRow", "State"]
+
+KEEP_FINISHED = 7 * 86400.0
+
+Kind = Literal["rule", "digest", "error"]
+State = Literal["pending", "sent", "digested", "dead"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id               INTEGER PRIMARY KEY,
+    key              TEXT NOT NULL UNIQUE,
+    kind             TEXT NOT NULL CHECK (kind IN ('rule', 'digest', 'error')),
+    rule_id          TEXT NOT NULL,
+    title            TEXT NOT NULL,
+    body             TEXT NOT NULL,
+    severity         TEXT NOT NULL,
+    tags             TEXT NOT NULL,          -- JSON list as enqueued; [] = every channel
+    route            TEXT,                   -- JSON tags left after rate limiting; NULL = not yet
+    created_at       REAL NOT NULL,
+    event_at         REAL,
+    enqueued_at      REAL NOT NULL,
+    state            TEXT NOT NULL DEFAULT 'pending'
+                     CHECK (state IN ('pending', 'sent', 'digested', 'dead')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    first_attempt_at REAL,
+    next_attempt_at  REAL NOT NULL,
+    finished_at      REAL,
+    last_error       TEXT,                   -- secret-free summary of the last failure
+    done_channels    TEXT NOT NULL DEFAULT '[]',  -- channel keys that confirmed
+    retry_channels   TEXT,                   -- channel keys still to do; NULL = all routed
+    digest_tag       TEXT,                   -- kind digest: the bucket it summarises
+    digest_open      INTEGER NOT NULL DEFAULT 0  -- kind digest: still collecting items
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS outbox_open_digest ON outbox (digest_tag) WHERE digest_open = 1;
+CREATE TABLE IF NOT EXISTS outbox_digest_items (
+    digest_id INTEGER NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+    source_id INTEGER NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+    PRIMARY KEY (digest_id, source_id)
+);
+CREATE TABLE IF NOT EXISTS outbox_sends (   -- rate-limit log: one row per tag per admission
+    tag TEXT NOT NULL,
+    at  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_sends_tag ON outbox_sends (tag, at);
+"""
+
+_COLUMNS = (
+    "id, key, kind, rule_id, title, body, severity, tags, route, attempts, first_attempt_at,"
+    " next_attempt_at, done_channels, retry_channels, digest_tag, digest_open, enqueued_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    key: str
+    kind: Kind
+    rule_id: str
+    title: str
+    body: str
+    severity: Severity
+    tags: tuple[str, ...]
+    route: tuple[str, ...] | None
+    attempts: int
+    first_attempt_at: float | None
+    next_attempt_at: float
+    done: frozenset[str]
+    retry: frozenset[str] | None
+    digest_tag: str | None
+    digest_open: bool
+    enqueued_at: float
+
+    @classmethod
+    def from_db(cls, r: sqlite3.Row | tuple[object, ...]) -> OutboxRow:
+        route = cast("str | None", r[8])
+        retry = cast("str | None", r[13])
+        return cls(
+            id=cast(int, r[0]),
+            key=cast(str, r[1]),
+            kind=cast(Kind, r[2]),
+            rule_id=cast(str, r[3]),
+            title=cast(str, r[4]),
+            body=cast(str, r[5]),
+            severity=cast("Severity", r[6]),
+            tags=tuple(json.loads(cast(str, r[7]))),
+            route=None if route is None else tuple(json.loads(route)),
+            attempts=cast(int, r[9]),
+            first_attempt_at=cast("float | None", r[10]),
+            next_attempt_at=cast(float, r[11]),
+            done=frozenset(json.loads(cast(str, r[12]))),
+            retry=None if retry is None else frozenset(json.loads(retry)),
+            digest_tag=cast("str | None", r[14]),
+            digest_open=bool(r[15]),
+            enqueued_at=cast(float, r[16]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewRow:
+    """What ``Outbox.add`` inserts."""
+
+    key: str
+    kind: Kind
+    rule_id: str
+    title: str
+    body: str
+    severity: Severity
+    tags: tuple[str, ...]
+    created_at: float
+    event_at: float | None = None
+
+
+def _dump(values: Iterable[str]) -> str:
+    return json.dumps(sorted(values))
+
+
+class Outbox:
+    """The SQLite tables behind delivery. Every method is one short transaction."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        # The connection may be shared with other components and enqueue may come from
+        # another thread: one lock keeps each BEGIN…COMMIT whole.
+        self._lock = threading.RLock()
+        with self._lock:
+            self._db.executescript(SCHEMA)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._db.in_transaction:
+                # The rule engine's own transaction: its state change and this row commit together.
+                yield self._db
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def add(self, row: NewRow, now: float, *, due: float | None = None) -> int | None:
+        """Insert unless the key exists; durable on return. Returns the new id or None."""
+        with self._transaction() as db:
+            return self._insert(db, row, now, due)
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, row: NewRow, now: float, due: float | None) -> int | None:
+        cur = db.execute(
+            "INSERT OR IGNORE INTO outbox (key, kind, rule_id, title, body, severity, tags,"
+            " created_at, event_at, enqueued_at, next_attempt_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.key,
+                row.kind,
+                row.rule_id,
+                row.title,
+                row.body,
+                row.severity,
+                json.dumps(list(row.tags)),
+                row.created_at or now,
+                row.event_at,
+                now,
+                now if due is None else due,
+            ),
+        )
+        return cur.lastrowid if cur.rowcount == 1 else None
+
+    def route(
+        self,
+        row_id: int,
+        admitted: Sequence[str],
+        buckets: Sequence[str],
+        held: dict[str, float],
+        now: float,
+    ) -> bool:
+        """Apply a rate-limit decision in one transaction: the tags the row may go to, the
+        budget it used (``buckets``) and the held buckets folded into their open digests
+        (``held``: bucket -> when its digest is due). False when nothing was admitted."""
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO outbox_sends (tag, at) VALUES (?, ?)", [(b, now) for b in buckets]
+            )
+            for tag, due in held.items():
+                digest_id = self._open_digest(db, tag, due, now, row_id)
+                db.execute(
+                    "INSERT OR IGNORE INTO outbox_digest_items (digest_id, source_id)"
+                    " VALUES (?, ?)",
+                    (digest_id, row_id),
+                )
+            if not buckets:
+                db.execute(
+                    "UPDATE outbox SET state = 'digested', route = '[]', finished_at = ?"
+                    " WHERE id = ?",
+                    (now, row_id),
+                )
+                return False
+            db.execute("UPDATE outbox SET route = ? WHERE id = ?", (_dump(admitted), row_id))
+            return True
+
+    @staticmethod
+    def _open_digest(
+        db: sqlite3.Connection, tag: str, due: float, now: float, first_item: int
+    ) -> int:
+        found = db.execute(
+            "SELECT id FROM outbox WHERE digest_open = 1 AND digest_tag = ? AND state = 'pending'",
+            (tag,),
+        ).fetchone()
+        if found is not None:
+            return cast(int, found[0])
+        cur = db.execute(
+            "INSERT INTO outbox (key, kind, rule_id, title, body, severity, tags, route,"
+            " created_at, enqueued_at, next_attempt_at, digest_tag, digest_open)"
+            " VALUES (?, 'digest', 'notifier', '', '', 'info', ?, ?, ?, ?, ?, ?, 1)",
+            (
+                f"digest:{tag}:{first_item}",  # a row joins one digest per tag: unique
+                json.dumps([] if tag == "all" else [tag]),
+                json.dumps([] if tag == "all" else [tag]),
+                now,
+                now,
+                due,
+                tag,
+            ),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def digest_items(self, digest_id: int) -> list[tuple[str, str, str, str]]:
+        """(kind, rule_id, severity, title) of every row folded into a digest, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT o.kind, o.rule_id, o.severity, o.title FROM outbox_digest_items i"
+                " JOIN outbox o ON o.id = i.source_id WHERE i.digest_id = ? ORDER BY o.id",
+                (digest_id,),
+            ).fetchall()
+        return [(str(k), str(r), str(s), str(t)) for k, r, s, t in rows]
+
+    def seal_digest(self, digest_id: int, title: str, body: str, severity: Severity) -> None:
+        """Close a digest to new items and store the text it will be sent with."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE outbox SET digest_open = 0, title = ?, body = ?, severity = ? WHERE id = ?",
+                (title, body, severity, digest_id),
+            )
+
+    def record_sent(self, row_id: int, delivered: Iterable[str], now: float) -> None:
+        with self._transaction() as db:
+            done = self._done(db, row_id) | set(delivered)
+            db.execute(
+                "UPDATE outbox SET state = 'sent', attempts = attempts + 1,"
+                " first_attempt_at = COALESCE(first_attempt_at, ?), finished_at = ?,"
+                " done_channels = ?, retry_channels = NULL, last_error = NULL WHERE id = ?",
+                (now, now, _dump(done), row_id),
+            )
+
+    def record_failure(
+        self,
+        row_id: int,
+        *,
+        delivered: Iterable[str],
+        retry: Iterable[str] | None,
+        error: str,
+        now: float,
+        next_attempt_at: float,
+    ) -> None:
+        with self._transaction() as db:
+            done = self._done(db, row_id) | set(delivered)
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + 1,"
+                " first_attempt_at = COALESCE(first_attempt_at, ?), next_attempt_at = ?,"
+                " done_channels = ?, retry_channels = ?, last_error = ? WHERE id = ?",
+                (
+                    now,
+                    next_attempt_at,
+                    _dump(done),
+                    None if retry is None else _dump(retry),
+                    error,
+                    row_id,
+                ),
+            )
+
+    def record_dead(
+        self,
+        row_id: int,
+        delivered: Iterable[str],
+        error: str,
+        now: float,
+        report: NewRow | None,
+    ) -> int | None:
+        """Give a row up and, in the same transaction, enqueue its report (if any)."""
+        with self._transaction() as db:
+            done = self._done(db, row_id) | set(delivered)
+            db.execute(
+                "UPDATE outbox SET state = 'dead', attempts = attempts + 1,"
+                " first_attempt_at = COALESCE(first_attempt_at, ?), finished_at = ?,"
+                " done_channels = ?, last_error = ? WHERE id = ?",
+                (now, now, _dump(done), error, row_id),
+            )
+            return None if report is None else self._insert(db, report, now, None)
+
+    @staticmethod
+    def _done(db: sqlite3.Connection, row_id: int) -> set[str]:
+        found = db.execute("SELECT done_channels FROM outbox WHERE id = ?", (row_id,)).fetchone()
+        return set(json.loads(found[0])) if found else set()
+
+    def prune(self, now: float, keep: float = KEEP_FINISHED, window: float = 86400.0) -> int:
+        """Forget finished rows older than ``keep`` and rate-limit entries older than
+        ``window``; returns how many outbox rows went."""
+        with self._transaction() as db:
+            cur = db.execute(
+                "DELETE FROM outbox WHERE state != 'pending' AND finished_at < ?", (now - keep,)
+            )
+            db.execute("DELETE FROM outbox_sends WHERE at < ?", (now - window,))
+            return cur.rowcount
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, row_id: int) -> OutboxRow | None:
+        with self._lock:
+            r = self._db.execute(
+                f"SELECT {_COLUMNS} FROM outbox WHERE id = ?", (row_id,)
+            ).fetchone()
+        return None if r is None else OutboxRow.from_db(r)
+
+    def due(self, now: float, limit: int, exclude: Iterable[int] = ()) -> list[OutboxRow]:
+        """Pending rows due at ``now``, earliest first, skipping ids already in flight."""
+        skip = set(exclude)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
+                " ORDER BY next_attempt_at, id LIMIT ?",
+                (now, limit + len(skip)),
+            ).fetchall()
+        return [OutboxRow.from_db(r) for r in rows if r[0] not in skip][:limit]
+
+    def next_due(self, exclude: Iterable[int] = ()) -> float | None:
+        """When the earliest pending row not in ``exclude`` is due."""
+        skip = list(exclude)
+        marks = ",".join("?" * len(skip))
+        where = f" AND id NOT IN ({marks})" if skip else ""
+        with self._lock:
+            found = self._db.execute(
+                f"SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'{where}", skip
+            ).fetchone()
+        return None if found is None or found[0] is None else float(found[0])
+
+    def sends_since(self, bucket: str, since: float) -> tuple[int, float | None]:
+        """How many admissions ``bucket`` had after ``since``, and the oldest of them."""
+        with self._lock:
+            count, oldest = self._db.execute(
+                "SELECT COUNT(*), MIN(at) FROM outbox_sends WHERE tag = ? AND at > ?",
+                (bucket, since),
+            ).fetchone()
+        return int(count), None if oldest is None else float(oldest)
+
+    def pending_count(self) -> int:
+        with self._lock:
+            (count,) = self._db.execute(
+                "SELECT COUNT(*) FROM outbox WHERE state = 'pending'"
+            ).fetchone()
+        return int(count)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per state, plus ``failed``: pending rows that have failed at least once."""
+        with self._lock:
+            found = dict(
+                self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
+            )
+            (failing,) = self._db.execute(
+                "SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND attempts > 0"
+            ).fetchone()
+        states: tuple[State, ...] = ("pending", "sent", "digested", "dead")
+        result: dict[str, int] = {s: int(found.get(s, 0)) for s in states}
+        result["failed"] = int(failing)
+        return result
+
+    def oldest_pending(self) -> float | None:
+        with self._lock:
+            (oldest,) = self._db.execute(
+                "SELECT MIN(enqueued_at) FROM outbox WHERE state = 'pending'"
+            ).fetchone()
+        return None if oldest is None else float(oldest)

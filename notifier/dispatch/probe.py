@@ -1,0 +1,79 @@
+"""``notifier notify-test`` and ``notifier check`` for the apprise config."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from notifier.config import Settings
+from notifier.dispatch.channels import Channel, Channels, SendResult
+from notifier.dispatch.dispatcher import THREAD_GRACE, run_in_thread
+from notifier.dispatch.redact import Redactor
+
+__all__ = ["ChannelResult", "check_apprise_config", "notify_test"]
+
+log = logging.getLogger("notifier.dispatch")
+
+TEST_TITLE = "notifier test notification"
+
+
+def check_apprise_config(settings: Settings) -> list[str]:
+    """Every problem apprise reports in ``settings.apprise_config`` (URLs masked, no path)."""
+    return Channels.load(settings.apprise_config, Redactor()).errors
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelResult:
+    """How one channel took the test message. ``url`` is the privacy form."""
+
+    url: str
+    tags: tuple[str, ...]
+    ok: bool
+    error: str | None = None
+
+
+async def notify_test(settings: Settings, tag: str | None) -> list[ChannelResult]:
+    """Send a test message through every channel (or those matching ``tag``), one by one.
+
+    An empty list means no channel is configured (problems are logged; see
+    ``check_apprise_config``) or none matches ``tag``.
+    """
+    redactor = Redactor()
+    detach = redactor.attach()
+    try:
+        channels = await asyncio.to_thread(Channels.load, settings.apprise_config, redactor)
+        for error in channels.errors:
+            log.warning("%s: %s", settings.apprise_config, error)
+        targets = channels.select([tag] if tag else [])
+        body = (
+            f"If you can read this, notifier on {socket.gethostname()} can reach this "
+            f"channel. Sent at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC."
+        )
+        timeout = settings.delivery.timeout
+        return list(await asyncio.gather(*(_one(channels, c, body, timeout) for c in targets)))
+    finally:
+        detach()
+
+
+async def _one(channels: Channels, channel: Channel, body: str, limit: float) -> ChannelResult:
+    call = functools.partial(
+        channels.send,
+        targets=[channel],
+        tags=(),
+        title=TEST_TITLE,
+        body=body,
+        severity="info",
+        timeout=limit,
+    )
+    try:
+        result: SendResult = await asyncio.wait_for(run_in_thread(call), limit + THREAD_GRACE)
+    except TimeoutError:
+        return ChannelResult(channel.label, channel.tags, False, f"no answer within {limit}s")
+    except Exception as exc:
+        error = channels.redactor(f"{type(exc).__name__}: {exc}")
+        return ChannelResult(channel.label, channel.tags, False, error)
+    return ChannelResult(channel.label, channel.tags, result.ok, result.error)

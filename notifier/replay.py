@@ -1,0 +1,160 @@
+"""Recorded events and ``notifier replay``: rules evaluated on a virtual clock, nothing sent.
+
+The JSON-lines format, one event per line (``at`` is unix seconds)::
+
+    {"at": 1700000000.0, "type": "quote", "in": "<mint>", "out": "<mint>", "amount": "1000000000",
+     "exact_in": true, "amount_out": "201500000", "price_impact_bps": 3, "hops": 1, "slot": 1}
+    {"at": …, "type": "order", "chain": 1, "event": "order_filled", "order_hash": "0x…",
+     "result": {…wire payload…}, "order": {"maker": "0x…", …} | null, "reconciled": false}
+    {"at": …, "type": "intent", "intent_id": "…", "status": "Expired",
+     "previous_status": "Deposited",
+     "label": null, "fields": {…}, "swap_metadata": {…} | null, "created_at": 1699990000.0}
+    {"at": …, "type": "feed", "feed": "quote", "up": false, "detail": "connection lost"}
+    {"at": …, "type": "tick"}          # only advances the clock (fires due timers)
+
+``notifier run --record FILE`` writes exactly this format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from notifier.config import Settings
+from notifier.dispatch import Notification
+from notifier.events import Event, FeedEvent, IntentEvent, OrderEvent, OrderInfo, QuoteEvent
+from notifier.rules import RuleRepository
+from notifier.rules.engine import Engine
+
+__all__ = ["ReplayError", "event_from_json", "event_to_json", "replay"]
+
+
+class ReplayError(Exception):
+    """The events file cannot be replayed; the message names the line."""
+
+
+def event_to_json(event: Event) -> bytes:
+    if isinstance(event, QuoteEvent):
+        data: dict[str, Any] = {
+            "at": event.at, "type": "quote", "in": event.pair[0], "out": event.pair[1],
+            "amount": event.pair[2], "exact_in": event.pair[3],
+            "amount_out": str(event.amount_out), "price_impact_bps": event.price_impact_bps,
+            "hops": event.hops, "slot": event.slot,
+        }  # fmt: skip
+    elif isinstance(event, OrderEvent):
+        data = {
+            "at": event.at, "type": "order", "chain": event.chain, "event": event.event,
+            "order_hash": event.order_hash, "result": dict(event.result),
+            "order": dataclasses.asdict(event.order) if event.order else None,
+            "reconciled": event.reconciled,
+        }  # fmt: skip
+    elif isinstance(event, IntentEvent):
+        data = {
+            "at": event.at, "type": "intent", "intent_id": event.intent_id,
+            "status": event.status, "previous_status": event.previous_status,
+            "label": event.label, "fields": dict(event.fields),
+            "swap_metadata": dict(event.swap_metadata) if event.swap_metadata else None,
+            "created_at": event.created_at,
+        }  # fmt: skip
+    else:
+        data = {"at": event.at, "type": "feed", "feed": event.feed, "up": event.up,
+                "detail": event.detail}  # fmt: skip
+    return orjson.dumps(data, default=str)
+
+
+def event_from_json(data: Mapping[str, Any]) -> Event | float:
+    """An event, or a bare timestamp for ``{"type": "tick"}``."""
+    at = float(data["at"])
+    kind = data.get("type")
+    if kind == "tick":
+        return at
+    if kind == "quote":
+        pair = (
+            str(data["in"]),
+            str(data["out"]),
+            str(data["amount"]),
+            bool(data.get("exact_in", True)),
+        )
+        return QuoteEvent(pair, int(data["amount_out"]), int(data.get("price_impact_bps", 0)),
+                          int(data.get("hops", 1)), int(data.get("slot", 0)), at)  # fmt: skip
+    if kind == "order":
+        order = data.get("order")
+        info = None
+        if order:
+            fields = {f.name for f in dataclasses.fields(OrderInfo)}
+            info = OrderInfo(**{k: v for k, v in order.items() if k in fields})
+        return OrderEvent(int(data["chain"]), str(data["event"]), str(data["order_hash"]),
+                          dict(data.get("result") or {}), info, at,
+                          bool(data.get("reconciled", False)))  # fmt: skip
+    if kind == "intent":
+        created = data.get("created_at")
+        return IntentEvent(
+            str(data["intent_id"]), str(data["status"]), data.get("previous_status"),
+            data.get("label"), dict(data.get("fields") or {}), data.get("swap_metadata"),
+            float(created) if created is not None else None, at,
+        )  # fmt: skip
+    if kind == "feed":
+        return FeedEvent(data["feed"], bool(data["up"]), str(data.get("detail", "")), at)
+    raise ValueError(f"unknown event type {kind!r}")
+
+
+class _Collect:
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.seen: set[str] = set()
+        self.count = 0
+
+    def enqueue(self, notification: Notification) -> bool:
+        if notification.key in self.seen:
+            return False
+        self.seen.add(notification.key)
+        self.count += 1
+        record = dataclasses.asdict(notification)
+        self.out.write(orjson.dumps(record).decode() + "\n")
+        return True
+
+
+def replay(events_path: Path, rules_dir: Path, settings: Settings, out: IO[str]) -> int:
+    """Print would-be notifications as JSON lines; exit status 1 when rules have errors."""
+    repository = RuleRepository(rules_dir, settings.token_table())
+    loaded = repository.reload()
+    if loaded.errors:
+        raise ReplayError("rule errors:\n" + "\n".join(str(e) for e in loaded.errors))
+    clock = _VirtualClock()
+    sink = _Collect(out)
+    engine = Engine(loaded.ruleset, sink, tokens=settings.token_table(), clock=clock)
+    try:
+        lines = events_path.read_bytes().splitlines()
+    except OSError as exc:
+        raise ReplayError(f"{events_path}: {exc.strerror}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = event_from_json(orjson.loads(line))
+        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
+            raise ReplayError(f"{events_path}:{number}: {exc}") from None
+        at = item if isinstance(item, float) else item.at
+        clock.advance_to(at, engine)
+        if not isinstance(item, float):
+            engine.handle(item)
+    return 0
+
+
+class _VirtualClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance_to(self, at: float, engine: Engine) -> None:
+        """Move time forward, firing every timer due on the way, in order."""
+        while (due := engine.next_due()) is not None and due <= at:
+            self.now = max(self.now, due)
+            engine.tick()
+        self.now = max(self.now, at)

@@ -1,0 +1,707 @@
+"""1inch Fusion order feed (UPSTREAMS §1): one websocket per chain, an order cache, REST catch-up.
+
+Most order events carry only ``orderHash``. Orders seen in ``order_created`` are kept in a
+bounded cache persisted to SQLite, unknown hashes are looked up over REST off the reader, and
+after a reconnect the orders the rules care about are reconciled over REST so that a fill,
+cancel or invalidation missed while disconnected is emitted once, with ``reconciled=True``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sqlite3
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Self
+
+import aiohttp
+import orjson
+
+from notifier.config import FusionSettings
+from notifier.events import EventSink, Interest, OrderEvent, OrderInfo
+from notifier.metrics import Metrics
+from notifier.sources import FeedHealth, FeedStatus, SourceContext, describe_error
+from notifier.sources.backoff import BackoffPolicy
+
+__all__ = ["ORDER_EVENTS", "CachedOrder", "OrderCache", "OrderFeed"]
+
+log = logging.getLogger(__name__)
+
+ORDER_EVENTS = frozenset(
+    {
+        "order_created",
+        "order_invalid",
+        "order_balance_or_allowance_change",
+        "order_filled",
+        "order_filled_partially",
+        "order_cancelled",
+    }
+)
+FINAL_EVENTS = frozenset({"order_filled", "order_cancelled", "order_invalid"})
+
+# REST order status -> the live event it stands for when the feed missed it. ``expired`` has no
+# live counterpart (nothing is emitted, the order just stops being reconciled); ``pending`` and
+# ``not-enough-balance-or-allowance`` are not transitions worth a synthetic event.
+RECONCILED_EVENTS = {
+    "filled": "order_filled",
+    "partially-filled": "order_filled_partially",
+    "cancelled": "order_cancelled",
+    "false-predicate": "order_invalid",
+    "invalid-signature": "order_invalid",
+    "wrong-permit": "order_invalid",
+}
+FINAL_STATUSES = frozenset(
+    {"filled", "cancelled", "expired", "false-predicate", "invalid-signature", "wrong-permit"}
+)
+
+MAX_PENDING_LOOKUPS = 1000  # beyond this, events for unknown hashes go out without order info
+MISSING_TTL = 600.0  # a hash REST could not resolve is not asked again for this long
+ACTIVE_PAGE_LIMIT = 500
+ACTIVE_MAX_PAGES = 20
+REST_TIMEOUT = aiohttp.ClientTimeout(total=15)
+_HASH = re.compile(r"[0-9A-Za-z_-]{1,200}")
+
+
+def state_key(event: str, remaining: int | None) -> str | None:
+    """The state a fill/cancel/invalidation leaves an order in; None for other events."""
+    if event == "order_filled_partially":
+        return f"{event}:{'' if remaining is None else remaining}"
+    return event if event in FINAL_EVENTS else None
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(f"not an integer: {value!r}")
+    return int(value)
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return _as_int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def order_info(order_hash: str, payload: Mapping[str, Any]) -> OrderInfo | None:
+    """An ``OrderInfo`` from an ``order_created`` result, an active order or a REST status."""
+    order = payload.get("order")
+    if not isinstance(order, Mapping):
+        return None
+    deadline = payload.get("deadline")
+    try:
+        return OrderInfo(
+            order_hash=order_hash,
+            maker=str(order["maker"]),
+            receiver=str(order.get("receiver", "")),
+            maker_asset=str(order["makerAsset"]),
+            taker_asset=str(order["takerAsset"]),
+            making_amount=_as_int(order["makingAmount"]),
+            taking_amount=_as_int(order["takingAmount"]),
+            deadline=deadline if isinstance(deadline, str) else None,
+            remaining_maker_amount=_int_or_none(payload.get("remainingMakerAmount")),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class RestStatus:
+    """The parts of ``GET …/order/status/{hash}`` the feed uses."""
+
+    status: str
+    info: OrderInfo | None
+    remaining: int | None
+
+    @classmethod
+    def parse(cls, order_hash: str, body: Mapping[str, Any]) -> Self | None:
+        status = body.get("status")
+        if not isinstance(status, str):
+            return None
+        remaining = _int_or_none(body.get("remainingMakerAmount"))
+        info = order_info(order_hash, body)
+        fills = body.get("fills")
+        if remaining is None and info is not None and isinstance(fills, list):
+            filled = sum(
+                _int_or_none(f.get("filledMakerAmount")) or 0 for f in fills if isinstance(f, dict)
+            )
+            remaining = max(info.making_amount - filled, 0)
+        if info is not None and remaining is not None:
+            info = replace(info, remaining_maker_amount=remaining)
+        return cls(status=status, info=info, remaining=remaining)
+
+
+@dataclass(slots=True)
+class CachedOrder:
+    """A known order and the last fill/cancel/invalidation state seen for it."""
+
+    chain: int
+    info: OrderInfo
+    state: str | None = None
+    final: bool = False
+    touched: float = 0.0  # last change, wall clock: orders the LRU across restarts
+
+
+class OrderCache:
+    """Bounded LRU of known orders, written behind to the ``fusion_orders`` table.
+
+    Writes are batched into one transaction per ``flush`` so that a burst of order events does
+    not cost one fsync each on the event loop.
+    """
+
+    def __init__(self, db: sqlite3.Connection, capacity: int) -> None:
+        self._db = db
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[int, str], CachedOrder] = OrderedDict()
+        self._dirty: set[tuple[int, str]] = set()
+        self._evicted: set[tuple[int, str]] = set()
+        db.execute(
+            """CREATE TABLE IF NOT EXISTS fusion_orders (
+                chain INTEGER NOT NULL,
+                order_hash TEXT NOT NULL,
+                maker TEXT NOT NULL,
+                receiver TEXT NOT NULL,
+                maker_asset TEXT NOT NULL,
+                taker_asset TEXT NOT NULL,
+                making_amount TEXT NOT NULL,
+                taking_amount TEXT NOT NULL,
+                deadline TEXT,
+                remaining_maker_amount TEXT,
+                state TEXT,
+                final INTEGER NOT NULL DEFAULT 0,
+                touched REAL NOT NULL,
+                PRIMARY KEY (chain, order_hash)
+            )"""
+        )
+        self._load()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, chain: int, order_hash: str) -> CachedOrder | None:
+        key = (chain, order_hash)
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, chain: int, info: OrderInfo) -> CachedOrder:
+        """Remember ``info``, keeping the state already known for the order."""
+        key = (chain, info.order_hash)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = CachedOrder(chain=chain, info=info)
+            self._entries[key] = entry
+        else:
+            entry.info = info
+            self._entries.move_to_end(key)
+        self._touch(key)
+        while len(self._entries) > self.capacity:
+            old, _ = self._entries.popitem(last=False)
+            self._dirty.discard(old)
+            self._evicted.add(old)
+        return entry
+
+    def record(
+        self, chain: int, order_hash: str, *, state: str | None, final: bool, remaining: int | None
+    ) -> None:
+        """Note what an event says about a cached order."""
+        entry = self._entries.get((chain, order_hash))
+        if entry is None:
+            return
+        if state is not None:
+            entry.state = state
+        entry.final = entry.final or final
+        if remaining is not None:
+            entry.info = replace(entry.info, remaining_maker_amount=remaining)
+        self._touch((chain, order_hash))
+
+    def candidates(self, chain: int, makers: frozenset[str], limit: int) -> list[CachedOrder]:
+        """Non-final orders of ``chain`` by the given makers (any when empty), newest first."""
+        found: list[CachedOrder] = []
+        for entry in reversed(self._entries.values()):
+            if len(found) >= limit:
+                break
+            if entry.chain != chain or entry.final:
+                continue
+            if makers and entry.info.maker.lower() not in makers:
+                continue
+            found.append(entry)
+        return found
+
+    def flush(self) -> None:
+        """Write changed rows and drop evicted ones, in one transaction."""
+        if not (self._dirty or self._evicted) or self._db.in_transaction:
+            return
+        rows = [self._row(self._entries[key]) for key in self._dirty]
+        try:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "DELETE FROM fusion_orders WHERE chain = ? AND order_hash = ?", self._evicted
+            )
+            self._db.executemany(
+                """INSERT INTO fusion_orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+                ON CONFLICT (chain, order_hash) DO UPDATE SET
+                    maker = excluded.maker, receiver = excluded.receiver,
+                    maker_asset = excluded.maker_asset, taker_asset = excluded.taker_asset,
+                    making_amount = excluded.making_amount,
+                    taking_amount = excluded.taking_amount, deadline = excluded.deadline,
+                    remaining_maker_amount = excluded.remaining_maker_amount,
+                    state = excluded.state, final = excluded.final, touched = excluded.touched""",
+                rows,
+            )
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            log.exception("order cache: could not persist %d order(s)", len(rows))
+            return
+        self._dirty.clear()
+        self._evicted.clear()
+
+    def _touch(self, key: tuple[int, str]) -> None:
+        self._entries[key].touched = time.time()
+        self._dirty.add(key)
+        self._evicted.discard(key)
+
+    @staticmethod
+    def _row(entry: CachedOrder) -> tuple[Any, ...]:
+        info = entry.info
+        remaining = info.remaining_maker_amount
+        return (
+            entry.chain,
+            info.order_hash,
+            info.maker,
+            info.receiver,
+            info.maker_asset,
+            info.taker_asset,
+            str(info.making_amount),
+            str(info.taking_amount),
+            info.deadline,
+            None if remaining is None else str(remaining),
+            entry.state,
+            int(entry.final),
+            entry.touched,
+        )
+
+    def _load(self) -> None:
+        rows = self._db.execute(
+            """SELECT chain, order_hash, maker, receiver, maker_asset, taker_asset, making_amount,
+                taking_amount, deadline, remaining_maker_amount, state, final, touched
+            FROM fusion_orders ORDER BY touched DESC LIMIT ?""",
+            (self.capacity,),
+        ).fetchall()
+        for row in reversed(rows):
+            chain, order_hash, maker, receiver, maker_asset, taker_asset = row[:6]
+            info = OrderInfo(
+                order_hash=order_hash,
+                maker=maker,
+                receiver=receiver,
+                maker_asset=maker_asset,
+                taker_asset=taker_asset,
+                making_amount=int(row[6]),
+                taking_amount=int(row[7]),
+                deadline=row[8],
+                remaining_maker_amount=None if row[9] is None else int(row[9]),
+            )
+            self._entries[(chain, order_hash)] = CachedOrder(
+                chain=chain, info=info, state=row[10], final=bool(row[11]), touched=row[12]
+            )
+        if len(rows) == self.capacity:
+            self._db.execute(
+                """DELETE FROM fusion_orders WHERE rowid NOT IN
+                (SELECT rowid FROM fusion_orders ORDER BY touched DESC LIMIT ?)""",
+                (self.capacity,),
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A live event waiting for the REST look-up of its order."""
+
+    event: str
+    order_hash: str
+    result: Mapping[str, Any]
+    at: float
+
+
+class _Link:
+    """One chain's websocket state."""
+
+    def __init__(self, chain: int) -> None:
+        self.chain = chain
+        self.ws: aiohttp.ClientWebSocketResponse[bool] | None = None
+        self.failed = False
+        self.connects = 0
+
+
+class OrderFeed:
+    """Every order event of the configured chains, with ``order`` filled in when it can be."""
+
+    name = "order"
+
+    def __init__(
+        self,
+        settings: FusionSettings,
+        sink: EventSink,
+        metrics: Metrics,
+        db: sqlite3.Connection,
+        *,
+        backoff: BackoffPolicy | None = None,
+        reconcile_limit: int = 200,
+        reconcile_on_start: bool = False,
+        rest_concurrency: int = 4,
+        flush_interval: float = 1.0,
+    ) -> None:
+        self._settings = settings
+        self._sink = sink
+        self._key = settings.api_key.get_secret_value()
+        self._headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
+        self._ws_base = re.sub(r"^http", "ws", settings.url.rstrip("/"))
+        self._rest_base = settings.rest_url.rstrip("/")
+        self._backoff = backoff or BackoffPolicy()
+        self._reconcile_limit = reconcile_limit
+        self._reconcile_on_start = reconcile_on_start
+        self._rest_concurrency = rest_concurrency
+        self._flush_interval = flush_interval
+        self._health = FeedHealth("order", sink, metrics)
+        self._cache = OrderCache(db, settings.order_cache_size)
+        self._links = {chain: _Link(chain) for chain in dict.fromkeys(settings.chains)}
+        self._makers: frozenset[str] = frozenset()
+        self._lookups: dict[tuple[int, str], list[_Pending]] = {}
+        self._missing: dict[tuple[int, str], float] = {}
+        self._reconciling: dict[int, asyncio.Task[None]] = {}
+        self._unknown_events: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self.reconciliations = 0  # completed catch-ups after reconnects
+        self._rest_slots: asyncio.Semaphore | None = None
+
+    @classmethod
+    def create(cls, context: SourceContext) -> Self | None:
+        settings = context.settings.fusion
+        if not settings.enabled:
+            return None
+        return cls(settings, context.sink, context.metrics, context.db)
+
+    def set_interest(self, interest: Interest) -> None:
+        """Only the makers matter: they choose which cached orders are reconciled."""
+        self._makers = frozenset(maker.lower() for maker in interest.makers)
+
+    def cached_order(self, chain: int, order_hash: str) -> OrderInfo | None:
+        entry = self._cache.get(chain, order_hash)
+        return entry.info if entry else None
+
+    def status(self) -> FeedStatus:
+        live = sum(1 for link in self._links.values() if link.ws is not None)
+        return self._health.status(connections=live, tracked=len(self._cache))
+
+    async def run(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=None)
+        async with aiohttp.ClientSession(headers=self._headers, timeout=timeout) as session:
+            self._session = session
+            self._rest_slots = asyncio.Semaphore(self._rest_concurrency)
+            try:
+                for link in self._links.values():
+                    self._spawn(self._serve(link, session), f"fusion-chain-{link.chain}")
+                while True:
+                    await asyncio.sleep(self._flush_interval)
+                    self._cache.flush()
+            finally:
+                for task in self._tasks:
+                    task.cancel()
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+                self._session = None
+                self._cache.flush()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _refresh_health(self) -> None:
+        links = list(self._links.values())
+        failed = [link.chain for link in links if link.failed]
+        if failed:
+            self._health.set(False, f"chain(s) {', '.join(map(str, failed))} disconnected")
+        elif links and all(link.connects for link in links):
+            self._health.set(True, f"{len(links)} chain(s) connected")
+
+    async def _serve(self, link: _Link, session: aiohttp.ClientSession) -> None:
+        url = f"{self._ws_base}/{self._settings.version}/{link.chain}"
+        backoff = self._backoff.start()
+        attempt = 0
+        while True:
+            if attempt:
+                self._health.reconnect()
+                await asyncio.sleep(backoff.delay())
+            attempt += 1
+            try:
+                reason = await self._connect_once(link, session, url, backoff.mark_up)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                reason = describe_error(exc, self._key)
+            # A bug must not end the feed; no traceback, as it may hold the key.
+            except Exception as exc:
+                reason = f"unexpected {describe_error(exc, self._key)}"
+            link.ws = None
+            link.failed = True
+            log.warning("order feed %s lost: %s; reconnecting", url, reason)
+            self._refresh_health()
+
+    async def _connect_once(
+        self,
+        link: _Link,
+        session: aiohttp.ClientSession,
+        url: str,
+        on_up: Callable[[], None],
+    ) -> str:
+        async with session.ws_connect(
+            url, heartbeat=self._settings.heartbeat, max_msg_size=8 << 20
+        ) as ws:
+            on_up()
+            link.ws = ws
+            link.failed = False
+            link.connects += 1
+            log.info("order feed %s connected", url)
+            self._refresh_health()
+            if link.connects > 1 or self._reconcile_on_start:
+                self._start_reconcile(link.chain)
+            async for message in ws:
+                if message.type is aiohttp.WSMsgType.TEXT:
+                    self._on_frame(link.chain, message.data)
+                elif message.type is aiohttp.WSMsgType.BINARY:
+                    self._malformed(link.chain, "binary frame", message.data)
+                elif message.type is aiohttp.WSMsgType.ERROR:
+                    break
+            error = ws.exception()
+            if error is not None:
+                return describe_error(error, self._key)
+            return f"closed by peer (code {ws.close_code})"
+
+    def _on_frame(self, chain: int, data: str | bytes) -> None:
+        """Parse one frame; never awaits, so the reader is never the slow one."""
+        try:
+            frame = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            self._malformed(chain, "not JSON", data)
+            return
+        if not isinstance(frame, dict):
+            self._malformed(chain, "not an object", data)
+            return
+        if "event" in frame:
+            name = frame["event"]
+            # types.ts and every fixture say ``result``; the README says ``data``.
+            payload = frame.get("result", frame.get("data"))
+            if not isinstance(name, str) or not isinstance(payload, dict):
+                self._malformed(chain, "event without an object result", data)
+            elif name not in ORDER_EVENTS:
+                self._unknown(chain, name)
+            elif not isinstance(payload.get("orderHash"), str) or not payload["orderHash"]:
+                self._malformed(chain, f"{name} without orderHash", data)
+            else:
+                self._on_event(chain, name, payload["orderHash"], payload)
+        elif isinstance(frame.get("method"), str):
+            log.debug("order feed chain %d: RPC response to %s", chain, frame["method"])
+        else:
+            self._malformed(chain, "neither event nor method", data)
+
+    def _on_event(self, chain: int, name: str, order_hash: str, result: Mapping[str, Any]) -> None:
+        at = time.time()
+        if name == "order_created":
+            info = order_info(order_hash, result)
+            if info is None:
+                log.warning(
+                    "order feed chain %d: order_created %s lacks order fields", chain, order_hash
+                )
+            else:
+                self._cache.put(chain, info)
+        elif self._cache.get(chain, order_hash) is None:
+            self._look_up_then_deliver(chain, _Pending(name, order_hash, result, at))
+            return
+        self._deliver(chain, name, order_hash, result, at)
+
+    def _deliver(
+        self,
+        chain: int,
+        name: str,
+        order_hash: str,
+        result: Mapping[str, Any],
+        at: float,
+        *,
+        reconciled: bool = False,
+    ) -> None:
+        remaining = _int_or_none(result.get("remainingMakerAmount"))
+        if name == "order_filled":
+            remaining = 0
+        self._cache.record(
+            chain,
+            order_hash,
+            state=state_key(name, remaining),
+            final=name in FINAL_EVENTS,
+            remaining=remaining,
+        )
+        entry = self._cache.get(chain, order_hash)
+        self._health.event()
+        self._sink.emit(
+            OrderEvent(
+                chain=chain,
+                event=name,
+                order_hash=order_hash,
+                result=result,
+                order=entry.info if entry else None,
+                at=at,
+                reconciled=reconciled,
+            )
+        )
+
+    def _look_up_then_deliver(self, chain: int, pending: _Pending) -> None:
+        key = (chain, pending.order_hash)
+        waiting = self._lookups.get(key)
+        if waiting is not None:  # keep per-order order: deliver behind the first one
+            waiting.append(pending)
+            return
+        missing_since = self._missing.get(key)
+        if missing_since is not None and time.monotonic() - missing_since > MISSING_TTL:
+            del self._missing[key]
+            missing_since = None
+        if (
+            self._session is None
+            or missing_since is not None
+            or len(self._lookups) >= MAX_PENDING_LOOKUPS
+            or not _HASH.fullmatch(pending.order_hash)
+        ):
+            self._deliver(chain, pending.event, pending.order_hash, pending.result, pending.at)
+            return
+        self._lookups[key] = [pending]
+        self._spawn(self._look_up(chain, pending.order_hash), f"fusion-lookup-{chain}")
+
+    async def _look_up(self, chain: int, order_hash: str) -> None:
+        key = (chain, order_hash)
+        try:
+            found = await self._fetch_status(chain, order_hash)
+        except asyncio.CancelledError:
+            self._lookups.pop(key, None)
+            raise
+        if found is not None and found.info is not None:
+            self._cache.put(chain, found.info)
+        else:
+            if len(self._missing) >= MAX_PENDING_LOOKUPS:
+                self._missing.clear()
+            self._missing[key] = time.monotonic()
+        for pending in self._lookups.pop(key, []):
+            self._deliver(chain, pending.event, pending.order_hash, pending.result, pending.at)
+
+    async def _get_json(self, url: str, params: Mapping[str, int] | None = None) -> Any:
+        """GET a JSON body over REST; None (logged) on any failure."""
+        session, slots = self._session, self._rest_slots
+        if session is None or slots is None:
+            return None
+        async with slots:
+            try:
+                async with session.get(url, params=params, timeout=REST_TIMEOUT) as response:
+                    if response.status != 200:
+                        level = logging.INFO if response.status == 404 else logging.WARNING
+                        log.log(level, "order REST %s: HTTP %d", url, response.status)
+                        if response.status != 404:
+                            self._health.errors += 1
+                        return None
+                    body = await response.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                self._health.errors += 1
+                log.warning("order REST %s failed: %s", url, describe_error(exc, self._key))
+                return None
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            self._health.malformed()
+            log.warning("order REST %s: body is not JSON", url)
+            return None
+
+    async def _fetch_status(self, chain: int, order_hash: str) -> RestStatus | None:
+        url = f"{self._rest_base}/orders/{self._settings.version}/{chain}/order/status/{order_hash}"
+        body = await self._get_json(url)
+        found = RestStatus.parse(order_hash, body) if isinstance(body, dict) else None
+        if body is not None and found is None:
+            self._health.malformed()
+            log.warning("order REST %s: no status in the response", url)
+        return found
+
+    def _start_reconcile(self, chain: int) -> None:
+        previous = self._reconciling.get(chain)
+        if previous is not None:
+            previous.cancel()
+        self._reconciling[chain] = self._spawn(self._reconcile(chain), f"fusion-reconcile-{chain}")
+
+    async def _reconcile(self, chain: int) -> None:
+        """Catch up on what the feed missed while this chain was disconnected."""
+        if self._makers:
+            await self._sync_active(chain)
+        targets = self._cache.candidates(chain, self._makers, self._reconcile_limit)
+        outcomes = await asyncio.gather(
+            *(self._reconcile_one(chain, entry.info.order_hash) for entry in targets)
+        )
+        log.info(
+            "order feed chain %d: reconciled %d order(s) over REST, %d missed event(s) emitted",
+            chain,
+            len(targets),
+            sum(outcomes),
+        )
+        self.reconciliations += 1
+
+    async def _reconcile_one(self, chain: int, order_hash: str) -> bool:
+        found = await self._fetch_status(chain, order_hash)
+        entry = self._cache.get(chain, order_hash)
+        if found is None or entry is None or entry.final:
+            return False
+        event = RECONCILED_EVENTS.get(found.status)
+        if event is None:
+            if found.status in FINAL_STATUSES:  # expired: nothing to announce, stop checking it
+                self._cache.record(chain, order_hash, state=None, final=True, remaining=None)
+            return False
+        key = state_key(event, found.remaining)
+        if key == entry.state:
+            return False
+        if found.remaining is None and (entry.state or "").startswith(f"{event}:"):
+            return False  # a partial fill already seen live; REST cannot tell us more
+        result: dict[str, Any] = {"orderHash": order_hash, "status": found.status}
+        if found.remaining is not None:
+            result["remainingMakerAmount"] = str(found.remaining)
+        self._deliver(chain, event, order_hash, result, time.time(), reconciled=True)
+        return True
+
+    async def _sync_active(self, chain: int) -> None:
+        """Cache active orders of the wanted makers created while the feed was away."""
+        url = f"{self._rest_base}/orders/{self._settings.version}/{chain}/order/active"
+        page = 1
+        while page <= ACTIVE_MAX_PAGES:
+            body = await self._get_json(url, {"page": page, "limit": ACTIVE_PAGE_LIMIT})
+            if not isinstance(body, dict):
+                return
+            items = body.get("items")
+            for item in items if isinstance(items, list) else []:
+                order_hash = item.get("orderHash") if isinstance(item, dict) else None
+                if not isinstance(order_hash, str) or self._cache.get(chain, order_hash):
+                    continue
+                info = order_info(order_hash, item)
+                if info is not None and info.maker.lower() in self._makers:
+                    self._cache.put(chain, info)
+            meta = body.get("meta")
+            current = _int_or_none(meta.get("currentPage")) if isinstance(meta, dict) else None
+            total = _int_or_none(meta.get("totalPages")) if isinstance(meta, dict) else None
+            if current is None or total is None or current >= total:
+                return
+            page = current + 1
+
+    def _unknown(self, chain: int, name: str) -> None:
+        self._health.malformed()
+        if name not in self._unknown_events:
+            self._unknown_events.add(name)
+            log.warning("order feed chain %d: skipping unknown event %r", chain, name)
+
+    def _malformed(self, chain: int, why: str, data: str | bytes) -> None:
+        self._health.malformed()
+        log.warning("order feed chain %d: skipped malformed frame (%s): %.200r", chain, why, data)

@@ -1,0 +1,442 @@
+"""Changelly DeFi intent poller (UPSTREAMS §3): ``GET /v1/intents/{id}`` until terminal.
+
+Tracked intents are the union of the config's ``track``, the rules' intents and ids added at
+run time with ``track``; ids, labels and last statuses persist in the ``intent_tracking`` table
+so a restart resumes without re-announcing statuses already seen.
+
+Failure policy per intent: 429 waits ``Retry-After`` (seconds or HTTP date); 5xx, network
+errors and other 4xx back off with full jitter; 404 is logged once and polled slowly, because
+an intent created moments ago may not be visible yet. The feed is down after
+``down_after`` consecutive failed polls and up again on the next success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
+from typing import Any, Self
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+
+from notifier.config import IntentSettings
+from notifier.events import TERMINAL_INTENT_STATUSES, EventSink, IntentEvent, Interest
+from notifier.metrics import Metrics
+from notifier.sources import FeedHealth, FeedStatus, SourceContext, describe_error
+from notifier.sources.backoff import Backoff, BackoffPolicy
+
+__all__ = ["IntentPoller", "IntentResponse", "TrackedIntent", "parse_retry_after"]
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_AFTER = 3600.0
+MAX_ID_LENGTH = 200
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    wait = when.timestamp() - (time.time() if now is None else now)
+    return min(max(wait, 0.0), MAX_RETRY_AFTER)
+
+
+def _parse_time(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _lots(amount: Any, decimals: Any) -> str | None:
+    """A human decimal amount as integer base units, when it is exact."""
+    if isinstance(decimals, bool) or not isinstance(decimals, int) or amount is None:
+        return None
+    try:
+        scaled = Decimal(str(amount)).scaleb(decimals)
+    except InvalidOperation:
+        return None
+    return str(int(scaled)) if scaled == scaled.to_integral_value() else None
+
+
+@dataclass(frozen=True, slots=True)
+class IntentResponse:
+    """One intent status response, normalised to the flat (defi-execution) field names."""
+
+    status: str
+    fields: dict[str, Any]
+    swap_metadata: Mapping[str, Any] | None
+    created_at: float | None
+
+    @classmethod
+    def parse(cls, body: Any) -> Self | None:
+        """Accept the flat shape and the nested ``from``/``to`` shape; None if neither."""
+        if not isinstance(body, dict):
+            return None
+        status = body.get("status")
+        if not isinstance(status, str) or not status:
+            return None
+        fields: dict[str, Any] = {}
+        for key, value in body.items():
+            if key == "swap_metadata":
+                continue
+            if key in ("from", "to") and isinstance(value, dict):
+                fields.update(_flatten_side(key, value))
+            else:
+                fields[key] = value
+        meta = body.get("swap_metadata")
+        metadata = meta if isinstance(meta, dict) else None
+        created = _parse_time((metadata or {}).get("created_at")) or _parse_time(
+            body.get("created_at")
+        )
+        return cls(status=status, fields=fields, swap_metadata=metadata, created_at=created)
+
+
+def _flatten_side(side: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """``from: {network_id, amount, decimals…}`` -> ``from_network_id``, ``from_amount_lots``…"""
+    flat = {f"{side}_{key}": value for key, value in data.items()}
+    if "contract_address" in data:
+        flat.setdefault(f"{side}_token", data["contract_address"])
+    decimals = data.get("decimals")
+    for source, target in (
+        ("amount", "amount_lots"),
+        ("min_amount", "min_amount_lots"),
+        ("max_amount", "max_amount_lots"),
+    ):
+        lots = _lots(data.get(source), decimals)
+        if lots is not None:
+            flat.setdefault(f"{side}_{target}", lots)
+    return flat
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedIntent:
+    """One tracked intent as ``notifier status`` shows it."""
+
+    intent_id: str
+    label: str | None
+    status: str | None
+    polling: bool  # False once terminal
+    origins: tuple[str, ...]  # "config", "rules", "api"
+    last_polled_at: float | None
+    detail: str
+
+
+class _Intent:
+    """Poll state of one intent."""
+
+    def __init__(self, intent_id: str, policy: BackoffPolicy) -> None:
+        self.intent_id = intent_id
+        self.label: str | None = None  # set through ``track``
+        self.pinned = False  # added through ``track``; survives restarts
+        self.status: str | None = None
+        self.due = 0.0  # loop time of the next poll
+        self.in_flight = False
+        self.not_found = False
+        self.last_polled_at: float | None = None
+        self.detail = "not polled yet"
+        self.backoff: Backoff = policy.start()
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_INTENT_STATUSES
+
+
+class IntentPoller:
+    """Polls every tracked, non-terminal intent and emits an ``IntentEvent`` per status change."""
+
+    name = "intent"
+
+    def __init__(
+        self,
+        settings: IntentSettings,
+        sink: EventSink,
+        metrics: Metrics,
+        db: sqlite3.Connection,
+        *,
+        backoff: BackoffPolicy | None = None,
+        max_concurrency: int = 4,
+        not_found_interval: float | None = None,
+        down_after: int = 3,
+        timeout: float = 15.0,
+    ) -> None:
+        self._settings = settings
+        self._sink = sink
+        self._db = db
+        self._key = settings.api_key.get_secret_value()
+        self._base = settings.url.rstrip("/")
+        interval = settings.poll_interval
+        self._backoff = backoff or BackoffPolicy(base=max(interval, 1.0), cap=max(300.0, interval))
+        self._max_concurrency = max_concurrency
+        self._not_found_interval = not_found_interval or max(60.0, 6 * interval)
+        self._down_after = down_after
+        self._timeout = timeout
+        self._health = FeedHealth("intent", sink, metrics)
+        self._intents: dict[str, _Intent] = {}
+        self._from_config = frozenset(settings.track)
+        self._from_rules: frozenset[str] = frozenset()
+        self._rule_labels: Mapping[str, str] = {}
+        self._failures = 0
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        db.execute(
+            """CREATE TABLE IF NOT EXISTS intent_tracking (
+                intent_id TEXT PRIMARY KEY,
+                label TEXT,
+                pinned INTEGER NOT NULL DEFAULT 0,
+                last_status TEXT,
+                updated_at REAL NOT NULL
+            )"""
+        )
+        for intent_id, label, pinned, status in db.execute(
+            "SELECT intent_id, label, pinned, last_status FROM intent_tracking"
+        ):
+            intent = self._intent(intent_id)
+            intent.label, intent.pinned, intent.status = label, bool(pinned), status
+
+    @classmethod
+    def create(cls, context: SourceContext) -> Self | None:
+        settings = context.settings.intents
+        if not settings.enabled:
+            return None
+        return cls(settings, context.sink, context.metrics, context.db)
+
+    def set_interest(self, interest: Interest) -> None:
+        self._from_rules = interest.intents
+        self._rule_labels = dict(interest.labels)
+        self._wake.set()
+
+    def track(self, intent_id: str, label: str | None = None) -> bool:
+        """Poll ``intent_id`` from now on, across restarts (the control API's ``PUT``).
+
+        True when it was not tracked through ``track`` before; a new label replaces the old.
+        """
+        intent_id = intent_id.strip()
+        if not intent_id or len(intent_id) > MAX_ID_LENGTH or not intent_id.isprintable():
+            raise ValueError(f"invalid intent id {intent_id[:MAX_ID_LENGTH]!r}")
+        intent = self._intent(intent_id)
+        created = not intent.pinned
+        intent.pinned = True
+        if label is not None:
+            intent.label = label
+        self._save(intent)
+        self._wake.set()
+        return created
+
+    def untrack(self, intent_id: str) -> bool:
+        """Forget a ``track``; True if it was tracked that way.
+
+        Ids the config or the rules name stay polled: those are removed by editing them.
+        """
+        intent = self._intents.get(intent_id)
+        if intent is None or not intent.pinned:
+            return False
+        intent.pinned = False
+        self._save(intent)
+        self._wake.set()
+        return True
+
+    def tracked(self) -> list[TrackedIntent]:
+        """Every tracked intent, terminal ones included, sorted by id."""
+        return [
+            TrackedIntent(
+                intent_id=intent.intent_id,
+                label=self._label(intent),
+                status=intent.status,
+                polling=not intent.terminal,
+                origins=self._origins(intent),
+                last_polled_at=intent.last_polled_at,
+                detail=intent.detail,
+            )
+            for intent in sorted(self._tracked(), key=lambda i: i.intent_id)
+        ]
+
+    def status(self) -> FeedStatus:
+        return self._health.status(connections=0, tracked=len(self._tracked()))
+
+    async def run(self) -> None:
+        headers = {"X-Api-Key": self._key} if self._key else {}
+        timeout = aiohttp.ClientTimeout(total=self._timeout)
+        loop = asyncio.get_running_loop()
+        async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
+            try:
+                while True:
+                    self._wake.clear()
+                    waiting = [i for i in self._tracked() if not i.terminal and not i.in_flight]
+                    if not waiting and not self._tasks:
+                        self._health.set(True, "idle: no intent to poll")
+                    now = loop.time()
+                    for intent in sorted(waiting, key=lambda i: i.due):
+                        if intent.due > now or len(self._tasks) >= self._max_concurrency:
+                            break
+                        self._start_poll(session, intent)
+                    pending = [i.due for i in waiting if not i.in_flight]
+                    delay = max(min(pending) - now, 0.0) if pending else None
+                    if len(self._tasks) >= self._max_concurrency:
+                        delay = None  # a finishing poll wakes us
+                    # Not wait_for: on 3.11 it can swallow a cancel that races a wake-up.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(delay):
+                            await self._wake.wait()
+            finally:
+                for task in self._tasks:
+                    task.cancel()
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _intent(self, intent_id: str) -> _Intent:
+        intent = self._intents.get(intent_id)
+        if intent is None:
+            intent = self._intents[intent_id] = _Intent(intent_id, self._backoff)
+        return intent
+
+    def _tracked(self) -> list[_Intent]:
+        for intent_id in self._from_config | self._from_rules:
+            self._intent(intent_id)
+        return [i for i in self._intents.values() if self._origins(i)]
+
+    def _origins(self, intent: _Intent) -> tuple[str, ...]:
+        found = (
+            ("config", intent.intent_id in self._from_config),
+            ("rules", intent.intent_id in self._from_rules),
+            ("api", intent.pinned),
+        )
+        return tuple(name for name, present in found if present)
+
+    def _label(self, intent: _Intent) -> str | None:
+        return intent.label or self._rule_labels.get(intent.intent_id)
+
+    def _start_poll(self, session: aiohttp.ClientSession, intent: _Intent) -> None:
+        intent.in_flight = True
+        task = asyncio.create_task(self._poll(session, intent), name=f"intent-{intent.intent_id}")
+        self._tasks.add(task)
+
+        def finished(done: asyncio.Task[None]) -> None:
+            self._tasks.discard(done)
+            intent.in_flight = False
+            self._wake.set()
+
+        task.add_done_callback(finished)
+
+    async def _poll(self, session: aiohttp.ClientSession, intent: _Intent) -> None:
+        url = f"{self._base}/v1/intents/{quote(intent.intent_id, safe='')}"
+        loop = asyncio.get_running_loop()
+        intent.last_polled_at = time.time()
+        try:
+            async with session.get(url) as response:
+                code = response.status
+                retry_after = response.headers.get("Retry-After")
+                body = await response.read() if code == 200 else b""
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self._failed(intent, describe_error(exc, self._key))
+            intent.due = loop.time() + intent.backoff.delay()
+            return
+        if code == 200:
+            self._on_body(intent, body)
+        elif code == 404:
+            if not intent.not_found:
+                log.warning(
+                    "intent %s not found (404); polling it every %.0fs until it appears",
+                    intent.intent_id,
+                    self._not_found_interval,
+                )
+            intent.not_found = True
+            intent.detail = "not found (404)"
+            self._failures = 0  # the upstream answered: not a feed failure
+            intent.due = loop.time() + self._not_found_interval
+            return
+        elif code == 429:
+            self._health.reconnect()
+            wait = parse_retry_after(retry_after)
+            if wait is None:
+                wait = intent.backoff.delay()
+            intent.detail = f"rate limited, retry in {wait:.0f}s"
+            log.info("intent %s: rate limited (429), next poll in %.1fs", intent.intent_id, wait)
+            intent.due = loop.time() + wait
+            return
+        else:
+            self._failed(intent, f"HTTP {code}")
+            intent.due = loop.time() + intent.backoff.delay()
+            return
+        intent.due = loop.time() + self._settings.poll_interval
+
+    def _on_body(self, intent: _Intent, body: bytes) -> None:
+        try:
+            parsed = IntentResponse.parse(orjson.loads(body))
+        except orjson.JSONDecodeError:
+            parsed = None
+        if parsed is None:
+            self._health.malformed()
+            self._failed(intent, "malformed response")
+            log.warning("intent %s: malformed response skipped: %.200r", intent.intent_id, body)
+            return
+        if intent.not_found:
+            log.info("intent %s found after 404s", intent.intent_id)
+            intent.not_found = False
+        intent.backoff.reset()
+        self._failures = 0
+        self._health.set(True, "polling")
+        intent.detail = "terminal" if parsed.status in TERMINAL_INTENT_STATUSES else "ok"
+        if parsed.status == intent.status:
+            return
+        previous, intent.status = intent.status, parsed.status
+        self._save(intent)
+        if intent.terminal:
+            log.info("intent %s reached %s; polling stops", intent.intent_id, parsed.status)
+        self._health.event()
+        self._sink.emit(
+            IntentEvent(
+                intent_id=intent.intent_id,
+                status=parsed.status,
+                previous_status=previous,
+                label=self._label(intent),
+                fields=parsed.fields,
+                swap_metadata=parsed.swap_metadata,
+                created_at=parsed.created_at,
+                at=time.time(),
+            )
+        )
+
+    def _failed(self, intent: _Intent, reason: str) -> None:
+        self._health.errors += 1
+        self._health.reconnect()
+        self._failures += 1
+        intent.detail = f"failing: {reason}"
+        log.warning("intent %s: poll failed: %s", intent.intent_id, reason)
+        if self._failures >= self._down_after:
+            self._health.set(False, f"{self._failures} consecutive failed polls: {reason}")
+
+    def _save(self, intent: _Intent) -> None:
+        try:
+            self._db.execute(
+                """INSERT INTO intent_tracking (intent_id, label, pinned, last_status, updated_at)
+                VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (intent_id) DO UPDATE SET label = excluded.label,
+                    pinned = excluded.pinned, last_status = excluded.last_status,
+                    updated_at = excluded.updated_at""",
+                (intent.intent_id, intent.label, int(intent.pinned), intent.status, time.time()),
+            )
+        except sqlite3.Error:
+            log.exception("intent %s: could not persist its state", intent.intent_id)

@@ -1,0 +1,356 @@
+"""Argyros quote stream (UPSTREAMS §2): websocket subscriptions derived from the rules.
+
+Quote pushes carry no ``exactIn`` field, so a push is mapped back to its subscription by
+``(in, out, amount)`` on the connection it arrived on. Two wanted tuples differing only in
+``exactIn`` are therefore never placed on the same connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Self
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from notifier.config import QuoteSettings
+from notifier.events import EventSink, Interest, PairKey, QuoteEvent
+from notifier.metrics import Metrics
+from notifier.sources import FeedHealth, FeedStatus, SourceContext, describe_error
+from notifier.sources.backoff import BackoffPolicy
+
+__all__ = ["QuoteStream"]
+
+log = logging.getLogger(__name__)
+
+FRAME_PAIRS = 256  # most pairs sent in one subscribe/unsubscribe frame
+WireKey = tuple[str, str, str]  # (in, out, amount): all a quote push identifies
+
+
+def _wire(pair: PairKey) -> WireKey:
+    return (pair[0], pair[1], pair[2])
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(f"not an integer: {value!r}")
+    return int(value)
+
+
+class _Connection:
+    """One websocket slot: the pairs it owns and the subscription changes not yet sent."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.pairs: dict[WireKey, PairKey] = {}
+        self.to_subscribe: set[PairKey] = set()
+        self.to_unsubscribe: set[PairKey] = set()
+        self.dirty = asyncio.Event()
+        self.ws: aiohttp.ClientWebSocketResponse[bool] | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.failed = False  # the last attempt failed or the socket dropped
+        self.connects = 0
+
+    def has_room(self, pair: PairKey, limit: int) -> bool:
+        wire = _wire(pair)
+        return (
+            len(self.pairs) < limit
+            and wire not in self.pairs
+            and all(_wire(p) != wire for p in self.to_unsubscribe)
+        )
+
+    def add(self, pair: PairKey) -> None:
+        self.pairs[_wire(pair)] = pair
+        if pair in self.to_unsubscribe:
+            self.to_unsubscribe.discard(pair)
+        else:
+            self.to_subscribe.add(pair)
+        self.dirty.set()
+
+    def remove(self, pair: PairKey) -> None:
+        del self.pairs[_wire(pair)]
+        if pair in self.to_subscribe:
+            self.to_subscribe.discard(pair)
+        else:
+            self.to_unsubscribe.add(pair)
+        self.dirty.set()
+
+    def take_pending(self) -> tuple[list[PairKey], list[PairKey]]:
+        """Changes to send now, as (unsubscribe, subscribe)."""
+        gone, new = sorted(self.to_unsubscribe), sorted(self.to_subscribe)
+        self.to_unsubscribe.clear()
+        self.to_subscribe.clear()
+        self.dirty.clear()
+        return gone, new
+
+
+class QuoteStream:
+    """Keeps the wanted pairs subscribed over as few connections as the 256-pair cap allows."""
+
+    name = "quote"
+
+    def __init__(
+        self,
+        settings: QuoteSettings,
+        sink: EventSink,
+        metrics: Metrics,
+        *,
+        backoff: BackoffPolicy | None = None,
+    ) -> None:
+        self._settings = settings
+        self._sink = sink
+        self._key = settings.api_key.get_secret_value()
+        url = URL(settings.url)
+        self._url = url.update_query(key=self._key) if self._key else url
+        self._log_url = str(url.with_query(None))
+        self._backoff = backoff or BackoffPolicy()
+        self._health = FeedHealth("quote", sink, metrics)
+        self._connections: list[_Connection] = []
+        self._home: dict[PairKey, _Connection] = {}
+        self._next_index = 0
+        self._changed = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def create(cls, context: SourceContext) -> Self | None:
+        settings = context.settings.quotes
+        return cls(settings, context.sink, context.metrics) if settings.enabled else None
+
+    def set_interest(self, interest: Interest) -> None:
+        """Move to ``interest.pairs``; live connections get only (un)subscribe frames."""
+        wanted = interest.pairs
+        gone = [pair for pair in self._home if pair not in wanted]
+        new = sorted(pair for pair in wanted if pair not in self._home)
+        for pair in gone:
+            self._home.pop(pair).remove(pair)
+        for pair in new:
+            connection = self._place(pair)
+            connection.add(pair)
+            self._home[pair] = connection
+        for connection in [c for c in self._connections if not c.pairs]:
+            self._connections.remove(connection)
+            if connection.task is not None:
+                connection.task.cancel()
+        if gone or new:
+            log.info(
+                "quote subscriptions: +%d -%d, %d pairs on %d connection(s)",
+                len(new),
+                len(gone),
+                len(self._home),
+                len(self._connections),
+            )
+        self._changed.set()
+
+    def connection_pairs(self) -> list[frozenset[PairKey]]:
+        """The pairs each connection owns, in connection order."""
+        return [frozenset(c.pairs.values()) for c in self._connections]
+
+    def status(self) -> FeedStatus:
+        live = sum(1 for c in self._connections if c.ws is not None)
+        return self._health.status(connections=live, tracked=len(self._home))
+
+    async def run(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=15)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            try:
+                while True:
+                    self._changed.clear()
+                    self._start_missing(session)
+                    self._refresh_health()
+                    await self._changed.wait()
+            finally:
+                for task in self._tasks:
+                    task.cancel()
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _place(self, pair: PairKey) -> _Connection:
+        limit = self._settings.max_pairs_per_connection
+        for connection in self._connections:
+            # Removed and wanted again before the unsubscribe went out: just cancel it.
+            if pair in connection.to_unsubscribe and len(connection.pairs) < limit:
+                return connection
+        for connection in self._connections:
+            if connection.has_room(pair, limit):
+                return connection
+        connection = _Connection(self._next_index)
+        self._next_index += 1
+        self._connections.append(connection)
+        return connection
+
+    def _start_missing(self, session: aiohttp.ClientSession) -> None:
+        for connection in self._connections:
+            if connection.task is None:
+                task = asyncio.create_task(
+                    self._serve(connection, session), name=f"quote-connection-{connection.index}"
+                )
+                connection.task = task
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    def _refresh_health(self) -> None:
+        failed = [c for c in self._connections if c.failed]
+        if failed:
+            names = ", ".join(f"#{c.index}" for c in failed)
+            self._health.set(False, f"{len(failed)}/{len(self._connections)} down ({names})")
+        elif not self._connections:
+            self._health.set(True, "idle: no pairs wanted")
+        elif any(c.connects for c in self._connections):
+            live = sum(1 for c in self._connections if c.ws is not None)
+            self._health.set(True, f"{live}/{len(self._connections)} connected")
+
+    async def _serve(self, connection: _Connection, session: aiohttp.ClientSession) -> None:
+        backoff = self._backoff.start()
+        attempt = 0
+        while True:
+            if attempt:
+                self._health.reconnect()
+                await asyncio.sleep(backoff.delay())
+            attempt += 1
+            try:
+                reason = await self._connect_once(connection, session, backoff.mark_up)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                reason = describe_error(exc, self._key)
+            # A bug must not end the feed; no traceback, as it may hold the key.
+            except Exception as exc:
+                reason = f"unexpected {describe_error(exc, self._key)}"
+            connection.ws = None
+            connection.failed = True
+            log.warning(
+                "quote connection #%d to %s lost: %s; reconnecting",
+                connection.index,
+                self._log_url,
+                reason,
+            )
+            self._refresh_health()
+
+    async def _connect_once(
+        self,
+        connection: _Connection,
+        session: aiohttp.ClientSession,
+        on_up: Callable[[], None],
+    ) -> str:
+        async with session.ws_connect(
+            self._url, heartbeat=self._settings.heartbeat, max_msg_size=1 << 20
+        ) as ws:
+            on_up()
+            connection.ws = ws
+            connection.failed = False
+            connection.connects += 1
+            # A new socket holds no subscriptions: send the whole set, not the pending diff.
+            connection.take_pending()
+            pairs = sorted(connection.pairs.values())
+            log.info(
+                "quote connection #%d connected to %s, subscribing %d pair(s)",
+                connection.index,
+                self._log_url,
+                len(pairs),
+            )
+            self._refresh_health()
+            await self._send(ws, "subscribe", pairs)
+            writer = asyncio.create_task(self._write(connection, ws))
+            try:
+                await self._read(connection, ws)
+            finally:
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
+            error = ws.exception()
+            if error is not None:
+                return describe_error(error, self._key)
+            return f"closed by peer (code {ws.close_code})"
+
+    async def _write(
+        self, connection: _Connection, ws: aiohttp.ClientWebSocketResponse[bool]
+    ) -> None:
+        while True:
+            await connection.dirty.wait()
+            gone, new = connection.take_pending()
+            await self._send(ws, "unsubscribe", gone)
+            await self._send(ws, "subscribe", new)
+
+    @staticmethod
+    async def _send(
+        ws: aiohttp.ClientWebSocketResponse[bool], op: str, pairs: Sequence[PairKey]
+    ) -> None:
+        for start in range(0, len(pairs), FRAME_PAIRS):
+            frame = {"op": op, "pairs": list(_wire_pairs(pairs[start : start + FRAME_PAIRS]))}
+            await ws.send_str(orjson.dumps(frame).decode())
+
+    async def _read(
+        self, connection: _Connection, ws: aiohttp.ClientWebSocketResponse[bool]
+    ) -> None:
+        async for message in ws:
+            if message.type is aiohttp.WSMsgType.TEXT:
+                self._on_frame(connection, message.data)
+            elif message.type is aiohttp.WSMsgType.BINARY:
+                self._malformed(connection, "binary frame", message.data)
+            elif message.type is aiohttp.WSMsgType.ERROR:
+                return
+
+    def _on_frame(self, connection: _Connection, data: str | bytes) -> None:
+        """Parse one frame and hand a quote to the sink; never awaits."""
+        try:
+            frame = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            self._malformed(connection, "not JSON", data)
+            return
+        if not isinstance(frame, dict):
+            self._malformed(connection, "not an object", data)
+            return
+        kind = frame.get("type")
+        if kind == "quote":
+            self._on_quote(connection, frame, data)
+        elif kind in ("subscribed", "unsubscribed"):
+            log.debug("quote connection #%d: %s %s", connection.index, kind, frame.get("count"))
+        elif kind == "error":
+            self._health.errors += 1
+            log.warning(
+                "quote connection #%d: upstream error: %s", connection.index, frame.get("message")
+            )
+        else:
+            self._malformed(connection, f"unknown type {kind!r}", data)
+
+    def _on_quote(self, connection: _Connection, frame: dict[str, Any], data: str | bytes) -> None:
+        try:
+            wire = (frame["in"], frame["out"], frame["amount"])
+            amount_out = _as_int(frame["amountOut"])
+            impact = _as_int(frame["priceImpactBps"])
+            hops = _as_int(frame["hops"])
+            slot = _as_int(frame["slot"])
+        except (KeyError, TypeError, ValueError) as exc:
+            self._malformed(connection, f"bad quote ({describe_error(exc)})", data)
+            return
+        if not all(isinstance(part, str) for part in wire):
+            self._malformed(connection, "bad quote (in/out/amount not strings)", data)
+            return
+        pair = connection.pairs.get(wire)
+        if pair is None:
+            return  # unsubscribed meanwhile, or not ours
+        self._health.event()
+        self._sink.emit(
+            QuoteEvent(
+                pair=pair,
+                amount_out=amount_out,
+                price_impact_bps=impact,
+                hops=hops,
+                slot=slot,
+                at=time.time(),
+            )
+        )
+
+    def _malformed(self, connection: _Connection, why: str, data: str | bytes) -> None:
+        self._health.malformed()
+        log.warning(
+            "quote connection #%d: skipped malformed frame (%s): %.200r",
+            connection.index,
+            why,
+            data,
+        )
+
+
+def _wire_pairs(pairs: Iterable[PairKey]) -> Iterable[dict[str, Any]]:
+    for in_mint, out_mint, amount, exact_in in pairs:
+        yield {"in": in_mint, "out": out_mint, "amount": amount, "exactIn": exact_in}

@@ -1,0 +1,115 @@
+"""Per-tag rate limits: bursts fold into durable digests; nothing is dropped silently."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from notifier.config import DeliverySettings, RateLimitSettings, Settings
+from notifier.dispatch import Dispatcher, Notification, Severity
+from notifier.metrics import Metrics
+from notifier.store import open_database
+from tests.receivers import FakeClock, HttpReceiver, running, write_apprise_yaml
+
+
+def limited_settings(tmp_path: Path, config: Path) -> Settings:
+    return Settings(
+        apprise_config=config,
+        state_dir=tmp_path,
+        errors_to=["admin"],
+        delivery=DeliverySettings(
+            timeout=5.0,
+            backoff_cap=0.05,
+            rate_limit=RateLimitSettings(count=100, per=60.0),
+            rate_limits={"burst": RateLimitSettings(count=5, per=60.0)},
+        ),
+    )
+
+
+def burst_note(i: int, tag: str = "burst") -> Notification:
+    severity: Severity = "failure" if i == 42 else "info"
+    return Notification(
+        key=f"b{i}",
+        rule_id="spam",
+        title=f"event {i:02d}",
+        body="",
+        severity=severity,
+        tags=(tag,),
+    )
+
+
+def named_titles(http: HttpReceiver) -> set[str]:
+    """Every notification title the receiver saw, directly or listed in a digest."""
+    names = {t for t in http.delivered_titles() if t.startswith("event ")}
+    for post in http.delivered:
+        names |= set(re.findall(r"\] (event \d\d) \(", post.message))
+    return names
+
+
+async def test_burst_of_50_arrives_as_5_messages_plus_one_digest_naming_the_rest(
+    tmp_path: Path,
+) -> None:
+    """50 notifications to a tag limited to 5/min: 5 go out, the other 45 are named in one
+    digest sent when the window frees up; other tags keep their own budget."""
+    clock = FakeClock()
+    async with HttpReceiver() as http:
+        config = write_apprise_yaml(
+            tmp_path / "apprise.yml", [(http.url("burst"), "burst"), (http.url("calm"), "calm")]
+        )
+        metrics = Metrics()
+        dispatcher = Dispatcher(
+            open_database(tmp_path), limited_settings(tmp_path, config), metrics, now=clock
+        )
+        async with running(dispatcher):
+            for i in range(50):
+                assert dispatcher.enqueue(burst_note(i))
+            dispatcher.enqueue(burst_note(99, tag="calm"))
+            await dispatcher.wait_settled()
+            burst_posts = [p for p in http.delivered if p.path == "/burst"]
+            assert len(burst_posts) == 5
+            assert [p.title for p in http.delivered if p.path == "/calm"] == ["event 99"]
+            stats = dispatcher.stats()
+            assert stats["digested"] == 45
+            assert stats["pending"] == 1  # the digest, due when the window frees up
+
+            clock.advance(61.0)
+            dispatcher.wake()
+            await http.wait_until(lambda: len(http.delivered) == 7)
+            await dispatcher.wait_settled()
+
+        burst_posts = [p for p in http.delivered if p.path == "/burst"]
+        assert len(burst_posts) == 6
+        digest = burst_posts[-1]
+        assert digest.title == "45 more notifications for tag 'burst' (rate limit)"
+        assert digest.type == "failure"  # the worst severity it holds
+        assert named_titles(http) == {f"event {i:02d}" for i in [*range(50), 99]}
+        assert dispatcher.stats()["pending"] == 0
+        value = metrics.registry.get_sample_value(
+            "notifier_notifications_total", {"outcome": "digested"}
+        )
+        assert value == 45
+
+
+async def test_digest_survives_a_restart(tmp_path: Path) -> None:
+    """Held notifications live in the outbox: a new Dispatcher still sends the digest."""
+    clock = FakeClock()
+    async with HttpReceiver() as http:
+        config = write_apprise_yaml(tmp_path / "apprise.yml", [(http.url(), "burst")])
+        settings = limited_settings(tmp_path, config)
+        db = open_database(tmp_path)
+        first = Dispatcher(db, settings, Metrics(), now=clock)
+        async with running(first):
+            for i in range(8):
+                first.enqueue(burst_note(i))
+            await first.wait_settled()
+        assert len(http.delivered) == 5
+        first.close()
+        db.close()
+
+        clock.advance(61.0)
+        second = Dispatcher(open_database(tmp_path), settings, Metrics(), now=clock)
+        async with running(second):
+            await http.wait_until(lambda: len(http.delivered) == 6)
+            await second.wait_settled()
+        assert http.delivered[-1].title == "3 more notifications for tag 'burst' (rate limit)"
+        assert named_titles(http) == {f"event {i:02d}" for i in range(8)}

@@ -1,0 +1,286 @@
+"""OrderFeed against the simulated 1inch Fusion websocket and REST API over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from pydantic import SecretStr
+
+from notifier.config import FusionSettings
+from notifier.events import Event, FeedEvent, Interest, OrderEvent, OrderInfo
+from notifier.metrics import Metrics
+from notifier.simulator import SIM_KEYS, Simulator
+from notifier.sources import OrderFeed
+from notifier.sources.backoff import BackoffPolicy
+from notifier.sources.fusion import OrderCache
+from notifier.store import open_database
+
+T = TypeVar("T")
+FAST = BackoffPolicy(base=0.05, cap=0.2, healthy_after=1.0)
+MAKER = "0x6edc317f3208b10c46f4ff97faa04dd632487408"
+
+
+class Collector:
+    """A sink that keeps every event."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type[T]) -> list[T]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def orders(self, order_hash: str, event: str | None = None) -> list[OrderEvent]:
+        return [
+            e
+            for e in self.of(OrderEvent)
+            if e.order_hash == order_hash and event in (None, e.event)
+        ]
+
+
+async def until(condition: Callable[[], object], within: float = 15.0) -> None:
+    """Poll ``condition`` until true; fail after ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            pytest.fail(f"condition not met within {within}s")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> sqlite3.Connection:
+    return open_database(tmp_path)
+
+
+@asynccontextmanager
+async def running(
+    sim: Simulator,
+    db: sqlite3.Connection,
+    *,
+    api_key: str = SIM_KEYS.fusion,
+    makers: frozenset[str] = frozenset(),
+    **options: Any,
+) -> AsyncIterator[tuple[OrderFeed, Collector]]:
+    sink = Collector()
+    settings = FusionSettings(
+        url=sim.urls.fusion_ws,
+        rest_url=sim.urls.fusion_rest,
+        api_key=SecretStr(api_key),
+        chains=[1],
+        heartbeat=5,
+    )
+    feed = OrderFeed(settings, sink, Metrics(), db, backoff=FAST, flush_interval=0.05, **options)
+    feed.set_interest(Interest(makers=makers))
+    task = asyncio.create_task(feed.run())
+    try:
+        yield feed, sink
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_order_cache_fills_in_later_events(db: sqlite3.Connection) -> None:
+    """order_filled carries only a hash; the order from order_created is attached to it."""
+    async with Simulator() as sim, running(sim, db) as (feed, sink):
+        await until(lambda: sim.fusion.connection_count() == 1)
+        order_hash = sim.fusion.create_order(maker=MAKER, making_amount=1000)
+        await until(lambda: sink.orders(order_hash, "order_created"))
+        sim.fusion.fill_partially(order_hash, remaining=400)
+        sim.fusion.fill(order_hash)
+        await until(lambda: sink.orders(order_hash, "order_filled"))
+        partial, filled = sink.orders(order_hash)[1:]
+        assert partial.event == "order_filled_partially"
+        assert partial.remaining_maker_amount == 400
+        assert filled.order is not None
+        assert filled.order.maker == MAKER
+        assert filled.order.making_amount == 1000
+        assert not filled.reconciled
+        assert feed.status().up
+        assert [e.up for e in sink.of(FeedEvent)] == [True]
+    # Persisted: a new feed on the same database knows the order.
+    again = OrderFeed(FusionSettings(), Collector(), Metrics(), db)
+    cached = again.cached_order(1, order_hash)
+    assert cached is not None
+    assert cached.maker == MAKER
+
+
+async def test_unknown_hash_is_looked_up_over_rest(db: sqlite3.Connection) -> None:
+    """An event for an order created before we connected gets its order from REST."""
+    async with Simulator() as sim:
+        order_hash = sim.fusion.create_order(maker=MAKER)  # nobody connected: missed live
+        async with running(sim, db) as (_, sink):
+            await until(lambda: sim.fusion.connection_count() == 1)
+            sim.fusion.cancel(order_hash)
+            await until(lambda: sink.orders(order_hash))
+            (event,) = sink.orders(order_hash)
+            assert event.event == "order_cancelled"
+            assert event.order is not None
+            assert event.order.maker == MAKER
+
+
+async def test_failed_look_up_emits_without_order(db: sqlite3.Connection) -> None:
+    """A hash REST does not know still produces its event, with order=None."""
+    async with Simulator() as sim, running(sim, db) as (_, sink):
+        await until(lambda: sim.fusion.connection_count() == 1)
+        for group in sim.fusion._peers.values():  # no public hook for raw frames
+            for peer in group:
+                peer.send_json({"event": "order_filled", "result": {"orderHash": "0xabc-1"}})
+        await until(lambda: sink.orders("0xabc-1"))
+        assert sink.orders("0xabc-1")[0].order is None
+
+
+async def test_missed_fill_is_reconciled_once(db: sqlite3.Connection) -> None:
+    """A fill while connections are refused is emitted once, reconciled, after reconnecting."""
+    async with Simulator() as sim:
+        async with running(sim, db, makers=frozenset({MAKER})) as (feed, sink):
+            await until(lambda: sim.fusion.connection_count() == 1)
+            mine = sim.fusion.create_order(maker=MAKER)
+            other = sim.fusion.create_order()
+            await until(lambda: sink.orders(mine) and sink.orders(other))
+            sim.fusion.refuse_connections(True)
+            sim.fusion.drop_connections()
+            await until(lambda: not feed.status().up)
+            sim.fusion.fill(mine)
+            sim.fusion.fill_partially(other, remaining=5)
+            assert sim.fusion.events_missed == 2
+            sim.fusion.refuse_connections(False)
+            await until(lambda: feed.reconciliations == 1)
+            (event,) = sink.orders(mine, "order_filled")
+            assert event.reconciled
+            assert event.order is not None
+            assert event.order.maker == MAKER
+            assert not sink.orders(other, "order_filled_partially")  # not a maker we watch
+            # A second reconnect finds nothing new.
+            sim.fusion.drop_connections()
+            await until(lambda: feed.reconciliations == 2)
+            assert len(sink.orders(mine, "order_filled")) == 1
+            assert [e.up for e in sink.of(FeedEvent)] == [True, False, True, False, True]
+        # Nor does a restart that reconciles on start.
+        async with running(sim, db, makers=frozenset({MAKER}), reconcile_on_start=True) as (
+            feed,
+            sink,
+        ):
+            await until(lambda: feed.reconciliations == 1)
+            assert not sink.of(OrderEvent)
+
+
+async def test_missed_partial_fill_and_cancel_are_reconciled(db: sqlite3.Connection) -> None:
+    """With no maker filter every cached open order is checked; each change is emitted once."""
+    async with Simulator() as sim, running(sim, db) as (feed, sink):
+        await until(lambda: sim.fusion.connection_count() == 1)
+        partly = sim.fusion.create_order(making_amount=100)
+        gone = sim.fusion.create_order()
+        await until(lambda: sink.orders(partly) and sink.orders(gone))
+        sim.fusion.refuse_connections(True)
+        sim.fusion.drop_connections()
+        await until(lambda: not feed.status().up)
+        sim.fusion.fill_partially(partly, remaining=60)
+        sim.fusion.cancel(gone)
+        sim.fusion.refuse_connections(False)
+        await until(lambda: feed.reconciliations == 1)
+        (partial,) = sink.orders(partly, "order_filled_partially")
+        assert partial.reconciled
+        assert partial.remaining_maker_amount == 60
+        (cancel,) = sink.orders(gone, "order_cancelled")
+        assert cancel.reconciled
+        # Filled live later: a normal event; a further reconnect adds nothing.
+        sim.fusion.fill(partly)
+        await until(lambda: sink.orders(partly, "order_filled"))
+        sim.fusion.drop_connections()
+        await until(lambda: feed.reconciliations == 2)
+        assert len(sink.orders(partly)) == 3
+        assert len(sink.orders(gone)) == 2
+
+
+async def test_malformed_and_unknown_frames_are_skipped(db: sqlite3.Connection) -> None:
+    """Garbage, unknown events and RPC answers are skipped; ``data`` is accepted for ``result``."""
+    async with Simulator() as sim, running(sim, db) as (feed, sink):
+        await until(lambda: sim.fusion.connection_count() == 1)
+        order_hash = sim.fusion.create_order(maker=MAKER)
+        await until(lambda: sink.orders(order_hash))
+        for group in sim.fusion._peers.values():
+            for peer in group:
+                peer.send(b"{oops")
+                peer.send(b'{"event":"order_teleported","result":{"orderHash":"0x1"}}')
+                peer.send(b'{"event":"order_filled","result":{}}')
+                peer.send(b'{"method":"ping","result":"pong"}')
+                peer.send_json({"event": "order_filled", "data": {"orderHash": order_hash}})
+        await until(lambda: sink.orders(order_hash, "order_filled"))
+        assert feed.status().errors == 3
+        assert feed.status().reconnects == 0
+
+
+async def test_auth_key_never_reaches_the_logs(
+    db: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A wrong key is refused (401) and logged as such, without the key."""
+    caplog.set_level(logging.DEBUG)
+    wrong = "not-the-fusion-key-123"
+    async with Simulator() as sim:
+        async with running(sim, db) as (feed, _):
+            await until(lambda: feed.status().up)
+        async with running(sim, db, api_key=wrong) as (feed, _):
+            await until(lambda: feed.status().reconnects >= 1)
+            await until(lambda: "HTTP 401" in caplog.text)
+            assert not feed.status().up
+    assert SIM_KEYS.fusion not in caplog.text
+    assert wrong not in caplog.text
+
+
+def _info(n: int) -> OrderInfo:
+    return OrderInfo(
+        order_hash=f"0x{n:064x}-1",
+        maker=MAKER,
+        receiver="0x0",
+        maker_asset="0xa",
+        taker_asset="0xb",
+        making_amount=10**30 + n,  # beyond SQLite's 64-bit integers
+        taking_amount=n,
+    )
+
+
+def test_order_cache_is_bounded_and_persisted(db: sqlite3.Connection) -> None:
+    """The least recently used order is evicted; a reload sees the rest with their state."""
+    cache = OrderCache(db, capacity=3)
+    for n in range(3):
+        cache.put(1, _info(n))
+    assert cache.get(1, _info(0).order_hash) is not None  # 0 is now the most recent
+    cache.put(1, _info(3))
+    assert cache.get(1, _info(1).order_hash) is None
+    cache.record(1, _info(2).order_hash, state="order_filled", final=True, remaining=0)
+    cache.flush()
+    assert db.execute("SELECT COUNT(*) FROM fusion_orders").fetchone() == (3,)
+    reloaded = OrderCache(db, capacity=3)
+    entry = reloaded.get(1, _info(2).order_hash)
+    assert entry is not None
+    assert (entry.state, entry.final, entry.info.remaining_maker_amount) == (
+        "order_filled",
+        True,
+        0,
+    )
+    restored = reloaded.get(1, _info(3).order_hash)
+    assert restored is not None
+    assert restored.info.making_amount == 10**30 + 3
+    oldest = reloaded.get(1, _info(0).order_hash)
+    assert reloaded.candidates(1, frozenset({MAKER}), limit=10) == [oldest, restored]
+
+
+def test_order_cache_keeps_recency_across_a_reload(db: sqlite3.Connection) -> None:
+    """Rows written in one flush reload in the order they were last changed."""
+    cache = OrderCache(db, capacity=5)
+    for n in (4, 2, 3):
+        cache.put(1, _info(n))
+    cache.flush()
+    reloaded = OrderCache(db, capacity=5)
+    newest_first = [e.info.order_hash for e in reloaded.candidates(1, frozenset(), limit=5)]
+    assert newest_first == [_info(n).order_hash for n in (3, 2, 4)]

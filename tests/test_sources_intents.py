@@ -1,0 +1,254 @@
+"""IntentPoller against the simulated Changelly intent-status API over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from pydantic import SecretStr
+
+from notifier.config import IntentSettings
+from notifier.events import Event, FeedEvent, IntentEvent, Interest
+from notifier.metrics import Metrics
+from notifier.simulator import SIM_KEYS, Simulator
+from notifier.sources import IntentPoller
+from notifier.sources.backoff import BackoffPolicy
+from notifier.sources.intents import IntentResponse, parse_retry_after
+from notifier.store import open_database
+
+T = TypeVar("T")
+FAST = BackoffPolicy(base=0.05, cap=0.2)
+POLL = 0.05
+
+
+class Collector:
+    """A sink that keeps every event."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type[T]) -> list[T]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def intents(self, intent_id: str) -> list[IntentEvent]:
+        return [e for e in self.of(IntentEvent) if e.intent_id == intent_id]
+
+    def statuses(self, intent_id: str) -> list[tuple[str | None, str]]:
+        return [(e.previous_status, e.status) for e in self.intents(intent_id)]
+
+
+async def until(condition: Callable[[], object], within: float = 15.0) -> None:
+    """Poll ``condition`` until true; fail after ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() > deadline:
+            pytest.fail(f"condition not met within {within}s")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> sqlite3.Connection:
+    return open_database(tmp_path)
+
+
+@asynccontextmanager
+async def running(
+    sim: Simulator,
+    db: sqlite3.Connection,
+    *,
+    track: Sequence[str] = (),
+    api_key: str = SIM_KEYS.intents,
+    **options: Any,
+) -> AsyncIterator[tuple[IntentPoller, Collector]]:
+    sink = Collector()
+    settings = IntentSettings(
+        url=sim.urls.intents, api_key=SecretStr(api_key), poll_interval=POLL, track=list(track)
+    )
+    poller = IntentPoller(settings, sink, Metrics(), db, backoff=FAST, **options)
+    poller.set_interest(Interest())
+    task = asyncio.create_task(poller.run())
+    try:
+        yield poller, sink
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_status_changes_are_emitted_with_previous_status(db: sqlite3.Connection) -> None:
+    """First sight has previous_status None; each change carries the one before."""
+    async with Simulator() as sim:
+        intent = sim.intents.add_intent(created_at=1_768_478_400.0)
+        async with running(sim, db, track=[intent]) as (poller, sink):
+            await until(lambda: sink.intents(intent))
+            sim.intents.set_status(intent, "Approved")
+            await until(lambda: len(sink.intents(intent)) == 2)
+            sim.intents.set_status(intent, "Deposited")
+            await until(lambda: len(sink.intents(intent)) == 3)
+            assert sink.statuses(intent) == [
+                (None, "Created"),
+                ("Created", "Approved"),
+                ("Approved", "Deposited"),
+            ]
+            last = sink.intents(intent)[-1]
+            assert last.created_at == 1_768_478_400.0
+            assert last.fields["from_amount_lots"] == "1000000"
+            assert last.swap_metadata is not None
+            assert last.swap_metadata["user_deposit_tx"] is not None
+            assert poller.status().up
+            assert [t.status for t in poller.tracked()] == ["Deposited"]
+
+
+async def test_polling_stops_at_a_terminal_status(db: sqlite3.Connection) -> None:
+    """Once Finished, an intent is not requested again while others still are."""
+    async with Simulator() as sim:
+        done, pending = sim.intents.add_intent(), sim.intents.add_intent()
+        async with running(sim, db, track=[done, pending]) as (poller, sink):
+            await until(lambda: sink.intents(done) and sink.intents(pending))
+            sim.intents.set_status(done, "Finished")
+            await until(lambda: sink.statuses(done)[-1] == ("Created", "Finished"))
+            requests = sim.intents.request_count(done)
+            clock = sim.intents.request_count(pending)
+            await until(lambda: sim.intents.request_count(pending) >= clock + 10)
+            assert sim.intents.request_count(done) == requests
+            (tracked,) = [t for t in poller.tracked() if t.intent_id == done]
+            assert not tracked.polling
+
+
+async def test_retry_after_is_honoured(db: sqlite3.Connection) -> None:
+    """After a 429 with Retry-After: 1 the intent is not asked again for a second."""
+    async with Simulator() as sim:
+        intent = sim.intents.add_intent()
+        sim.intents.rate_limit_next(1, retry_after=1, intent_id=intent)
+        async with running(sim, db, track=[intent]) as (_, sink):
+            await until(lambda: sink.intents(intent))
+            limited, answered = sim.intents.hits[intent][:2]
+            assert (limited.status, answered.status) == (429, 200)
+            assert answered.at - limited.at >= 0.95
+
+
+async def test_server_errors_back_off_then_recover(db: sqlite3.Connection) -> None:
+    """5xx answers mark the feed down after three in a row; the next success brings it up."""
+    async with Simulator() as sim:
+        intent = sim.intents.add_intent()
+        sim.intents.fail_next(4, status=503, intent_id=intent)
+        async with running(sim, db, track=[intent]) as (poller, sink):
+            await until(lambda: sink.intents(intent))
+            assert [e.up for e in sink.of(FeedEvent)] == [False, True]
+            assert [h.status for h in sim.intents.hits[intent][:5]] == [503] * 4 + [200]
+            assert poller.status().reconnects == 4
+
+
+async def test_nested_response_shape_is_accepted(db: sqlite3.Connection) -> None:
+    """The from/to shape is flattened to the flat names, amounts back into lots."""
+    async with Simulator() as sim:
+        intent = sim.intents.add_intent(nested=True, status="Deposited")
+        async with running(sim, db, track=[intent]) as (_, sink):
+            await until(lambda: sink.intents(intent))
+            (event,) = sink.intents(intent)
+            assert event.status == "Deposited"
+            assert event.fields["from_amount_lots"] == "1000000"
+            assert event.fields["to_min_amount_lots"] == "6500000"
+            assert event.fields["to_network_id"] == 4
+            assert event.fields["from_token"] == "0xdac17f958d2ee523a2206206994597c13d831ec7"
+            assert event.swap_metadata is None
+
+
+async def test_unknown_intent_is_polled_slowly_until_it_appears(
+    db: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """404 is logged once and polled at the slow rate; the intent is picked up when it exists."""
+    async with Simulator() as sim, running(sim, db, not_found_interval=0.3) as (poller, sink):
+        poller.track("later", label="my swap")
+        await until(lambda: sim.intents.request_count("later") >= 3)
+        hits = sim.intents.hits["later"]
+        assert all(h.status == 404 for h in hits)
+        assert all(b.at - a.at >= 0.25 for a, b in itertools.pairwise(hits))
+        assert caplog.text.count("intent later not found") == 1
+        sim.intents.add_intent("later")
+        await until(lambda: sink.intents("later"))
+        assert sink.intents("later")[0].label == "my swap"
+
+
+async def test_tracked_intents_survive_a_restart(db: sqlite3.Connection) -> None:
+    """Run-time tracks, labels and last statuses persist; an unchanged status is not re-sent."""
+    async with Simulator() as sim:
+        intent = sim.intents.add_intent()
+        async with running(sim, db) as (poller, sink):
+            assert poller.track(intent, label="rent")
+            assert not poller.track(intent)
+            await until(lambda: sink.intents(intent))
+        async with running(sim, db) as (poller, sink):
+            (tracked,) = poller.tracked()
+            assert (tracked.intent_id, tracked.label, tracked.status) == (intent, "rent", "Created")
+            assert tracked.origins == ("api",)
+            count = sim.intents.request_count(intent)
+            await until(lambda: sim.intents.request_count(intent) >= count + 3)
+            sim.intents.set_status(intent, "Verified")
+            await until(lambda: sink.intents(intent))
+            assert sink.statuses(intent) == [("Created", "Verified")]
+            assert poller.untrack(intent)
+            assert not poller.untrack(intent)
+            assert poller.tracked() == []
+
+
+async def test_rules_intents_are_polled_with_their_labels(db: sqlite3.Connection) -> None:
+    """Interest.intents are tracked for as long as the rules name them."""
+    async with Simulator() as sim:
+        intent = sim.intents.add_intent()
+        async with running(sim, db) as (poller, sink):
+            poller.set_interest(Interest(intents=frozenset({intent}), labels={intent: "rule"}))
+            await until(lambda: sink.intents(intent))
+            assert sink.intents(intent)[0].label == "rule"
+            poller.set_interest(Interest())
+            assert poller.tracked() == []
+
+
+async def test_api_key_never_reaches_the_logs(
+    db: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rejected key fails polls (401) and is never logged."""
+    caplog.set_level(logging.DEBUG)
+    wrong = "wrong-intents-key-xyz"
+    async with Simulator() as sim:
+        intent = sim.intents.add_intent()
+        async with running(sim, db, track=[intent], api_key=wrong) as (poller, _):
+            await until(lambda: not poller.status().up and poller.status().reconnects >= 3)
+        async with running(sim, db, track=[intent]) as (_, sink):
+            await until(lambda: sink.intents(intent))
+    assert "HTTP 401" in caplog.text
+    assert wrong not in caplog.text
+    assert SIM_KEYS.intents not in caplog.text
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    """Both Retry-After forms become seconds to wait, capped, never negative."""
+    now = time.time()
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after(formatdate(now + 30, usegmt=True), now=now) == pytest.approx(30, abs=1)
+    assert parse_retry_after(formatdate(now - 30, usegmt=True), now=now) == 0.0
+    assert parse_retry_after("999999") == 3600.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+def test_response_without_status_is_rejected() -> None:
+    """A body without a status string is not an intent."""
+    assert IntentResponse.parse({"intent_id": "x"}) is None
+    assert IntentResponse.parse([1]) is None
+    parsed = IntentResponse.parse({"status": "Created", "swap_metadata": None})
+    assert parsed is not None
+    assert parsed.swap_metadata is None
+    assert parsed.created_at is None
