@@ -112,14 +112,25 @@ def _install_signals(stop: asyncio.Event, reload: object | None = None) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from notifier.logs import setup_logging
+    from notifier.logs import register_secret, setup_logging
 
     try:
         settings = _settings(args)
     except ConfigError as exc:
         print(f"notifier: {exc}", file=sys.stderr)
         return EX_CONFIG
-    setup_logging(settings.log_level)
+    for secret in (
+        settings.fusion.api_key,
+        settings.quotes.api_key,
+        settings.intents.api_key,
+        settings.http.token,
+    ):
+        register_secret(secret.get_secret_value())
+    try:
+        setup_logging(settings.log_level)
+    except ValueError as exc:
+        print(f"notifier: log_level: {exc}", file=sys.stderr)
+        return EX_CONFIG
     return asyncio.run(_run(settings, args.record))
 
 
@@ -284,7 +295,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode())
     else:
-        print(render_status(status))
+        sys.stdout.write(render_status(status))  # it ends with its own newline
     return EX_OK
 
 

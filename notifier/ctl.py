@@ -10,7 +10,8 @@ The status document (``GET /api/v1/status``; ``StatusDoc`` below) is::
                  "connections": 1, "reconnects": 0,
                  "last_event_at": "2025-01-31T12:00:00Z"}],          # or null
       "rules": {"loaded": 12,
-                "files": [{"path": "/etc/notifier/rules/sol.yaml", "rules": 3,
+                "files": [{"path": "/etc/notifier/rules/sol.yaml",
+                           "rules": ["sol-above-200", "sol-below-150", "eth-above-4k"],
                            "error_count": 1,
                            "errors": ["/etc/notifier/rules/sol.yaml:4:7: unknown key 'whn'"]}]},
       "alerts": [{"rule": "sol-above-200", "key": "SOL/USDC", "state": "firing",
@@ -69,7 +70,7 @@ class FeedDoc(TypedDict):
 
 class RuleFileDoc(TypedDict):
     path: str
-    rules: int
+    rules: list[str]  # ids of the rules running from this file (older daemons: a count)
     error_count: int
     errors: list[str]
 
@@ -255,7 +256,9 @@ def render_status(status: Mapping[str, Any], *, now: float | None = None) -> str
     for f in files:
         count = int(f.get("error_count") or 0)
         state = f"{count} error(s), last good version kept" if count else "ok"
-        lines.append(f"  {_cell(f.get('path'))}: {f.get('rules', 0)} rule(s), {state}")
+        running = f.get("rules") or 0
+        running = len(running) if isinstance(running, list) else running
+        lines.append(f"  {_cell(f.get('path'))}: {running} rule(s), {state}")
         errors: Sequence[Any] = f.get("errors") or []
         lines += [f"    {_cell(error)}" for error in errors]
         if count > len(errors):

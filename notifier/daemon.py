@@ -18,10 +18,10 @@ from typing import IO, Any
 import watchfiles
 
 from notifier import __version__
-from notifier.config import Settings
+from notifier.config import ConfigError, Settings
 from notifier.dispatch import Dispatcher
 from notifier.events import Event, Interest, PairKey, QuoteEvent
-from notifier.http import HttpApi
+from notifier.http import HttpApi, HttpError
 from notifier.metrics import Metrics
 from notifier.replay import event_to_json
 from notifier.rules import ReloadResult, RuleRepository
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 RESCAN_INTERVAL = 60.0
 WATCH_STEP_MS = 30  # watchfiles yields a batch once no new change arrived for this long
+WATCH_READY_MS = 250  # an idle watch wakes this often; its first wake-up marks it armed
 
 
 class StartupError(Exception):
@@ -115,7 +116,9 @@ class Daemon:
         self._timer_changed = asyncio.Event()
         self._idle = asyncio.Event()
         self._watch_stop = asyncio.Event()
+        self.watching = asyncio.Event()  # set once file changes are being watched
         self.http: HttpApi | None = None
+        self._announced = False  # READY=1 sent: STATUS= from then on, never a half-built one
         self._listeners: list[Callable[[ReloadResult], None]] = []
 
     # -- phases ----------------------------------------------------------------------------
@@ -148,11 +151,11 @@ class Daemon:
                 source.set_interest(self._interest(first))
                 self.sources.append(source)
         if s.http.listen:
-            self.http = HttpApi(self, s.http)
             try:
+                self.http = HttpApi(self, s.http)
                 await self.http.start()
-            except (OSError, ValueError) as exc:
-                raise StartupError(f"http.listen {s.http.listen!r}: {exc}") from exc
+            except (ConfigError, HttpError, OSError) as exc:  # each message names http.listen
+                raise StartupError(str(exc)) from exc
         spawn = self._spawn
         spawn(self.dispatcher.run(), "dispatcher")
         spawn(self._consume(), "engine")
@@ -162,6 +165,7 @@ class Daemon:
         spawn(self._health(), "health")
         for source in self.sources:
             spawn(source.run(), f"source:{source.name}")
+        self._announced = True
         self.systemd.ready()
         self._publish_status()
         log.info(
@@ -287,8 +291,14 @@ class Daemon:
             step=WATCH_STEP_MS,
             stop_event=self._watch_stop,
             recursive=True,  # a ConfigMap mount swaps a ..data symlink in a subfolder
+            rust_timeout=WATCH_READY_MS,
+            yield_on_timeout=True,  # the first (empty) yield says the watch is armed
         )
-        async for _changes in watch:
+        async for changes in watch:
+            if not changes and self.watching.is_set():
+                continue
+            if not self.watching.is_set():
+                self.watching.set()  # catch up on saves made before the watch was armed
             try:
                 self.reload("watch")
             except Exception:
@@ -357,7 +367,8 @@ class Daemon:
             self._publish_status()
 
     def _publish_status(self) -> None:
-        self.systemd.status(self.summary())
+        if self._announced:
+            self.systemd.status(self.summary())
 
     def summary(self) -> str:
         up = sum(1 for s in self.sources if s.status().up)
@@ -396,6 +407,18 @@ class Daemon:
             },
             "alerts": self.engine.alerts(),
             "outbox": self.dispatcher.stats(),
+            **self._intents_json(),
+        }
+
+    def _intents_json(self) -> dict[str, Any]:
+        """The status document's optional ``intents``: what the intent feed polls."""
+        poller = self._poller()
+        if poller is None:
+            return {}
+        return {
+            "intents": [
+                {"id": t.intent_id, "label": t.label, "status": t.status} for t in poller.tracked()
+            ]
         }
 
     def alerts(self) -> list[dict[str, Any]]:

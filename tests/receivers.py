@@ -167,11 +167,8 @@ class HttpReceiver(_Recorder):
         app.router.add_post("/{path:.*}", self._handle)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, HOST, 0)
-        await site.start()
-        server = site._server  # aiohttp exposes the bound socket only here
-        assert isinstance(server, asyncio.Server)
-        self.port = int(server.sockets[0].getsockname()[1])
+        await web.TCPSite(self._runner, HOST, 0).start()
+        self.port = int(self._runner.addresses[0][1])
         return self
 
     async def __aexit__(

@@ -35,6 +35,7 @@ async def test_crossing_delivers_exactly_one_notification(
     tmp_path: Path, sim: Simulator, receiver: HttpReceiver
 ) -> None:
     """A crossing of the threshold sends one message; moves inside the until-band send none."""
+    sim.quotes.set_quote(SOL, USDC, PAIR[2], 100_000_000)
     async with running(daemon_settings(tmp_path, sim, receiver, RULES)) as daemon:
         await set_price(sim, daemon, 196.0)
         await set_price(sim, daemon, 201.5)
@@ -54,6 +55,7 @@ async def test_dropped_connection_is_resubscribed(
     tmp_path: Path, sim: Simulator, receiver: HttpReceiver
 ) -> None:
     """After the server drops the socket the daemon reconnects, resubscribes and still alerts."""
+    sim.quotes.set_quote(SOL, USDC, PAIR[2], 100_000_000)
     async with running(daemon_settings(tmp_path, sim, receiver, RULES)) as daemon:
         await set_price(sim, daemon, 191.0)
         assert sim.quotes.drop_connections() == 1
@@ -68,6 +70,7 @@ async def test_broken_rule_file_is_reported_with_line_and_old_rules_keep_running
     tmp_path: Path, sim: Simulator, receiver: HttpReceiver
 ) -> None:
     """Saving a broken file reports path:line:col; the last good version keeps alerting."""
+    sim.quotes.set_quote(SOL, USDC, PAIR[2], 100_000_000)
     settings = daemon_settings(tmp_path, sim, receiver, RULES)
     path = settings.rules_dir / "rules.yaml"
     async with running(settings) as daemon:

@@ -12,10 +12,10 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Self
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 import orjson
-from yarl import URL
 
 from notifier.config import QuoteSettings
 from notifier.events import EventSink, Interest, PairKey, QuoteEvent
@@ -104,9 +104,10 @@ class QuoteStream:
         self._settings = settings
         self._sink = sink
         self._key = settings.api_key.get_secret_value()
-        url = URL(settings.url)
-        self._url = url.update_query(key=self._key) if self._key else url
-        self._log_url = str(url.with_query(None))
+        parts = urlsplit(settings.url)
+        query = [*parse_qsl(parts.query), ("key", self._key)] if self._key else []
+        self._url = urlunsplit(parts._replace(query=urlencode(query))) if query else settings.url
+        self._log_url = urlunsplit(parts._replace(query=""))  # never log the key
         self._backoff = backoff or BackoffPolicy()
         self._health = FeedHealth("quote", sink, metrics)
         self._connections: list[_Connection] = []

@@ -1,0 +1,128 @@
+"""Hot reload against the running daemon: edits go live, broken files keep their last good version."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from notifier.daemon import Daemon, running
+from notifier.simulator import Simulator
+from tests.conftest import SOL, USDC, daemon_settings
+from tests.receivers import HttpReceiver, wait_until
+
+PAIR = (SOL, USDC, "1000000000", True)
+
+
+def rule(rule_id: str, above: float, extra: str = "") -> str:
+    return (
+        "rules:\n"
+        f"  - id: {rule_id}\n"
+        "    on: quote\n"
+        "    pair: {in: SOL, out: USDC, amount: 1}\n"
+        f"    above: {above}\n"
+        f'    title: "{rule_id} {{{{ price }}}}"\n' + extra
+    )
+
+
+def save_atomically(path: Path, text: str) -> None:
+    """Write like editors do: a temp file renamed over the target."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def active_ids(daemon: Daemon) -> set[str]:
+    return set(daemon.engine.rules.rules)
+
+
+async def test_saved_file_goes_live_without_a_signal(
+    tmp_path: Path, sim: Simulator, receiver: HttpReceiver
+) -> None:
+    """The watcher picks up an atomic save; the new threshold alerts."""
+    sim.quotes.set_quote(SOL, USDC, PAIR[2], 100_000_000)
+    settings = daemon_settings(tmp_path, sim, receiver, rule("a", 300))
+    path = settings.rules_dir / "rules.yaml"
+    async with running(settings) as daemon:
+        await daemon.watching.wait()
+        old = daemon.engine.rules.rules["a"]
+        started = time.perf_counter()
+        save_atomically(path, rule("a", 150))
+        await wait_until(lambda: daemon.engine.rules.rules["a"] is not old, timeout=10)
+        latency = time.perf_counter() - started
+        sim.quotes.set_quote(SOL, USDC, PAIR[2], 180_000_000)
+        await receiver.wait_until(lambda: receiver.delivered_titles() == ["a 180.0"], timeout=20)
+        print(f"reload latency {latency * 1000:.0f} ms")
+
+
+async def test_add_break_fix_delete_while_running(
+    tmp_path: Path, sim: Simulator, receiver: HttpReceiver
+) -> None:
+    """Adding, breaking, fixing and deleting files behaves as SPEC §5 says."""
+    sim.quotes.set_quote(SOL, USDC, PAIR[2], 100_000_000)
+    settings = daemon_settings(tmp_path, sim, receiver, rule("a", 300))
+    rules_dir = settings.rules_dir
+    async with running(settings) as daemon:
+        await daemon.watching.wait()
+        save_atomically(rules_dir / "more.yml", rule("b", 250))
+        await wait_until(lambda: active_ids(daemon) == {"a", "b"}, timeout=10)
+
+        broken = rule("b", 260).replace("above: 260", "above: [")
+        save_atomically(rules_dir / "more.yml", broken)
+        await wait_until(
+            lambda: any(f["error_count"] for f in daemon.status()["rules"]["files"]), timeout=10
+        )
+        files = {Path(f["path"]).name: f for f in daemon.status()["rules"]["files"]}
+        assert files["more.yml"]["rules"] == ["b"]  # last good version keeps running
+        assert files["more.yml"]["errors"][0].startswith(f"{rules_dir / 'more.yml'}:")
+        assert active_ids(daemon) == {"a", "b"}
+
+        save_atomically(rules_dir / "more.yml", rule("b", 260))
+        await wait_until(
+            lambda: not any(f["error_count"] for f in daemon.status()["rules"]["files"]),
+            timeout=10,
+        )
+        (rules_dir / "more.yml").unlink()
+        await wait_until(lambda: active_ids(daemon) == {"a"}, timeout=10)
+        assert daemon.metrics.rule_files_failed._value.get() == 0
+
+
+async def test_unchanged_rules_keep_their_state_across_reloads(
+    tmp_path: Path, sim: Simulator, receiver: HttpReceiver
+) -> None:
+    """A firing rule whose text did not change stays firing (no second message) on reload."""
+    sim.quotes.set_quote(SOL, USDC, PAIR[2], 100_000_000)
+    settings = daemon_settings(tmp_path, sim, receiver, rule("a", 150))
+    async with running(settings) as daemon:
+        sim.quotes.set_quote(SOL, USDC, PAIR[2], 180_000_000)
+        await receiver.wait_until(lambda: len(receiver.delivered) == 1, timeout=20)
+        save_atomically(settings.rules_dir / "other.yaml", rule("b", 900))
+        await wait_until(lambda: active_ids(daemon) == {"a", "b"}, timeout=10)
+        assert [a["rule"] for a in daemon.engine.alerts()] == ["a"]
+        sim.quotes.set_quote(SOL, USDC, PAIR[2], 181_000_000)
+        await wait_until(lambda: daemon.engine.last_price(PAIR) == 181.0, timeout=20)
+        await daemon.dispatcher_idle()
+        assert len(receiver.delivered) == 1
+
+
+async def test_reload_request_and_configmap_style_swap(
+    tmp_path: Path, sim: Simulator, receiver: HttpReceiver
+) -> None:
+    """A ConfigMap-style ``..data`` symlink swap is seen; request_reload (SIGHUP) re-reads."""
+    settings = daemon_settings(tmp_path, sim, receiver)
+    rules_dir = settings.rules_dir
+    v1 = rules_dir / "..v1"
+    v1.mkdir()
+    (v1 / "rules.yaml").write_text(rule("cm1", 300), encoding="utf-8")
+    (rules_dir / "..data").symlink_to("..v1")
+    (rules_dir / "rules.yaml").symlink_to("..data/rules.yaml")
+    async with running(settings) as daemon:
+        assert active_ids(daemon) == {"cm1"}
+        v2 = rules_dir / "..v2"
+        v2.mkdir()
+        (v2 / "rules.yaml").write_text(rule("cm2", 300), encoding="utf-8")
+        tmp_link = rules_dir / "..data_tmp"
+        tmp_link.symlink_to("..v2")
+        os.replace(tmp_link, rules_dir / "..data")
+        daemon.request_reload()
+        await wait_until(lambda: active_ids(daemon) == {"cm2"}, timeout=10)
