@@ -1,4 +1,4 @@
-"""Hot reload against the running daemon: edits go live, broken files keep their last good version."""
+"""Hot reload against the running daemon: edits go live, broken files keep their last good one."""
 
 from __future__ import annotations
 
