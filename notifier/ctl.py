@@ -307,6 +307,8 @@ def _cell(value: object) -> str:
 def _value(value: object) -> str:
     if isinstance(value, float) and math.isfinite(value):
         return f"{value:.6g}"
+    if isinstance(value, Mapping):  # the daemon sends the alert's variables: price=201.5
+        return " ".join(f"{_cell(k)}={_value(v)}" for k, v in value.items())
     return _cell(value)
 
 
@@ -320,6 +322,8 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _ago(stamp: object, now: float) -> str:
+    if isinstance(stamp, int | float) and not isinstance(stamp, bool) and math.isfinite(stamp):
+        return f"{_duration(now - stamp)} ago"  # unix seconds, as older daemons sent
     if not isinstance(stamp, str) or not stamp:
         return "never"
     try:

@@ -19,6 +19,7 @@ import watchfiles
 
 from notifier import __version__
 from notifier.config import ConfigError, Settings
+from notifier.ctl import rfc3339
 from notifier.dispatch import Dispatcher
 from notifier.events import Event, Interest, PairKey, QuoteEvent
 from notifier.http import HttpApi, HttpError
@@ -405,7 +406,7 @@ class Daemon:
                     for f in files
                 ],
             },
-            "alerts": self.engine.alerts(),
+            "alerts": self.alerts(),
             "outbox": self.dispatcher.stats(),
             **self._intents_json(),
         }
@@ -422,7 +423,11 @@ class Daemon:
         }
 
     def alerts(self) -> list[dict[str, Any]]:
-        return self.engine.alerts()
+        """Firing and pending alerts, times as RFC 3339 strings (the status document's form)."""
+        return [
+            {**alert, "since": rfc3339(alert.get("since")), "due": rfc3339(alert.get("due"))}
+            for alert in self.engine.alerts()
+        ]
 
     def _poller(self) -> Any:
         for source in self.sources:
@@ -451,7 +456,7 @@ def _feed_json(status: Any) -> dict[str, Any]:
         "connections": status.connections,
         "reconnects": status.reconnects,
         "errors": status.errors,
-        "last_event_at": status.last_event_at,
+        "last_event_at": rfc3339(status.last_event_at),
         "tracked": status.tracked,
     }
 

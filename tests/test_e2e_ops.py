@@ -209,6 +209,13 @@ async def set_price(sim: Simulator, daemon: Daemon, price: float) -> None:
     await daemon.settled()
 
 
+def api_url(daemon: Daemon) -> str:
+    """Where the in-process daemon's HTTP API listens."""
+    url = daemon.http.bound_url if daemon.http else None
+    assert url is not None
+    return url
+
+
 def monotonic_usec() -> int:
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
 
@@ -366,26 +373,31 @@ def test_unusable_http_listen_exits_78_naming_the_key(tmp_path: Path, listen: st
 # -- the CLI and HTTP API against a running daemon ----------------------------------------------
 
 
-async def test_status_shows_a_firing_alert(
+async def test_status_shows_a_firing_alert_and_no_secret(
     tmp_path: Path, sim: Simulator, receiver: HttpReceiver
 ) -> None:
-    """``notifier status`` lists the firing rule and key; ``--json`` is the status document."""
-    async with running(daemon_settings(tmp_path, sim, receiver, RULES)) as daemon:
+    """``notifier status`` lists the firing rule and key; ``--json`` is the status document;
+    neither shows an API key or the channel's password."""
+    settings = daemon_settings(tmp_path, sim, receiver, RULES)
+    apprise_url = receiver.url("alerts", user="bot", password=APPRISE_PASSWORD)
+    settings.apprise_config.write_text(
+        f"urls:\n  - {apprise_url}:\n      tag: admin, phone\n", encoding="utf-8"
+    )
+    secrets = (SIM_KEYS.fusion, SIM_KEYS.quotes, SIM_KEYS.intents, APPRISE_PASSWORD)
+    async with running(settings) as daemon:
         await set_price(sim, daemon, 201.5)
         await wait_until(lambda: [a["state"] for a in daemon.alerts()] == ["firing"])
         key = str(daemon.alerts()[0]["key"])
-        url = daemon.http.bound_url if daemon.http else None
-        assert url is not None
+        url = api_url(daemon)
 
         code, out, err = await run_cli("status", "--url", url)
         assert code == 0, err
-        assert "ALERTS: 1 firing" in out
         alerts_table = out.split("ALERTS: 1 firing\n", 1)[1]
         row = next(line for line in alerts_table.splitlines() if "sol-above-200" in line)
-        assert key in row.split()
-        assert "firing" in row.split()
-        assert out.endswith("\n")
-        assert not out.endswith("\n\n")
+        assert row.split()[:3] == ["sol-above-200", key, "firing"]
+        assert row.endswith(" ago  price=201.5")
+        assert out.endswith(" dead\n")  # the report's last line, and no blank line after it
+        assert not any(secret in out for secret in secrets)
 
         code, out, err = await run_cli("status", "--url", url, "--json")
         assert code == 0, err
@@ -394,6 +406,7 @@ async def test_status_shows_a_firing_alert(
             ("sol-above-200", key, "firing")
         ]
         assert {f["name"] for f in doc["feeds"]} == {"order", "quote", "intent"}
+        assert not any(secret in out for secret in secrets)
 
 
 async def test_metrics_parse_and_cover_the_pipeline(
@@ -409,8 +422,7 @@ async def test_metrics_parse_and_cover_the_pipeline(
         await receiver.wait_until(lambda: len(receiver.delivered) == 1)
         await daemon.dispatcher_idle()
         daemon.reload("test")
-        assert daemon.http is not None
-        async with http.get(f"{daemon.http.bound_url}/metrics") as response:
+        async with http.get(f"{api_url(daemon)}/metrics") as response:
             assert response.status == 200
             text = await response.text()
 
@@ -430,9 +442,7 @@ async def test_metrics_parse_and_cover_the_pipeline(
     assert samples("notifier_reloads", outcome="ok")[0] >= 2
     assert families["notifier_reload_seconds"].type == "histogram"
     assert samples("notifier_feed_up", feed="quote") == [1.0]
-    assert {"order", "intent"} <= {
-        s.labels["feed"] for s in families["notifier_feed_up"].samples
-    }
+    assert {"order", "intent"} <= {s.labels["feed"] for s in families["notifier_feed_up"].samples}
     assert families["notifier_event_loop_lag_seconds"].type == "gauge"
     assert samples("notifier_event_loop_lag_seconds")[0] >= 0
 
@@ -444,7 +454,7 @@ async def test_track_and_untrack_change_what_is_polled(
     first = sim.intents.add_intent("intent-first")
     second = sim.intents.add_intent("intent-second")
     async with running(daemon_settings(tmp_path, sim, receiver, RULES)) as daemon:
-        url = daemon.http.bound_url if daemon.http else ""
+        url = api_url(daemon)
         assert sim.intents.request_count(first) == 0
 
         code, out, err = await run_cli("track", first, "--label", "rent", "--url", url)
@@ -482,7 +492,7 @@ async def test_control_commands_honour_http_token(
     client_config = tmp_path / "client.toml"
     client_config.write_text(f"[http]\ntoken = {toml_str(HTTP_TOKEN)}\n", encoding="utf-8")
     async with running(settings) as daemon:
-        url = daemon.http.bound_url if daemon.http else ""
+        url = api_url(daemon)
 
         code, out, err = await run_cli("track", intent, "--url", url)
         assert (code, out) == (1, "")

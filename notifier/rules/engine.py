@@ -272,7 +272,7 @@ class Engine:
         if st.state == "pending":
             self._schedule(st.since + rule.for_, rule.id, st.key)
         elif st.state == "firing" and rule.repeat:
-            self._schedule(st.last_notified + rule.repeat, rule.id, st.key)
+            self._schedule(_repeat_due(rule, st), rule.id, st.key)
 
     def tick(self) -> None:
         """Run every timer that is due: pending rules whose ``for`` elapsed, repeats."""
@@ -289,16 +289,19 @@ class Engine:
                     self._fire(rule, st, variables, now)
                 else:
                     self._clear(st)
-            elif st.state == "firing" and rule.repeat and now >= st.last_notified + rule.repeat:
+            elif st.state == "firing" and rule.repeat and now >= _repeat_due(rule, st):
                 st.repeats += 1
+                st.silenced = False  # the user now knows it fires: its resolve is news too
                 variables = self._refresh(rule, st.variables, now)
                 self._notify(rule, st, variables, "repeat", now, save=True)
-                self._schedule(st.last_notified + rule.repeat, rule.id, key)
+                self._schedule(_repeat_due(rule, st), rule.id, key)
 
     def _refresh(self, rule: Rule, variables: dict[str, Any], now: float) -> dict[str, Any]:
-        """Recompute time-dependent variables (an intent's ``age``) at timer time."""
+        """Recompute time-dependent variables (``age``, ``down_seconds``) at timer time."""
         if isinstance(rule, IntentRule) and variables.get("created_at") is not None:
             return {**variables, "age": now - float(variables["created_at"]), "now": now}
+        if isinstance(rule, FeedRule) and variables.get("down_since") is not None:
+            return {**variables, "down_seconds": now - float(variables["down_since"]), "now": now}
         return {**variables, "now": now}
 
     # -- events ----------------------------------------------------------------------------
@@ -476,7 +479,8 @@ class Engine:
         in_cooldown = bool(rule.cooldown) and st.last_fired and now - st.last_fired < rule.cooldown
         st.state, st.since, st.variables, st.repeats = "firing", now, variables, 0
         st.silenced = bool(in_cooldown)
-        st.last_fired = now
+        if not in_cooldown:
+            st.last_fired = now  # the cooldown counts from the last firing that notified
         if in_cooldown:
             self._save(st)
         else:
@@ -719,6 +723,11 @@ def _intent_variables(event: IntentEvent, now: float) -> dict[str, Any]:
         "now": now,
         "event_at": event.at,
     }
+
+
+def _repeat_due(rule: Rule, st: AlertState) -> float:
+    """A repeat is due one period after the later of the firing and the last message."""
+    return max(st.last_notified, st.since) + rule.repeat
 
 
 def _float_or_none(value: Any) -> float | None:

@@ -1,26 +1,34 @@
 """Jinja2 in a sandbox: rule expressions and message templates, compiled once at load.
 
-The sandbox refuses attribute access to internals (Jinja's ``SandboxedEnvironment``) and, on
-top of that, bounds the work one evaluation can do: ranges, repetitions, powers and the size of
-any string or list a call or filter produces are capped, and loops may nest two deep at most.
+The sandbox refuses attribute access to internals and changes to lists and dicts (Jinja's
+``ImmutableSandboxedEnvironment``) and, on top of that, bounds the work one evaluation can do:
+ranges, repetitions, powers, format widths and the size of any value a call, filter or ``set``
+produces are capped, a render runs at most ``MAX_STEPS`` loop iterations and produces at most
+``MAX_SIZE`` characters, and loops may nest two deep at most. Statements that could recurse or
+buffer without bound (macros, call/filter/set blocks, template blocks, includes, imports,
+recursive loops) are refused when the rule loads.
 """
 
 from __future__ import annotations
 
 import math
-import operator
 import re
-from collections.abc import Callable, Iterable, Mapping, Sized
+import string
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from functools import wraps
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import _PassArg
+from jinja2.visitor import NodeTransformer
 
 __all__ = [
     "MAX_RANGE",
     "MAX_SIZE",
+    "MAX_STEPS",
     "Expression",
     "SandboxError",
     "Template",
@@ -29,11 +37,27 @@ __all__ = [
 ]
 
 MAX_RANGE = 1_000
-MAX_SIZE = 10_000
+MAX_SIZE = 10_000  # characters of a string, items of a list, 64-bit words of an integer
+MAX_STEPS = 100_000  # loop iterations per render
 MAX_LOOP_DEPTH = 2
-MAX_EXPONENT = 64
-_WIDE_FORMAT = re.compile(r"\d{5,}")  # a width or precision of 10,000+ in a format string
-_WIDTH_FILTERS = frozenset({"center", "indent", "wordwrap", "truncate", "filesizeformat"})
+MAX_WIDTH = 9_999  # format widths and precisions
+_WIDTH_FILTERS = frozenset(
+    {"center", "indent", "wordwrap", "truncate", "round", "slice", "batch", "filesizeformat"}
+)
+_PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
+_REFUSED_STATEMENTS: dict[type[nodes.Node], str] = {
+    nodes.Macro: "macros",
+    nodes.CallBlock: "call blocks",
+    nodes.Block: "template blocks",
+    nodes.Extends: "extends",
+    nodes.Include: "include",
+    nodes.Import: "import",
+    nodes.FromImport: "import",
+    nodes.AssignBlock: "set blocks ({% set x %}…{% endset %})",
+    nodes.FilterBlock: "filter blocks",
+}
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+_steps: ContextVar[list[int]] = ContextVar("sandbox_steps")
 
 
 class SandboxError(Exception):
@@ -44,10 +68,42 @@ class SandboxError(Exception):
         self.line = line
 
 
+def _units(value: Any, limit: int = MAX_SIZE) -> int:
+    """Deep size of a value (characters, items, 64-bit words), counted up to just past ``limit``."""
+    total = 0
+    stack = [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, str | bytes):
+            total += len(item)
+        elif isinstance(item, bool) or not isinstance(item, int | list | tuple | set | dict):
+            total += 1
+        elif isinstance(item, int):
+            total += 1 + item.bit_length() // 64
+        elif isinstance(item, dict):
+            total += 1
+            stack += [*item.keys(), *item.values()]
+        else:
+            total += 1
+            stack += item
+    return total
+
+
 def _check_size(value: Any) -> Any:
-    if isinstance(value, str | bytes | list | tuple | dict) and len(value) > MAX_SIZE:
-        raise SecurityError(f"result larger than {MAX_SIZE} items is refused")
+    if _units(value) > MAX_SIZE:
+        raise SecurityError(f"a value larger than {MAX_SIZE} characters or items is refused")
     return value
+
+
+def _refuse_above(size: int, what: str) -> None:
+    if size > MAX_SIZE:
+        raise SecurityError(f"{what} larger than {MAX_SIZE} characters or items is refused")
+
+
+def _check_widths(values: Iterable[Any]) -> None:
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SIZE:
+            raise SecurityError(f"a width or count above {MAX_SIZE} is refused")
 
 
 def _bounded_range(*args: int) -> range:
@@ -57,45 +113,113 @@ def _bounded_range(*args: int) -> range:
     return rng
 
 
+def _bounded_round(number: Any, ndigits: int | None = None) -> Any:
+    _check_widths((ndigits,))
+    return round(number, ndigits)
+
+
 def _check_format(template: Any) -> None:
-    if isinstance(template, str) and _WIDE_FORMAT.search(template):
-        raise SecurityError("format width above 9999 is refused")
+    """Refuse printf and ``str.format`` widths above ``MAX_WIDTH`` and widths taken from args."""
+    if not isinstance(template, str):
+        return
+    for match in _PERCENT_SPEC.finditer(template.replace("%%", "")):
+        for number in match.groups():
+            if number == "*":
+                raise SecurityError("a '*' width in a format string is refused")
+            if number is not None and int(number) > MAX_WIDTH:
+                raise SecurityError(f"format width above {MAX_WIDTH} is refused")
+    try:
+        fields = list(string.Formatter().parse(template))
+    except ValueError:
+        return  # not a str.format template; formatting it would fail on its own
+    for _, _, spec, _ in fields:
+        if spec and "{" in spec:
+            raise SecurityError("a nested width in a format string is refused")
+        if spec and any(int(n) > MAX_WIDTH for n in re.findall(r"\d+", spec)):
+            raise SecurityError(f"format width above {MAX_WIDTH} is refused")
+
+
+def _check_method(method: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    """Estimate what a string method would build before it builds it."""
+    owner = getattr(method, "__self__", None)
+    if not isinstance(owner, str):
+        return
+    name = getattr(method, "__name__", "")
+    values = (*args, *kwargs.values())
+    if name in _PADDING_METHODS or name == "expandtabs":
+        _check_widths(values)
+    if name == "expandtabs":
+        tab = values[0] if values and isinstance(values[0], int) else 8
+        _refuse_above(len(owner) + owner.count("\t") * max(tab, 0), "a result")
+    elif name == "replace" and len(args) >= 2 and isinstance(args[0], str):
+        _refuse_above(_replaced_size(owner, args[0], args[1], *args[2:3]), "a result")
+    elif name == "join" and args and isinstance(args[0], list | tuple):
+        _refuse_above(len(owner) * len(args[0]) + _units(args[0]), "a result")
+    elif name == "translate" and args and isinstance(args[0], Mapping):
+        longest = max((len(v) for v in args[0].values() if isinstance(v, str)), default=1)
+        _refuse_above(len(owner) * max(longest, 1), "a result")
+
+
+def _replaced_size(text: str, old: str, new: Any, count: Any = -1) -> int:
+    found = text.count(old) if old else len(text) + 1
+    if isinstance(count, int) and count >= 0:
+        found = min(found, count)
+    return len(text) + found * (len(str(new)) - len(old))
 
 
 def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
-    width_args = name in _WIDTH_FILTERS
+    skip = 1 if _PassArg.from_obj(func) is not None else 0
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if width_args and any(
-            isinstance(a, int) and a > MAX_SIZE for a in (*args[1:], *kwargs.values())
-        ):
-            raise SecurityError(f"width above {MAX_SIZE} is refused")
-        if name == "format" and args:
-            _check_format(args[0])
+        value, rest = (args[skip], args[skip + 1 :]) if len(args) > skip else (None, ())
+        if name in _WIDTH_FILTERS:
+            _check_widths((*rest, *kwargs.values()))
+        if name == "format":
+            _check_format(value)
+        elif name == "replace" and isinstance(value, str) and len(rest) >= 2:
+            _refuse_above(_replaced_size(value, str(rest[0]), rest[1], *rest[2:3]), "a result")
+        elif name == "join" and isinstance(value, list | tuple):
+            separator = rest[0] if rest else kwargs.get("d", "")
+            _refuse_above(len(str(separator)) * len(value) + _units(value), "a result")
+        elif name == "indent" and isinstance(value, str):
+            width = rest[0] if rest else kwargs.get("width", 4)
+            pad = width if isinstance(width, int) else len(str(width))
+            _refuse_above(len(value) + (value.count("\n") + 1) * max(pad, 0), "a result")
         return _check_size(func(*args, **kwargs))
 
     return wrapper
 
 
 def _mul(left: Any, right: Any) -> Any:
+    if isinstance(left, int) and isinstance(right, int):
+        if (left.bit_length() + right.bit_length()) // 64 > MAX_SIZE:
+            raise SecurityError(f"an integer larger than {MAX_SIZE * 64} bits is refused")
+        return left * right
     for seq, count in ((left, right), (right, left)):
-        if (
-            isinstance(seq, Sized)
-            and isinstance(count, int)
-            and len(seq) * max(count, 0) > MAX_SIZE
-        ):
-            raise SecurityError(f"repetition larger than {MAX_SIZE} items is refused")
+        if isinstance(count, int) and not isinstance(seq, int | float):
+            _refuse_above(_units(seq) * max(count, 0), "a repetition")
     return left * right
 
 
 def _pow(left: Any, right: Any) -> Any:
-    if isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
-        raise SecurityError(f"exponent above {MAX_EXPONENT} is refused")
+    whole = isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1
+    if whole and left.bit_length() * right // 64 > MAX_SIZE:
+        raise SecurityError(f"an integer larger than {MAX_SIZE * 64} bits is refused")
     return left**right
 
 
-class _Sandbox(SandboxedEnvironment):
+def _counted(iterable: Iterable[Any]) -> Iterator[Any]:
+    """A loop's iterable, charged against the render's ``MAX_STEPS`` budget."""
+    budget = _steps.get(None) or [MAX_STEPS]
+    for item in iterable:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise SecurityError(f"more than {MAX_STEPS} loop iterations are refused")
+        yield item
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "%"})
 
     def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
@@ -114,6 +238,7 @@ class _Sandbox(SandboxedEnvironment):
         return wrapped
 
     def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_method(__obj, args, kwargs)
         return _check_size(super().call(__context, __obj, *args, **kwargs))
 
 
@@ -124,15 +249,40 @@ def _make_environment() -> _Sandbox:
         "min": min,
         "max": max,
         "abs": abs,
-        "round": round,
+        "round": _bounded_round,
         "log10": math.log10,
     }
     env.filters = {name: _bounded_filter(name, f) for name, f in env.filters.items()}
-    env.tests["between"] = lambda value, low, high: operator.le(low, value) <= high
+    env.filters["_counted"] = _counted
+    env.filters["_sized"] = _check_size
+    env.tests["between"] = lambda value, low, high: low <= value <= high
     return env
 
 
 _ENV = _make_environment()
+
+
+class _Bound(NodeTransformer):
+    """Rewrites a template so loops draw on the step budget and assigned values are sized."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = _filtered(node.iter, "_counted")
+        return node
+
+    def visit_Assign(self, node: nodes.Assign) -> nodes.Node:
+        self.generic_visit(node)
+        node.node = _filtered(node.node, "_sized")
+        return node
+
+    def visit_With(self, node: nodes.With) -> nodes.Node:
+        self.generic_visit(node)
+        node.values = [_filtered(value, "_sized") for value in node.values]
+        return node
+
+
+def _filtered(expr: nodes.Node, name: str) -> nodes.Filter:
+    return nodes.Filter(expr, name, [], [], None, None, lineno=expr.lineno)
 
 
 def _loop_depth(node: nodes.Node, depth: int = 0) -> int:
@@ -140,11 +290,21 @@ def _loop_depth(node: nodes.Node, depth: int = 0) -> int:
     return max([here, *(_loop_depth(child, here) for child in node.iter_child_nodes())])
 
 
+def _refused(tree: nodes.Template) -> None:
+    for node in tree.find_all((nodes.Stmt,)):
+        what = _REFUSED_STATEMENTS.get(type(node))
+        if what is None and isinstance(node, nodes.For) and node.recursive:
+            what = "recursive loops"
+        if what is not None:
+            raise SandboxError(f"{what} are not allowed in rule templates", node.lineno)
+
+
 def _parse(source: str, *, known: Iterable[str] | None) -> nodes.Template:
     try:
         tree = _ENV.parse(source)
     except TemplateSyntaxError as exc:
         raise SandboxError(exc.message or "syntax error", exc.lineno) from None
+    _refused(tree)
     if _loop_depth(tree) > MAX_LOOP_DEPTH:
         raise SandboxError(f"loops may nest {MAX_LOOP_DEPTH} deep at most")
     if known is not None:
@@ -184,16 +344,27 @@ class Template:
 
     def __init__(self, source: str, *, known: Iterable[str] | None = None) -> None:
         self.source = source
-        _parse(source, known=known)
-        self._template = _ENV.from_string(source)
+        tree = _Bound().visit(_parse(source, known=known))
+        tree.set_environment(_ENV)
+        self._template = _ENV.from_string(tree)
 
     def render(self, variables: Mapping[str, Any]) -> str:
+        """Render piece by piece, so an oversized output is refused before it is built."""
+        budget = _steps.set([MAX_STEPS])
         try:
-            return _check_size(self._template.render(variables))  # type: ignore[no-any-return]
+            size = 0
+            parts = []
+            for piece in self._template.generate(variables):
+                size += len(piece)
+                _refuse_above(size, "a message")
+                parts.append(piece)
+            return "".join(parts)
         except SecurityError as exc:
             raise SandboxError(f"refused: {exc}") from None
         except Exception as exc:
             raise SandboxError(f"{type(exc).__name__}: {exc}") from None
+        finally:
+            _steps.reset(budget)
 
 
 def compile_expression(source: str, known: Iterable[str] | None = None) -> Expression:

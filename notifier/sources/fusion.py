@@ -385,7 +385,9 @@ class OrderFeed:
         settings = context.settings.fusion
         if not settings.enabled:
             return None
-        return cls(settings, context.sink, context.metrics, context.db)
+        # The daemon reconciles on start too: fills while it was stopped are still notified
+        # (once: the persisted order state and the outbox dedup key guard repeats).
+        return cls(settings, context.sink, context.metrics, context.db, reconcile_on_start=True)
 
     def set_interest(self, interest: Interest) -> None:
         """Only the makers matter: they choose which cached orders are reconciled."""

@@ -1,0 +1,94 @@
+"""The bare receive loop: ``python -m notifier.bench.bare QUOTES_WS PAIRS_JSON``.
+
+The baseline the daemon's throughput is compared with: the same aiohttp websocket client, the
+same two connections subscribing the same 512 pairs, and per frame only ``orjson.loads``. Each
+line the bench writes to stdin is answered on stdout with ``{"frames": N}`` (frames parsed so
+far), so the bench reads both consumers the same way over the same window. Prints
+``{"subscribed": N}`` once every connection has its acknowledgement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from notifier.simulator import SIM_KEYS
+
+__all__ = ["main"]
+
+PER_CONNECTION = 256
+
+
+class _Counter:
+    frames = 0
+
+
+async def _receive(
+    session: aiohttp.ClientSession,
+    url: str,
+    pairs: list[dict[str, Any]],
+    counter: _Counter,
+    acked: asyncio.Queue[int],
+) -> None:
+    async with session.ws_connect(url, max_msg_size=1 << 20) as ws:
+        await ws.send_str(orjson.dumps({"op": "subscribe", "pairs": pairs}).decode())
+        async for message in ws:
+            if message.type is not aiohttp.WSMsgType.TEXT:
+                break
+            frame = orjson.loads(message.data)
+            counter.frames += 1
+            if frame.get("type") == "subscribed":
+                acked.put_nowait(int(frame.get("count", 0)))
+
+
+async def _run(url: str, pairs_path: Path) -> None:
+    wanted = [
+        {"in": p[0], "out": p[1], "amount": p[2], "exactIn": p[3]}
+        for p in orjson.loads(pairs_path.read_bytes())
+    ]
+    chunks = [wanted[i : i + PER_CONNECTION] for i in range(0, len(wanted), PER_CONNECTION)]
+    counter = _Counter()
+    acked: asyncio.Queue[int] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    full_url = f"{url}?key={SIM_KEYS.quotes}"
+    async with aiohttp.ClientSession() as session:
+        tasks = [
+            asyncio.create_task(_receive(session, full_url, chunk, counter, acked))
+            for chunk in chunks
+        ]
+        subscribed = 0
+        for _ in chunks:
+            subscribed += await acked.get()
+        _answer({"subscribed": subscribed})
+        try:
+            while await reader.readline():  # one line in, one count out; EOF ends the run
+                _answer({"frames": counter.frames})
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _answer(value: dict[str, int]) -> None:
+    sys.stdout.write(orjson.dumps(value).decode() + "\n")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m notifier.bench.bare")
+    parser.add_argument("url", help="the quote stream's ws:// URL")
+    parser.add_argument("pairs", type=Path, help="JSON list of [in, out, amount, exactIn]")
+    args = parser.parse_args()
+    asyncio.run(_run(args.url, args.pairs))
+
+
+if __name__ == "__main__":
+    main()

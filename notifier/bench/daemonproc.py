@@ -1,0 +1,15 @@
+"""The bench's daemon process: ``python -m notifier.bench.daemonproc run -c FILE``.
+
+Exactly ``notifier …`` (the same ``cli.main``, signals and exit codes), with the ``bench://``
+apprise channel registered first, so the daemon under test is the product as shipped.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from notifier.bench import plugin as _plugin  # noqa: F401 - registers bench://
+from notifier.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

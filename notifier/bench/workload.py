@@ -1,0 +1,154 @@
+"""What the benchmarks feed the daemon: 512 pairs, 1,000 rules, the config and apprise file.
+
+The pairs use synthetic mints, so prices are raw ratios (``amountOut / amount``). The load rules
+sit far from any price the simulator quotes (1e-3 … 1e3), so they are evaluated on every quote
+and never fire; the two latency rules watch pairs whose quote the benchmark scripts around their
+threshold, so the flood's one-unit toggles make them cross a few times a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from notifier.events import PairKey
+from notifier.simulator import SIM_KEYS
+
+__all__ = [
+    "AMOUNT",
+    "LATENCY_ARMED",
+    "LATENCY_IDLE",
+    "LATENCY_PAIRS",
+    "LATENCY_TAG",
+    "OUT_MINT",
+    "PAIR_COUNT",
+    "RULE_COUNT",
+    "BenchFiles",
+    "bench_pairs",
+    "latency_title_slot",
+    "reload_rule_yaml",
+    "rules_yaml",
+    "write_files",
+]
+
+PAIR_COUNT = 512
+RULE_COUNT = 1_000
+LATENCY_PAIRS = 2  # the first pairs; each also carries one latency rule
+AMOUNT = "1000000"
+OUT_MINT = "BenchQuoteMintOut1111111111111111111111111"
+LATENCY_TAG = "bench"
+LATENCY_THRESHOLD = 1.0000005  # between 1000000/1e6 and 1000001/1e6
+LATENCY_ARMED = 1_000_000  # amountOut toggling 1000000 <-> 1000001 crosses the threshold
+LATENCY_IDLE = 500_000  # toggling 500000 <-> 500001 never does
+_TITLE_PREFIX = "bench latency slot "
+
+
+def bench_pairs() -> list[PairKey]:
+    """The 512 subscribed pairs, sorted as the daemon sorts its subscriptions."""
+    return sorted((f"BenchMint{i:03d}In{'1' * 28}", OUT_MINT, AMOUNT, True) for i in range(512))
+
+
+def latency_title_slot(title: str) -> int | None:
+    """The slot a latency notification's title carries, or None for any other title."""
+    if not title.startswith(_TITLE_PREFIX):
+        return None
+    tail = title.removeprefix(_TITLE_PREFIX).strip()
+    return int(tail) if tail.isdigit() else None
+
+
+def _pair_yaml(pair: PairKey) -> str:
+    return f"{{in: {pair[0]}, out: {pair[1]}, amount: '{pair[2]}'}}"
+
+
+def rules_yaml(pairs: list[PairKey]) -> str:
+    """1,000 quote rules over ``pairs``: one or two per pair, a realistic mix of shapes.
+
+    Per pair: an ``above`` threshold (every tenth a ``when:`` expression instead, evaluated by
+    the Jinja sandbox); on all but the last pairs also a ``below`` (every seventh with an
+    ``until:`` band). The first ``LATENCY_PAIRS`` pairs carry the latency rules instead of the
+    ``below`` one.
+    """
+    lows = range(LATENCY_PAIRS, RULE_COUNT - len(pairs))  # 486 pairs: 512 + 2 + 486 = 1,000
+    lines = ["# notifier bench: generated load rules", "rules:"]
+    for i, pair in enumerate(pairs):
+        where = _pair_yaml(pair)
+        lines += [f"  - id: p{i:03d}-high", "    on: quote", f"    pair: {where}"]
+        if i % 10 == 5:
+            lines.append("    when: price > 1.0e12 and price_impact_bps < 5000")
+        else:
+            lines.append("    above: 1.0e12")
+        if i < LATENCY_PAIRS:
+            lines += [
+                f"  - id: latency-{i}",
+                "    on: quote",
+                f"    pair: {where}",
+                f"    above: {LATENCY_THRESHOLD}",
+                f"    notify: [{LATENCY_TAG}]",
+                f'    title: "{_TITLE_PREFIX}{{{{ slot }}}}"',
+                '    body: "{{ pair }} at {{ price }}"',
+            ]
+        elif i in lows:
+            lines += [f"  - id: p{i:03d}-low", "    on: quote", f"    pair: {where}"]
+            lines.append("    below: 1.0e-12")
+            if i % 7 == 3:
+                lines.append("    until: price > 1.0e-11")
+    return "\n".join(lines) + "\n"
+
+
+def reload_rule_yaml(n: int, pair: PairKey) -> str:
+    """The hot-reload file's n-th version: one rule with a new id each save."""
+    return (
+        "rules:\n"
+        f"  - id: reload-{n}\n"
+        "    on: quote\n"
+        f"    pair: {_pair_yaml(pair)}\n"
+        "    above: 1.0e12\n"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BenchFiles:
+    """A daemon's config, rules dir, state dir and log in one temporary directory."""
+
+    root: Path
+    config: Path
+    rules_dir: Path
+    state_dir: Path
+    log: Path
+
+    @property
+    def reload_file(self) -> Path:
+        return self.rules_dir / "reload.yaml"
+
+
+def write_files(
+    root: Path, *, quotes_url: str, http_port: int, notify_port: int, pairs: list[PairKey]
+) -> BenchFiles:
+    """Write the daemon's config (quotes only, bench:// channel, no rate limit) under ``root``."""
+    rules_dir = root / "rules"
+    rules_dir.mkdir(parents=True, exist_ok=True)
+    (rules_dir / "load.yaml").write_text(rules_yaml(pairs), encoding="utf-8")
+    apprise = root / "apprise.yml"
+    apprise.write_text(
+        f"urls:\n  - bench://127.0.0.1:{notify_port}:\n      tag: {LATENCY_TAG}\n",
+        encoding="utf-8",
+    )
+    config = root / "notifier.toml"
+    config.write_text(
+        f'rules_dir = "{rules_dir}"\n'
+        f'state_dir = "{root / "state"}"\n'
+        f'apprise_config = "{apprise}"\n'
+        "errors_to = []\n"
+        'log_level = "INFO"\n'
+        "\n[http]\n"
+        f'listen = "127.0.0.1:{http_port}"\n'
+        "\n[fusion]\nenabled = false\n"
+        "\n[intents]\nenabled = false\n"
+        "\n[quotes]\n"
+        f'url = "{quotes_url}"\n'
+        f'api_key = "{SIM_KEYS.quotes}"\n'
+        # The latency rules fire ~10 times a second: lift the per-tag budget off their path.
+        f"\n[delivery.rate_limits.{LATENCY_TAG}]\ncount = 1000000\nper = \"1s\"\n",
+        encoding="utf-8",
+    )
+    return BenchFiles(root, config, rules_dir, root / "state", root / "daemon.log")
