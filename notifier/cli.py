@@ -163,7 +163,9 @@ def _stop_grace() -> float:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from notifier.config import resolve_config_path
     from notifier.dispatch import check_apprise_config
+    from notifier.http import parse_listen
     from notifier.rules import check_files
     from notifier.rules.loader import list_rule_files
 
@@ -173,6 +175,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(f"{exc}")
         return EX_ERRORS
     problems: list[str] = []
+    if settings.http.listen.strip():  # what `run` would refuse with exit 78
+        try:
+            parse_listen(settings.http.listen)
+        except ConfigError as exc:
+            where = resolve_config_path(args.config)
+            problems.append(f"{where}: {exc}" if where else str(exc))
     if not args.paths:
         problems += [f"{settings.apprise_config}: {e}" for e in check_apprise_config(settings)]
     targets = args.paths or [settings.rules_dir]

@@ -130,7 +130,7 @@ class Daemon:
         self.tokens = s.token_table()
         self.repository = RuleRepository(s.rules_dir, self.tokens)
         self.dispatcher = Dispatcher(self.db, s, self.metrics)
-        channel_errors = self.dispatcher.reload_channels()
+        channel_errors = self.dispatcher.channel_errors  # loaded by its constructor
         if channel_errors:
             raise StartupError(f"{s.apprise_config}: " + "; ".join(channel_errors))
         first = self.repository.reload()

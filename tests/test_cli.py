@@ -137,6 +137,19 @@ def test_check_of_a_missing_path_is_an_error(
     assert capsys.readouterr().out == f"{missing}: no such file or directory\n"
 
 
+def test_check_reports_an_unusable_http_listen(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``check`` flags the listen address that ``run`` would refuse with exit 78."""
+    config.write_text('[http]\nlisten = "nope"\n', encoding="utf-8")
+    directory = rules_dir(tmp_path, prices_yaml=GOOD_PRICES)
+    assert main(["check", "-c", str(config), str(directory)]) == 1
+    out, _ = capsys.readouterr()
+    assert (
+        out == f"{config}: http.listen: 'nope' is not host:port (e.g. 127.0.0.1:9310, [::1]:9310)\n"
+    )
+
+
 def test_help_lists_every_command_and_exits_0() -> None:
     """``--help`` names every command of SPEC §2 and exits 0."""
     result = run("--help")

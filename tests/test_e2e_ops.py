@@ -289,7 +289,8 @@ async def test_journal_format_and_no_secret_in_any_log_line(
     bad = [line for line in lines if not journal_line.fullmatch(line)]
     assert not bad, bad
     assert not [line for line in lines if re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", line)]
-    assert any(line.startswith("<4>WARNING") for line in lines)  # the dropped feed
+    assert any(line.startswith("<4>WARNING notifier.sources.quotes:") for line in lines)
+    assert any(line.startswith("<4>WARNING notifier.dispatch: delivery of") for line in lines)
     assert any(line.startswith("<6>INFO") for line in lines)
     secrets = (SIM_KEYS.fusion, SIM_KEYS.quotes, SIM_KEYS.intents, HTTP_TOKEN, APPRISE_PASSWORD)
     leaks = [line for line in lines if any(secret in line for secret in secrets)]
@@ -302,7 +303,7 @@ SEEDED = "sekrit-0123456789abcdef"
 
 
 def refused_config(
-    tmp_path: Path, *, apprise: Path | None = None, http: str = "", quotes: str = ""
+    tmp_path: Path, *, apprise: Path | None = None, top: str = "", http: str = "", quotes: str = ""
 ) -> Path:
     """A config whose feeds are off and whose secrets are seeded with ``SEEDED``."""
     if apprise is None:
@@ -314,6 +315,7 @@ def refused_config(
         f"rules_dir = {toml_str(tmp_path / 'rules')}\n"
         f"state_dir = {toml_str(tmp_path / 'state')}\n"
         f"apprise_config = {toml_str(apprise)}\n"
+        f"{top}\n"
         f'[http]\ntoken = "{SEEDED}-http"\n{http}\n'
         f'[fusion]\nenabled = false\napi_key = "{SEEDED}-fusion"\n'
         f'[quotes]\nenabled = false\napi_key = "{SEEDED}-quotes"\n{quotes}\n'
@@ -341,6 +343,13 @@ def test_unknown_config_key_exits_78_naming_the_key(tmp_path: Path) -> None:
     output = run_refused(refused_config(tmp_path, quotes="poll = 3"))
     assert "quotes.poll" in output
     assert str(tmp_path / "notifier.toml") in output
+
+
+def test_unknown_log_level_exits_78_naming_the_key(tmp_path: Path) -> None:
+    """A log level logging does not know is a config error, not a traceback."""
+    output = run_refused(refused_config(tmp_path, top='log_level = "LOUD"'))
+    assert "log_level" in output
+    assert "LOUD" in output
 
 
 def test_missing_apprise_config_exits_78_naming_the_file(tmp_path: Path) -> None:

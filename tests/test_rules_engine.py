@@ -407,6 +407,30 @@ def test_repeat_of_a_silenced_firing_counts_from_that_firing() -> None:
     assert rig.titles == ["firing 150", "repeat 160"]
 
 
+def test_a_repeated_silent_firing_announces_its_resolve() -> None:
+    """Once a repeat told the user a silent firing is on, its resolve is sent too."""
+    rig = Rig(
+        REPEAT.replace("    repeat: 1h", "    repeat: 10m\n    cooldown: 30m\n    resolved: true")
+    )
+    rig.quote(200, impact=150)
+    rig.at(100)
+    rig.quote(200, impact=50)
+    rig.at(200)
+    rig.quote(200, impact=160)  # silent
+    rig.at(300)
+    rig.quote(200, impact=40)  # its resolve is silent too
+    rig.at(400)
+    rig.quote(200, impact=170)  # silent again
+    rig.at(1000)  # repeat
+    rig.quote(200, impact=30)
+    assert rig.titles == [
+        "firing 150",
+        "RESOLVED resolved 50",
+        "repeat 170",
+        "RESOLVED resolved 30",
+    ]
+
+
 # -- keys ---------------------------------------------------------------------------------------
 
 
@@ -830,7 +854,7 @@ def test_an_order_for_another_chain_or_maker_reaches_no_rule() -> None:
 
 @pytest.mark.parametrize("unrelated", [0, 10, 200])
 def test_per_event_cost_does_not_grow_with_unrelated_rules(unrelated: int) -> None:
-    """With one matching rule per kind, each event costs one evaluation however many others exist."""
+    """With one matching rule per kind an event costs one evaluation, however many others exist."""
     mine = f"""\
   - id: my-quote
     on: quote
@@ -890,6 +914,23 @@ rules:
         "notifier_rule_expression_errors_total", {"rule": "divides-by-zero"}
     )
     assert errors == 2
+
+
+def test_a_bare_missing_key_counts_as_false_instead_of_escaping_the_engine() -> None:
+    """``when: swap_metadata.flag`` on an intent without that key is false, not a crash."""
+    rig = Rig(
+        """\
+rules:
+  - id: flagged
+    on: intent
+    when: swap_metadata.flag
+  - id: any
+    on: intent
+    to: [Finished]
+"""
+    )
+    rig.intent("i1", "Finished", "Deposited")
+    assert [n.rule_id for n in rig.sink.sent] == ["any"]
 
 
 def test_a_template_that_fails_still_notifies_with_a_fallback_text(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from notifier.bench.child import adopt
 from notifier.simulator import SIM_KEYS
 
 __all__ = ["main"]
@@ -47,11 +49,8 @@ async def _receive(
                 acked.put_nowait(int(frame.get("count", 0)))
 
 
-async def _run(url: str, pairs_path: Path) -> None:
-    wanted = [
-        {"in": p[0], "out": p[1], "amount": p[2], "exactIn": p[3]}
-        for p in orjson.loads(pairs_path.read_bytes())
-    ]
+async def _run(url: str, pairs: list[list[Any]]) -> None:
+    wanted = [{"in": p[0], "out": p[1], "amount": p[2], "exactIn": p[3]} for p in pairs]
     chunks = [wanted[i : i + PER_CONNECTION] for i in range(0, len(wanted), PER_CONNECTION)]
     counter = _Counter()
     acked: asyncio.Queue[int] = asyncio.Queue()
@@ -60,7 +59,7 @@ async def _run(url: str, pairs_path: Path) -> None:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     full_url = f"{url}?key={SIM_KEYS.quotes}"
     async with aiohttp.ClientSession() as session:
-        tasks = [
+        tasks: list[asyncio.Task[Any]] = [
             asyncio.create_task(_receive(session, full_url, chunk, counter, acked))
             for chunk in chunks
         ]
@@ -68,13 +67,21 @@ async def _run(url: str, pairs_path: Path) -> None:
         for _ in chunks:
             subscribed += await acked.get()
         _answer({"subscribed": subscribed})
-        try:
-            while await reader.readline():  # one line in, one count out; EOF ends the run
-                _answer({"frames": counter.frames})
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        tasks.append(asyncio.create_task(_answer_lines(reader, counter)))
+        tasks.append(asyncio.create_task(stop.wait()))
+        try:  # until SIGTERM, EOF on stdin, or a connection ends
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _answer_lines(reader: asyncio.StreamReader, counter: _Counter) -> None:
+    while await reader.readline():  # one line in, one count out
+        _answer({"frames": counter.frames})
 
 
 def _answer(value: dict[str, int]) -> None:
@@ -83,11 +90,12 @@ def _answer(value: dict[str, int]) -> None:
 
 
 def main() -> None:
+    adopt()
     parser = argparse.ArgumentParser(prog="python -m notifier.bench.bare")
     parser.add_argument("url", help="the quote stream's ws:// URL")
     parser.add_argument("pairs", type=Path, help="JSON list of [in, out, amount, exactIn]")
     args = parser.parse_args()
-    asyncio.run(_run(args.url, args.pairs))
+    asyncio.run(_run(args.url, orjson.loads(args.pairs.read_bytes())))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import sys
 
-from notifier.bench import plugin as _plugin  # noqa: F401 - registers bench://
-from notifier.cli import main
+from notifier.bench.child import adopt
 
 if __name__ == "__main__":
+    adopt()
+    from notifier.bench import plugin as _plugin  # noqa: F401 - registers bench://
+    from notifier.cli import main
+
     sys.exit(main(sys.argv[1:]))

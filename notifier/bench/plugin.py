@@ -1,7 +1,7 @@
 """The ``bench://HOST:PORT`` apprise channel: reports when apprise starts a send.
 
 Importing this module registers the scheme. Each call takes ``time.time()`` first thing, then
-sends one UDP datagram ``"<title>\\n<time>"`` to ``HOST:PORT`` (the bench's collector) and
+sends one UDP datagram ``"<title>\\n<body>\\n<time>"`` to ``HOST:PORT`` (the bench's collector) and
 reports success, so the latency figure ends where a real channel would start its network call.
 """
 
@@ -21,10 +21,12 @@ SCHEME = "bench"
 _socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # sendto is thread-safe
 
 
-def _send(body: str, title: str, notify_type: str, meta: dict[str, Any], *_: Any, **__: Any) -> bool:
+def _send(
+    body: str, title: str, notify_type: str, meta: dict[str, Any], *_: Any, **__: Any
+) -> bool:
     started = time.time()
     address = (str(meta.get("host") or "127.0.0.1"), int(meta.get("port") or 0))
-    _socket.sendto(f"{title}\n{started!r}".encode(), address)
+    _socket.sendto(f"{title}\n{body}\n{started!r}".encode(), address)
     return True
 
 

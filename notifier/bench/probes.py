@@ -8,8 +8,10 @@ import contextlib
 import math
 import os
 import socket
+import sqlite3
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -19,9 +21,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from notifier.bench.workload import latency_title_slot
 
 __all__ = [
+    "Delivery",
     "LatencyCollector",
     "NotifySocket",
+    "commit_latency_ms",
     "counter_values",
+    "cpu_busy_seconds",
     "cpu_seconds",
     "percentile",
 ]
@@ -49,6 +54,43 @@ def counter_values(text: str, wanted: dict[str, tuple[str, str]]) -> dict[str, f
                 if sample.name == name and sample.labels.get(label_name) == label_value:
                     found[key] = float(sample.value)
     return found
+
+
+def commit_latency_ms(directory: Path, commits: int = 40) -> tuple[float, float]:
+    """p50 and p99 of one small SQLite commit in ``directory``, set up as the daemon's store
+    (WAL, ``synchronous=FULL``): the disk's share of every notification's latency."""
+    path = directory / "commit-probe.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE probe (at REAL, body TEXT)")
+        timings = []
+        for _ in range(commits):
+            begun = time.perf_counter()
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO probe VALUES (?, ?)", (time.time(), "x" * 200))
+            db.execute("COMMIT")
+            timings.append((time.perf_counter() - begun) * 1000)
+    finally:
+        db.close()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                Path(f"{path}{suffix}").unlink()
+    return percentile(timings, 0.5), percentile(timings, 0.99)
+
+
+def cpu_busy_seconds(cpu: int | None) -> float:
+    """Time ``cpu`` (all CPUs when None) spent busy or stolen by the hypervisor, from
+    ``/proc/stat``: with a process's own CPU time, what *other* processes took from it."""
+    name = "cpu" if cpu is None else f"cpu{cpu}"
+    for line in Path("/proc/stat").read_text(encoding="ascii").splitlines():
+        fields = line.split()
+        if fields and fields[0] == name:
+            ticks = [int(f) for f in fields[1:]]
+            idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+            return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # up to steal
+    return math.nan
 
 
 def cpu_seconds(pid: int) -> float:
@@ -109,22 +151,33 @@ class NotifySocket:
                 self._ready.set()
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One latency notification as the ``bench://`` channel saw it."""
+
+    slot: int
+    evaluated_at: float  # the engine's clock when it evaluated the quote (the body: ``now``)
+    called_at: float  # time.time() when apprise called the channel
+
+
 class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, sink: list[tuple[int, float]]) -> None:
+    def __init__(self, sink: list[Delivery]) -> None:
         self._sink = sink
 
     def datagram_received(self, data: bytes, addr: tuple[str | bytes, int] | str) -> None:
-        title, _, started = data.decode("utf-8", "replace").rpartition("\n")
+        title, _, rest = data.decode("utf-8", "replace").partition("\n")
+        body, _, called = rest.rpartition("\n")
         slot = latency_title_slot(title)
         if slot is not None:
-            self._sink.append((slot, float(started)))
+            with contextlib.suppress(ValueError):
+                self._sink.append(Delivery(slot, float(body), float(called)))
 
 
 class LatencyCollector:
-    """The UDP end of the ``bench://`` channel: (slot, time apprise called the channel)."""
+    """The UDP end of the ``bench://`` channel: what each latency notification carried."""
 
     def __init__(self) -> None:
-        self.received: list[tuple[int, float]] = []
+        self.received: list[Delivery] = []
         self._transport: asyncio.DatagramTransport | None = None
         self.port = 0
 
@@ -146,7 +199,7 @@ class LatencyCollector:
         if self._transport is not None:
             self._transport.close()
 
-    def take(self) -> list[tuple[int, float]]:
+    def take(self) -> list[Delivery]:
         """Everything received since the last call."""
         taken, self.received[:] = list(self.received), []
         return taken

@@ -1,28 +1,29 @@
 """Child processes of the bench: started pinned to a CPU, always stopped, never orphaned.
 
 Every child runs in its own session (a Ctrl-C reaches only the bench, which then stops them in
-order), is pinned with ``sched_setaffinity`` so the parts of a measurement do not trade cores,
-and gets ``PR_SET_PDEATHSIG`` so even a bench killed with SIGKILL takes its children with it.
+order) and calls `notifier.bench.child.adopt` first: it pins itself to the CPU chosen here, so
+the parts of a measurement do not trade cores, and asks for ``PR_SET_PDEATHSIG``, so even a
+bench killed with SIGKILL takes its children with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from notifier.bench.child import CPU_ENV, PARENT_ENV
+
 __all__ = ["Child", "Children", "cpu_for", "free_port", "read_rss_kib", "stop_process"]
 
-_PR_SET_PDEATHSIG = 1
 STOP_TIMEOUT = 15.0  # SIGTERM → SIGKILL; the daemon drains deliveries for up to 10 s
 
 
@@ -49,18 +50,6 @@ def read_rss_kib(pid: int) -> tuple[int, int]:
         if key in {"VmRSS", "VmHWM"}:
             fields[key] = int(value.split()[0])
     return fields["VmRSS"], fields["VmHWM"]
-
-
-def _child_setup(cpu: int | None) -> Callable[[], None]:
-    def setup() -> None:
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if cpu is not None:
-            with contextlib.suppress(OSError):
-                os.sched_setaffinity(0, {cpu})
-
-    return setup
 
 
 class Child:
@@ -133,6 +122,7 @@ class Children:
     def __init__(self, logs: Path) -> None:
         self._logs = logs
         self._children: list[Child] = []
+        self.started: list[Child] = []  # every child ever started, for the report
 
     async def start(
         self,
@@ -146,18 +136,21 @@ class Children:
         """Start ``argv`` (``python`` means this interpreter) with stdin/stdout pipes."""
         argv = [sys.executable, *argv[1:]] if argv[0] == "python" else list(argv)
         log = self._logs / f"{name}.log"
+        placement = {PARENT_ENV: str(os.getpid())}
+        if cpu is not None:
+            placement[CPU_ENV] = str(cpu)
         with log.open("ab") as stderr:
             process = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
                 stderr=stderr,
-                env={**os.environ, **(env or {})},
+                env={**os.environ, **(env or {}), **placement},
                 start_new_session=True,
-                preexec_fn=_child_setup(cpu),  # noqa: PLW1509 - no threads run in the bench
             )
         child = Child(name, process, cpu, log)
         self._children.append(child)
+        self.started.append(child)
         return child
 
     async def stop(self, child: Child, timeout: float = STOP_TIMEOUT) -> int:  # noqa: ASYNC109
@@ -189,4 +182,3 @@ class Children:
         tb: TracebackType | None,
     ) -> None:
         await self.stop_all()
-

@@ -38,6 +38,8 @@ class Results:
     reload: dict[str, Any] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
     startup: dict[str, Any] = field(default_factory=dict)
+    disk: dict[str, Any] = field(default_factory=dict)
+    processes: list[dict[str, Any]] = field(default_factory=list)  # every child, once stopped
     daemon_exit_code: int | None = None
     error: str | None = None
 
@@ -70,6 +72,8 @@ class Results:
             "reload": self.reload,
             "memory": self.memory,
             "startup": self.startup,
+            "disk": self.disk,
+            "processes": self.processes,
             "targets": TARGETS,
             "met": self.verdicts(),
             "daemon_exit_code": self.daemon_exit_code,
@@ -99,6 +103,7 @@ def _cpu_model() -> str:
 
 def machine_info() -> dict[str, Any]:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (math.nan,) * 3
     return {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
@@ -108,6 +113,7 @@ def machine_info() -> dict[str, Any]:
         "system": f"{platform.system()} {platform.release()}",
         "notifier": __version__,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "loadavg_at_start": [round(x, 2) for x in load],
     }
 
 
@@ -121,95 +127,109 @@ def _mark(verdict: bool | None) -> str:
     return {True: "met", False: "MISSED", None: "not measured"}[verdict]
 
 
+def _pct(value: Any) -> str:
+    return _num(100 * value if isinstance(value, int | float) else None, ".0f") + "%"
+
+
 def render_table(r: Results) -> str:
-    """The human report: header (machine, placement, workload), one row per figure."""
+    """The human report: header (machine, placement, workload), one row per figure, notes."""
     m, t, lat, rel, mem, st = r.machine, r.throughput, r.latency, r.reload, r.memory, r.startup
     v = r.verdicts()
     lines = [
         f"notifier bench ({r.plan} run{', shortened windows' if r.plan == 'quick' else ''})",
         f"machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
-        f"{m['implementation']} {m['python']}, {m['system']}, notifier {m['notifier']}",
-    ]
-    lines += [f"  {part:<10} {where}" for part, where in r.placement.items()]
-    lines += [
-        "workload: 1,000 quote rules over 512 pairs, 2 quote connections (256 pairs each), "
-        "quotes from the simulator on loopback",
+        f"{m['implementation']} {m['python']}, {m['system']}, notifier {m['notifier']}, "
+        f"load average at start {m['loadavg_at_start'][0]:.2f}",
+        *(f"  {part:<10} {where}" for part, where in r.placement.items()),
+        "workload: 1,000 quote rules over 512 pairs, 2 quote connections of 256 pairs",
         "",
     ]
-    rows: list[tuple[str, str, str, str]] = [("figure", "result", "target", "")]
-    rows.append(
-        ("throughput: frames received+parsed",
-         f"{_num(t.get('daemon_frames_per_s'))} /s", "≥ 20,000 /s",
-         _mark(v["throughput_frames_per_s"]))
-    )  # fmt: skip
-    rows.append(
-        ("  rule evaluations",
-         f"{_num(t.get('daemon_evaluations_per_s'))} /s", "", "")
-    )  # fmt: skip
-    rows.append(
+    timeouts = rel.get("timeouts")
+    rows: list[tuple[str, str, str, str]] = [
+        ("figure", "result", "target", ""),
+        ("throughput: quote frames received+parsed",
+         f"{_num(t.get('daemon_frames_per_s'))} /s at {_pct(t.get('daemon_cpu_share'))} CPU",
+         "≥ 20,000 /s", _mark(v["throughput_frames_per_s"])),
+        ("  per CPU-second of the daemon",
+         f"{_num(t.get('daemon_frames_per_cpu_s'))} frames", "", ""),
+        ("  rule evaluations", f"{_num(t.get('daemon_evaluations_per_s'))} /s", "", ""),
         ("  quote events evaluated (after conflation)",
          f"{_num(t.get('daemon_events_evaluated_per_s'))} /s "
-         f"({_num(100 * t['conflated_share'] if 'conflated_share' in t else None, '.0f')}% "
-         "conflated)", "", "")
-    )  # fmt: skip
-    rows.append(
-        ("  bare loop (orjson.loads only)",
-         f"{_num(t.get('bare_frames_per_s'))} /s", "", "")
-    )  # fmt: skip
-    rows.append(
-        ("  ratio daemon / bare", _num(t.get("ratio"), ".2f"), "≥ 0.5",
-         _mark(v["throughput_ratio"]))
-    )  # fmt: skip
-    rows.append(
-        (f"latency p50 / p99 ({_num(lat.get('load_frames_per_s'))} frames/s)",
-         f"{_num(lat.get('p50_ms'), '.2f')} / {_num(lat.get('p99_ms'), '.2f')} ms",
-         "p99 ≤ 10 ms", _mark(v["latency_p99_ms"]))
-    )  # fmt: skip
-    timeouts = rel.get("timeouts")
-    rows.append(
+         f"({_pct(t.get('conflated_share'))} conflated)", "", ""),
+        ("  bare loop (aiohttp + orjson.loads only)",
+         f"{_num(t.get('bare_frames_per_s'))} /s at {_pct(t.get('bare_cpu_share'))} CPU", "", ""),
+        ("  per CPU-second of the bare loop",
+         f"{_num(t.get('bare_frames_per_cpu_s'))} frames", "", ""),
+        ("  ratio daemon / bare, per CPU-second",
+         _num(t.get("ratio"), ".2f")
+         + f" (by rate: {_num(t.get('ratio_received'), '.2f')})",
+         "≥ 0.5", _mark(v["throughput_ratio"])),
+        (f"latency p50 / p99 at {_num(lat.get('load_frames_per_s'))} frames/s",
+         f"{_num(lat.get('p50_ms'), '.1f')} / {_num(lat.get('p99_ms'), '.1f')} ms",
+         "p99 ≤ 10 ms", _mark(v["latency_p99_ms"])),
+        ("  frame sent -> rule evaluated",
+         f"{_num(lat.get('to_engine_p50_ms'), '.1f')} / "
+         f"{_num(lat.get('to_engine_p99_ms'), '.1f')} ms", "", ""),
+        ("  rule evaluated -> apprise calls channel",
+         f"{_num(lat.get('engine_to_apprise_p50_ms'), '.1f')} / "
+         f"{_num(lat.get('engine_to_apprise_p99_ms'), '.1f')} ms", "", ""),
         (f"hot reload p50 / p95 ({_num(rel.get('saves'))} saves)",
          f"{_num(rel.get('p50_ms'))} / {_num(rel.get('p95_ms'))} ms"
          + (f", {timeouts} timed out" if timeouts else ""),
-         "p95 ≤ 300 ms", _mark(v["reload_p95_ms"]))
-    )  # fmt: skip
-    rows.append(
+         "p95 ≤ 300 ms", _mark(v["reload_p95_ms"])),
         (f"memory: VmRSS after {_num(mem.get('uptime_s'))} s",
          f"{_num(mem.get('rss_mb'), '.1f')} MB (peak {_num(mem.get('peak_mb'), '.1f')})",
-         "≤ 100 MB", _mark(v["memory_rss_mb"]))
-    )  # fmt: skip
-    rows.append(
-        (f"start-up to READY=1 (median of {_num(st.get('runs'))})",
-         f"{_num(st.get('median_s'), '.2f')} s", "≤ 1.5 s", _mark(v["startup_s"]))
-    )  # fmt: skip
+         "≤ 100 MB", _mark(v["memory_rss_mb"])),
+        (f"start-up to READY=1, median of {_num(st.get('runs'))}",
+         f"{_num(st.get('median_s'), '.2f')} s", "≤ 1.5 s", _mark(v["startup_s"])),
+    ]  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for i, row in enumerate(rows):
         cells = [row[j].ljust(widths[j]) for j in range(3)]
         lines.append(f"{cells[0]}  {cells[1]}  {cells[2]}  {row[3]}".rstrip())
         if i == 0:
-            lines.append("-" * (sum(widths) + 6 + 12))
+            lines.append("-" * (sum(widths) + 6 + len("not measured")))
+    lines += ["", *(f"- {note}" for note in _notes(r))]
+    return "\n".join(lines) + "\n"
+
+
+def _notes(r: Results) -> list[str]:
+    t, lat, st, disk = r.throughput, r.latency, r.startup, r.disk
     notes = []
     if t:
         notes.append(
-            f"throughput window {_num(t.get('window_s'), '.1f')} s under a full-speed flood; "
-            f"the simulator sent {_num(t.get('daemon_sim_sent_per_s'))} frames/s to the daemon "
-            f"and {_num(t.get('bare_sim_sent_per_s'))} /s to the bare loop; daemon CPU "
-            f"{_num(100 * t['daemon_cpu_share'] if 'daemon_cpu_share' in t else None, '.0f')}%"
+            f"throughput: {_num(t.get('window_s'), '.1f')} s windows under a full-speed flood; "
+            f"the simulator wrote {_num(t.get('daemon_sim_sent_per_s'))} frames/s to the daemon "
+            f"and {_num(t.get('bare_sim_sent_per_s'))} /s to the bare loop (a consumer that "
+            "keeps up is bounded by the simulator: compare per CPU-second); other processes "
+            f"took {_pct(t.get('daemon_others_cpu_share'))} / "
+            f"{_pct(t.get('bare_others_cpu_share'))} of the test CPU meanwhile"
         )
     if lat:
         notes.append(
-            f"latency: frame written by the simulator -> apprise calls the channel, "
-            f"{lat.get('samples')} notifications, max {_num(lat.get('max_ms'), '.2f')} ms, "
-            f"daemon CPU {_num(100 * lat.get('daemon_cpu_share', math.nan), '.0f')}%"
+            f"latency: simulator writes the frame -> apprise calls the channel, "
+            f"{lat.get('samples')} notifications, max {_num(lat.get('max_ms'), '.1f')} ms, "
+            f"daemon CPU {_pct(lat.get('daemon_cpu_share'))} (others "
+            f"{_pct(lat.get('others_cpu_share'))}), "
+            f"{_num(lat.get('reloads_during'))} reload(s) during the window"
+        )
+    if disk:
+        notes.append(
+            f"disk: one SQLite commit (WAL, synchronous=FULL, as the outbox) takes "
+            f"p50 {_num(disk.get('commit_p50_ms'), '.1f')} / "
+            f"p99 {_num(disk.get('commit_p99_ms'), '.1f')} ms here"
         )
     if st:
         samples = ", ".join(f"{s:.2f}" for s in st.get("samples_s", []))
         notes.append(f"start-up samples: {samples} s ({st.get('note', '')})")
     if r.daemon_exit_code is not None:
         notes.append(f"daemon exit code after SIGTERM: {r.daemon_exit_code}")
+    if r.processes:
+        codes = ", ".join(f"{p['name']} {p['exit_code']}" for p in r.processes)
+        notes.append(f"child processes, all stopped (exit codes): {codes}")
     if r.error:
         notes.append(f"ERROR: {r.error}")
-    lines += ["", *(f"- {n}" for n in notes)]
-    return "\n".join(lines) + "\n"
+    return notes
 
 
 def write_json(results: Results, path: Path) -> None:

@@ -8,11 +8,13 @@ loop it is compared with — has the second CPU to itself. Each phase says what 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,9 @@ import orjson
 from notifier.bench.probes import (
     LatencyCollector,
     NotifySocket,
+    commit_latency_ms,
     counter_values,
+    cpu_busy_seconds,
     cpu_seconds,
     percentile,
 )
@@ -48,6 +52,7 @@ __all__ = ["Plan", "run"]
 COUNTERS = {
     "frames": ("notifier_events_total", "source=quote"),
     "evaluations": ("notifier_rule_evaluations_total", "kind=quote"),
+    "reloads": ("notifier_reloads_total", "outcome=ok"),
 }
 START_TIMEOUT = 60.0
 LATENCY_RATE = 5_000.0
@@ -80,13 +85,18 @@ async def run(json_path: Path | None, *, quick: bool = False) -> int:
         with tempfile.TemporaryDirectory(prefix="notifier-bench-") as tmp:
             root = Path(tmp)
             timeout = aiohttp.ClientTimeout(total=60)
-            async with Children(root) as children, aiohttp.ClientSession(timeout=timeout) as http:
+            children = Children(root)
+            async with children, aiohttp.ClientSession(timeout=timeout) as http:
                 bench = _Bench(root, children, http, plan, results)
                 try:
                     await bench.run()
                 except (RuntimeError, OSError, aiohttp.ClientError) as exc:
                     results.error = f"{type(exc).__name__}: {exc}"
                     _say(f"bench failed: {results.error}")
+            results.processes = [
+                {"name": c.name, "pid": c.pid, "exit_code": c.process.returncode}
+                for c in children.started
+            ]
     finally:
         if own_cpus is not None:
             os.sched_setaffinity(0, own_cpus)
@@ -130,6 +140,9 @@ class _Bench:
         self.results.placement["bench"] = (
             f"this process (pid {os.getpid()}" + _cpu(self.sim_cpu) + "): orchestration only"
         )
+        p50, p99 = commit_latency_ms(self.root)  # before anything else runs: nothing to block
+        self.results.disk = {"path": str(self.root), "commit_p50_ms": p50, "commit_p99_ms": p99}
+        _say(f"SQLite commit (WAL, synchronous=FULL) here: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
         sim = await self._start_simulator()
         async with LatencyCollector() as collector:
             self.files = write_files(
@@ -152,10 +165,11 @@ class _Bench:
                     "note": "process start -> READY=1, 1,000 rules, state dir reused",
                 }
                 self.results.placement["daemon"] = (
-                    f"`notifier run` child ({daemon.where}), bench:// channel registered"
+                    f"`notifier run` via `python -m notifier.bench.daemonproc` ({daemon.where})"
                 )
                 born = time.monotonic()
                 await self._wait_subscribed(daemon)
+                await self._wait_quiet(born)
                 await self._daemon_throughput(daemon)
                 await self._latency(daemon, collector)
                 await self._reload(daemon)
@@ -181,7 +195,7 @@ class _Bench:
         assert self.files is not None
         self._starts += 1
         argv = ["python", "-m", "notifier.bench.daemonproc", "run", "-c", str(self.files.config)]
-        env = {"NOTIFY_SOCKET": str(notify.path), "NOTIFIER_CONFIG": str(self.files.config)}
+        env = {"NOTIFY_SOCKET": str(notify.path)}
         begun = time.perf_counter()
         child = await self.children.start(name, argv, cpu=self.test_cpu, env=env, stdout=False)
         wait = asyncio.create_task(notify.wait_ready(START_TIMEOUT))
@@ -222,7 +236,13 @@ class _Bench:
             await self._sim("/_sim/quotes/set", body)
 
     async def _flood(self, rate: float, seconds: float) -> None:
-        await self._sim("/_sim/quotes/flood", {"rate_per_s": rate, "duration_s": seconds})
+        """Start a flood (after the previous one ended) with a fresh record of send times."""
+        for _ in range(600):  # a flood ends by itself, within its duration
+            if not (await self._sim("/_bench/flood"))["running"]:
+                break
+            await asyncio.sleep(0.1)
+        await self._sim("/_bench/send_times", {"slots": []})  # keep the record small
+        await self._sim("/_bench/flood", {"rate_per_s": rate, "duration_s": seconds})
 
     # -- daemon observation ------------------------------------------------------------------
 
@@ -253,31 +273,49 @@ class _Bench:
             await asyncio.sleep(0.05)
         raise RuntimeError(f"daemon did not subscribe {PAIR_COUNT} pairs within {timeout:g}s")
 
-    async def _settle(self, timeout: float = 30.0) -> bool:  # noqa: ASYNC109
-        """Wait until the daemon's quote counter stops moving (its backlog is read)."""
+    async def _wait_quiet(self, born: float, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+        """Let start-up finish: the watcher's catch-up reload done, no reload for 1.5 s."""
         deadline = time.monotonic() + timeout
-        last = -1.0
-        while time.monotonic() < deadline:
-            frames = (await self._counters())["frames"]
-            if frames == last:
-                return True
-            last = frames
+        last, quiet = -1.0, 0
+        while time.monotonic() < deadline and (quiet < 3 or time.monotonic() - born < 3.0):
+            reloads = (await self._counters())["reloads"]
+            quiet = quiet + 1 if reloads == last else 0
+            last = reloads
             await asyncio.sleep(0.5)
+
+    async def _drain(self, daemon: Child, frames_before: float, timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait for the flood to end and the daemon to read every frame it pushed; past
+        ``timeout`` drop the quote sockets (discarding the backlog) and wait for the
+        resubscription. True when the daemon read everything."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            flood = await self._sim("/_bench/flood")
+            if not flood["running"]:
+                frames = (await self._counters())["frames"]
+                if frames >= frames_before + flood["updates"]:
+                    return True
+            await asyncio.sleep(0.2)
+        _say(f"the daemon's backlog was not read within {timeout:g}s: dropping its sockets")
+        await self._sim("/_sim/quotes/drop", {})
+        await asyncio.sleep(0.5)
+        await self._wait_subscribed(daemon)
         return False
 
     # -- 1. throughput -------------------------------------------------------------------------
 
     async def _window(
-        self, read: Any, seconds: float
-    ) -> tuple[dict[str, float], dict[str, float], float]:
-        """Two readings ``seconds`` apart of the consumer (``read``) and the simulator."""
-        first, sim_first, t0 = await read(), await self._sim_quotes(), time.perf_counter()
+        self, read: Callable[[], Awaitable[dict[str, float]]], pid: int, seconds: float
+    ) -> tuple[dict[str, float], float, _CpuMeter]:
+        """Rates of the consumer's counters (``read``) and of the simulator's quotes sent, and
+        the CPU use, between two readings ``seconds`` apart."""
+        first, sim_first = await read(), await self._sim_quotes()
+        meter = _CpuMeter(pid, self.test_cpu)
         await asyncio.sleep(seconds)
-        last, sim_last, t1 = await read(), await self._sim_quotes(), time.perf_counter()
-        elapsed = t1 - t0
-        rates = {k: (last[k] - first[k]) / elapsed for k in first}
-        sim_rate = {"sent": (sim_last["quotes_sent"] - sim_first["quotes_sent"]) / elapsed}
-        return rates, sim_rate, elapsed
+        last, sim_last = await read(), await self._sim_quotes()
+        meter.stop()
+        rates = {k: (last[k] - first[k]) / meter.elapsed for k in first}
+        sim_rate = (sim_last["quotes_sent"] - sim_first["quotes_sent"]) / meter.elapsed
+        return rates, sim_rate, meter
 
     async def _bare_throughput(self) -> None:
         _say("throughput: bare receive loop (orjson.loads only) under a full-speed flood")
@@ -286,7 +324,7 @@ class _Bench:
         quotes_ws = self.sim_url.replace("http://", "ws://") + "/api/v1/stream"
         argv = ["python", "-m", "notifier.bench.bare", quotes_ws, str(pairs_file)]
         bare = await self.children.start("bare", argv, cpu=self.test_cpu)
-        self.results.placement["bare loop"] = f"`python -m notifier.bench.bare` child ({bare.where})"
+        self.results.placement["bare loop"] = f"`python -m notifier.bench.bare` ({bare.where})"
         subscribed = orjson.loads(await bare.readline(START_TIMEOUT))["subscribed"]
         if subscribed != PAIR_COUNT:
             raise RuntimeError(f"bare loop subscribed {subscribed} pairs, not {PAIR_COUNT}")
@@ -297,34 +335,44 @@ class _Bench:
 
         await self._flood(FLOOD_RATE, self.plan.warmup_s + self.plan.window_s + 1.0)
         await asyncio.sleep(self.plan.warmup_s)
-        rates, sim_rate, elapsed = await self._window(read, self.plan.window_s)
+        rates, sim_rate, cpu = await self._window(read, bare.pid, self.plan.window_s)
         await self.children.stop(bare)
         await asyncio.sleep(1.5)  # the flood ends; the simulator forgets the closed sockets
+        busy = cpu.share
         self.results.throughput.update(
-            {"bare_frames_per_s": rates["frames"], "bare_sim_sent_per_s": sim_rate["sent"]}
+            {
+                "bare_frames_per_s": rates["frames"],
+                "bare_sim_sent_per_s": sim_rate,
+                "bare_cpu_share": busy,
+                "bare_frames_per_cpu_s": rates["frames"] / busy if busy else math.nan,
+                "bare_others_cpu_share": cpu.others,
+            }
         )
-        _say(f"bare loop: {rates['frames']:,.0f} frames/s over {elapsed:.1f}s")
+        _say(f"bare loop: {rates['frames']:,.0f} frames/s at {busy:.0%} CPU")
 
     async def _daemon_throughput(self, daemon: Child) -> None:
         _say("throughput: daemon with 1,000 rules over 512 pairs under a full-speed flood")
+        before = (await self._counters())["frames"]
         await self._flood(FLOOD_RATE, self.plan.warmup_s + self.plan.window_s + 0.5)
         await asyncio.sleep(self.plan.warmup_s)
-        t0, c0 = time.perf_counter(), cpu_seconds(daemon.pid)
-        rates, sim_rate, elapsed = await self._window(self._counters, self.plan.window_s)
-        busy = (cpu_seconds(daemon.pid) - c0) / (time.perf_counter() - t0)
+        rates, sim_rate, cpu = await self._window(self._counters, daemon.pid, self.plan.window_s)
+        busy, elapsed = cpu.share, cpu.elapsed
         frames, evaluations = rates["frames"], rates["evaluations"]
-        rules_per_pair = RULE_COUNT / PAIR_COUNT
-        events = evaluations / rules_per_pair
-        bare = self.results.throughput.get("bare_frames_per_s") or float("nan")
-        self.results.throughput.update(
+        events = evaluations / (RULE_COUNT / PAIR_COUNT)  # every pair gets the same share
+        t = self.results.throughput
+        per_cpu = frames / busy if busy else math.nan
+        t.update(
             {
                 "daemon_frames_per_s": frames,
                 "daemon_evaluations_per_s": evaluations,
                 "daemon_events_evaluated_per_s": events,
                 "conflated_share": max(0.0, 1.0 - events / frames) if frames else 0.0,
-                "daemon_sim_sent_per_s": sim_rate["sent"],
+                "daemon_sim_sent_per_s": sim_rate,
                 "daemon_cpu_share": busy,
-                "ratio": frames / bare,
+                "daemon_others_cpu_share": cpu.others,
+                "daemon_frames_per_cpu_s": per_cpu,
+                "ratio": per_cpu / t.get("bare_frames_per_cpu_s", math.nan),
+                "ratio_received": frames / t.get("bare_frames_per_s", math.nan),
                 "window_s": elapsed,
                 "rules": RULE_COUNT,
                 "pairs": PAIR_COUNT,
@@ -332,14 +380,10 @@ class _Bench:
             }
         )
         _say(
-            f"daemon: {frames:,.0f} frames/s received, {evaluations:,.0f} evaluations/s "
-            f"(~{events:,.0f} quote events/s) over {elapsed:.1f}s"
+            f"daemon: {frames:,.0f} frames/s received at {busy:.0%} CPU, "
+            f"{evaluations:,.0f} evaluations/s (~{events:,.0f} quote events/s) over {elapsed:.1f}s"
         )
-        if not await self._settle():
-            _say("daemon backlog not read within 30s: dropping the quote sockets to discard it")
-            await self._sim("/_sim/quotes/drop", {})
-            await asyncio.sleep(0.5)
-            await self._wait_subscribed(daemon)
+        t["backlog_read"] = await self._drain(daemon, before, timeout=15.0)
 
     # -- 2. latency ----------------------------------------------------------------------------
 
@@ -348,32 +392,44 @@ class _Bench:
         _say(f"latency: {LATENCY_RATE:,.0f} frames/s for {seconds:g}s, ~10 crossings/s")
         await self._script_latency_pairs(LATENCY_ARMED)
         await asyncio.sleep(0.5)
-        await self._sim("/_bench/send_times", {"slots": []})  # forget earlier floods
         collector.take()
-        c0, t0 = cpu_seconds(daemon.pid), time.perf_counter()
+        before = await self._counters()
+        cpu = _CpuMeter(daemon.pid, self.test_cpu)
         await self._flood(LATENCY_RATE, seconds)
         await asyncio.sleep(seconds)
-        busy = (cpu_seconds(daemon.pid) - c0) / (time.perf_counter() - t0)
+        cpu.stop()
+        kept_up = await self._drain(daemon, before["frames"], timeout=10.0)
         await asyncio.sleep(1.0)  # the last notifications leave the outbox
         received = collector.take()
+        reloads = (await self._counters())["reloads"] - before["reloads"]
         await self._script_latency_pairs(LATENCY_IDLE)
-        answer = await self._sim("/_bench/send_times", {"slots": [slot for slot, _ in received]})
+        answer = await self._sim("/_bench/send_times", {"slots": [d.slot for d in received]})
         sent = {int(slot): at for slot, at in answer["send_times"].items()}
-        latencies = [(at - sent[slot]) * 1000 for slot, at in received if slot in sent]
-        if not latencies:
+        matched = [d for d in received if d.slot in sent]
+        if not matched:
             raise RuntimeError("latency: no notification reached the bench:// channel")
+        total = [(d.called_at - sent[d.slot]) * 1000 for d in matched]
+        to_engine = [(d.evaluated_at - sent[d.slot]) * 1000 for d in matched]
+        to_apprise = [(d.called_at - d.evaluated_at) * 1000 for d in matched]
         self.results.latency = {
             "load_frames_per_s": LATENCY_RATE,
             "duration_s": seconds,
-            "samples": len(latencies),
-            "p50_ms": percentile(latencies, 0.50),
-            "p99_ms": percentile(latencies, 0.99),
-            "max_ms": max(latencies),
-            "daemon_cpu_share": busy,
+            "samples": len(matched),
+            "p50_ms": percentile(total, 0.50),
+            "p99_ms": percentile(total, 0.99),
+            "max_ms": max(total),
+            "to_engine_p50_ms": percentile(to_engine, 0.50),
+            "to_engine_p99_ms": percentile(to_engine, 0.99),
+            "engine_to_apprise_p50_ms": percentile(to_apprise, 0.50),
+            "engine_to_apprise_p99_ms": percentile(to_apprise, 0.99),
+            "reloads_during": reloads,
+            "backlog_read": kept_up,
+            "daemon_cpu_share": cpu.share,
+            "others_cpu_share": cpu.others,
         }
         _say(
             f"latency: p50 {self.results.latency['p50_ms']:.2f} ms, "
-            f"p99 {self.results.latency['p99_ms']:.2f} ms over {len(latencies)} notifications"
+            f"p99 {self.results.latency['p99_ms']:.2f} ms over {len(matched)} notifications"
         )
 
     # -- 3. hot reload -------------------------------------------------------------------------
@@ -435,10 +491,26 @@ class _Bench:
         _say(f"memory: VmRSS {rss * 1024 / 1e6:.1f} MB (peak {hwm * 1024 / 1e6:.1f} MB)")
 
 
+class _CpuMeter:
+    """CPU time of the process under test, and what other processes took from its CPU."""
+
+    def __init__(self, pid: int, cpu: int | None) -> None:
+        self._pid, self._cpu = pid, cpu
+        self._begun = time.perf_counter()
+        self._own = cpu_seconds(pid)
+        self._busy = cpu_busy_seconds(cpu)
+        self.elapsed = self.share = self.others = math.nan
+
+    def stop(self) -> None:
+        self.elapsed = time.perf_counter() - self._begun
+        self.share = (cpu_seconds(self._pid) - self._own) / self.elapsed
+        busy = (cpu_busy_seconds(self._cpu) - self._busy) / self.elapsed
+        self.others = max(0.0, busy - self.share) if self._cpu is not None else math.nan
+
+
 def _active_ids(status: dict[str, Any]) -> set[str]:
     return {rule for f in status["rules"]["files"] for rule in f["rules"]}
 
 
 def _cpu(cpu: int | None) -> str:
     return "" if cpu is None else f", CPU {cpu}"
-

@@ -2,10 +2,16 @@
 
 The project's `Simulator` on a free loopback port, without the random walk (the bench scripts
 every quote), with deep per-connection queues (a consumer slower than the flood is measured,
-not dropped), and one extra control route: ``POST /_bench/send_times {"slots": [...]}`` answers
-the recorded send times of just those slots and forgets the rest, so a long flood's thousands
-of entries never cross the wire. Prints ``{"port": N}`` once listening; stops on SIGTERM,
-SIGINT or when its stdin closes (the bench went away).
+not dropped), and two extra control routes:
+
+- ``POST /_bench/flood {"rate_per_s", "duration_s"}`` starts ``quotes.flood`` like
+  ``/_sim/quotes/flood``, and ``GET /_bench/flood`` answers ``{"running", "updates"}`` (quote
+  updates pushed by the last flood), so the bench knows how many frames a consumer must read;
+- ``POST /_bench/send_times {"slots": [...]}`` answers the recorded send times of just those
+  slots and forgets the rest, so a long flood's thousands of entries never cross the wire.
+
+Prints ``{"port": N, "quotes_ws": URL}`` once listening; stops on SIGTERM, SIGINT or when its
+stdin closes (the bench went away).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from notifier.bench.child import adopt
 from notifier.simulator import Simulator
 from notifier.simulator.wire import json_response, loads_object
 
@@ -28,12 +35,43 @@ QUEUE_FRAMES = 4_000_000  # per connection; ~1 GB at worst, only reached by a st
 
 
 class BenchSimulator(Simulator):
-    """`Simulator` plus ``/_bench/send_times``."""
+    """`Simulator` plus ``/_bench/flood`` and ``/_bench/send_times``."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._flood: asyncio.Task[int] | None = None
+        self._flood_updates = 0
 
     def app(self) -> web.Application:
         app = super().app()
-        app.add_routes([web.post("/_bench/send_times", self._send_times)])
+        app.add_routes(
+            [
+                web.post("/_bench/flood", self._start_flood),
+                web.get("/_bench/flood", self._flood_state),
+                web.post("/_bench/send_times", self._send_times),
+            ]
+        )
         return app
+
+    async def stop(self) -> None:
+        if self._flood is not None:
+            self._flood.cancel()
+        await super().stop()
+
+    async def _start_flood(self, request: web.Request) -> web.StreamResponse:
+        body = loads_object(await request.read()) or {}
+        if self._flood is not None and not self._flood.done():
+            return json_response({"ok": False, "error": "a flood is running"}, 409)
+        rate, seconds = float(body.get("rate_per_s", 0)), float(body.get("duration_s", 0))
+        self._flood_updates = 0
+        self._flood = asyncio.create_task(self.quotes.flood(rate, seconds))
+        return json_response({"ok": True})
+
+    async def _flood_state(self, request: web.Request) -> web.StreamResponse:
+        running = self._flood is not None and not self._flood.done()
+        if self._flood is not None and self._flood.done() and not self._flood.cancelled():
+            self._flood_updates = self._flood.result()
+        return json_response({"ok": True, "running": running, "updates": self._flood_updates})
 
     async def _send_times(self, request: web.Request) -> web.StreamResponse:
         body = loads_object(await request.read()) or {}
@@ -68,6 +106,7 @@ async def _serve(queue_frames: int) -> None:
 
 
 def main() -> None:
+    adopt()
     parser = argparse.ArgumentParser(prog="python -m notifier.bench.simproc")
     parser.add_argument("--queue-frames", type=int, default=QUEUE_FRAMES)
     args = parser.parse_args()

@@ -85,7 +85,7 @@ def rules_yaml(pairs: list[PairKey]) -> str:
                 f"    above: {LATENCY_THRESHOLD}",
                 f"    notify: [{LATENCY_TAG}]",
                 f'    title: "{_TITLE_PREFIX}{{{{ slot }}}}"',
-                '    body: "{{ pair }} at {{ price }}"',
+                '    body: "{{ now }}"',  # when the engine evaluated the quote
             ]
         elif i in lows:
             lines += [f"  - id: p{i:03d}-low", "    on: quote", f"    pair: {where}"]
@@ -148,7 +148,7 @@ def write_files(
         f'url = "{quotes_url}"\n'
         f'api_key = "{SIM_KEYS.quotes}"\n'
         # The latency rules fire ~10 times a second: lift the per-tag budget off their path.
-        f"\n[delivery.rate_limits.{LATENCY_TAG}]\ncount = 1000000\nper = \"1s\"\n",
+        f'\n[delivery.rate_limits.{LATENCY_TAG}]\ncount = 1000000\nper = "1s"\n',
         encoding="utf-8",
     )
     return BenchFiles(root, config, rules_dir, root / "state", root / "daemon.log")

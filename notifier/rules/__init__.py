@@ -97,9 +97,9 @@ class RuleRepository:
             for table in (self._digests, self._good, self._parsed, self._errors):
                 table.pop(gone, None)
         for path in paths:
-            parsed = parse_file(path)
-            if self._digests.get(path) == parsed.digest and path in self._parsed:
-                continue
+            parsed = parse_file(path, self._parsed.get(path))
+            if parsed is self._parsed.get(path):
+                continue  # same bytes: not parsed again, its rules keep their objects
             changed = True
             self._digests[path] = parsed.digest
             self._parsed[path] = parsed

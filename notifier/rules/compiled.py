@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -165,6 +166,12 @@ class QuoteRule(Rule):
     symbol_in: str
     symbol_out: str
 
+    @property
+    def key(self) -> str:
+        """The state key of this pair, readable in status: ``SOL/USDC:1000000000``."""
+        mode = "" if self.pair[3] else ":exact-out"
+        return f"{self.symbol_in}/{self.symbol_out}:{self.pair[2]}{mode}"
+
 
 @dataclass(eq=False, slots=True)
 class OrderRule(Rule):
@@ -203,6 +210,24 @@ def _template(source: str, name: str, parsed: ParsedRule, known: frozenset[str])
         raise _located(exc, name, parsed) from None
 
 
+def _check_sources(parsed: ParsedRule, known: frozenset[str]) -> None:
+    """Compile every expression and template up front, so a rule reports all its errors."""
+    errors: list[RuleError] = []
+    for name in ("when", "until", "title", "body"):
+        source = getattr(parsed.spec, name, None)
+        if source is None:
+            continue
+        try:
+            if name in {"when", "until"}:
+                compile_expression(source, known)
+            else:
+                compile_template(source, known)
+        except SandboxError as exc:
+            errors += _located(exc, name, parsed).errors
+    if errors:
+        raise CompileError(errors)
+
+
 def _located(exc: SandboxError, name: str, parsed: ParsedRule) -> CompileError:
     where = parsed.positions.get(name, parsed.location)
     if exc.line and exc.line > 1:
@@ -226,13 +251,18 @@ def _raw_amount(amount: float | str, decimals: int | None, parsed: ParsedRule, t
                 )
             ]
         )
-    return str(round(amount * 10**decimals))
+    scaled = amount * 10**decimals
+    if not math.isfinite(scaled):
+        where = parsed.positions.get("pair", parsed.location)
+        raise CompileError([RuleError(where, f"pair.amount: {amount} {tokens} is out of range")])
+    return str(round(scaled))
 
 
 def compile_rule(parsed: ParsedRule, tokens: TokenTable) -> Rule:
     """Turn a validated spec into a ready rule; raises ``CompileError`` with located errors."""
     spec = parsed.spec
     known = VARIABLES[spec.on] | COMMON_VARIABLES
+    _check_sources(parsed, known)
     common: dict[str, Any] = {
         "id": spec.id,
         "source": spec.on,

@@ -221,6 +221,8 @@ class Engine:
         self._store = store
         self._clock = clock
         self._metrics = metrics or Metrics()
+        # Quotes are the hot path: their counter child is looked up once, not per event.
+        self._quote_evaluations = self._metrics.rule_evaluations.labels("quote")
         self._states: dict[tuple[str, str], AlertState] = {}
         self._timers: list[tuple[float, str, str]] = []
         self._last_price: dict[PairKey, float] = {}
@@ -234,7 +236,8 @@ class Engine:
     def _restore(self, states: list[AlertState]) -> None:
         for st in states:
             rule = self.rules.rules.get(st.rule_id)
-            if rule is None or rule.fingerprint != st.fingerprint:
+            # A feed's "down since" describes this process's connections: a restart resets it.
+            if rule is None or rule.fingerprint != st.fingerprint or isinstance(rule, FeedRule):
                 continue
             self._states[(st.rule_id, st.key)] = st
             self._schedule_for(rule, st)
@@ -326,8 +329,8 @@ class Engine:
             self._last_price[event.pair] = variables["price"]
         now = self._clock()
         variables["now"] = now
-        self._metrics.rule_evaluations.labels("quote").inc(len(rules))
-        key = "/".join((event.pair[0], event.pair[1], event.pair[2]))
+        self._quote_evaluations.inc(len(rules))
+        key = rules[0].key
         for rule in rules:
             self._evaluate_state(rule, key, variables, now)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +14,9 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
-from notifier.rules.model import RULE_FILE, RuleSpec
+from notifier.rules.model import RULE_SPEC, RuleSpec
 
 __all__ = [
     "RULE_SUFFIXES",
@@ -28,6 +30,7 @@ __all__ = [
 ]
 
 RULE_SUFFIXES = (".yaml", ".yml")
+RULE_KINDS = frozenset({"quote", "order", "intent", "feed"})
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -112,6 +115,8 @@ def _positions(item: CommentedMap, path: str) -> dict[str, Location]:
     found: dict[str, Location] = {}
     for k in item:
         line, col = item.lc.value(k)
+        if isinstance(item[k], LiteralScalarString | FoldedScalarString):
+            line, col = line + 1, 0  # a block scalar's text starts on the line after its '|'
         found[str(k)] = Location(path, line + 1, col + 1)
     return found
 
@@ -119,46 +124,66 @@ def _positions(item: CommentedMap, path: str) -> dict[str, Location]:
 _yaml = YAML(typ="rt")
 
 
-def parse_text(text: str, path: str) -> tuple[list[ParsedRule], list[RuleError]]:
-    """Parse one file's text; returns the valid rules and every error found."""
+def _load_yaml(text: str, path: str) -> CommentedMap | RuleError | None:
     try:
         root = _yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path, 1, 1)
-        return [], [RuleError(where, f"YAML: {exc.problem or exc.context}")]
+        return RuleError(where, f"YAML: {exc.problem or exc.context}")
     except YAMLError as exc:
-        return [], [RuleError(Location(path, 1, 1), f"YAML: {exc}")]
+        return RuleError(Location(path, 1, 1), f"YAML: {exc}")
+    if root is None or isinstance(root, CommentedMap):
+        return root
+    return RuleError(Location(path, 1, 1), "a rule file is a mapping with a 'rules:' list")
+
+
+def parse_text(text: str, path: str) -> tuple[list[ParsedRule], list[RuleError]]:
+    """Parse one file's text; returns the valid rules and every error found."""
+    root = _load_yaml(text, path)
     if root is None:
         return [], []
-    if not isinstance(root, CommentedMap):
-        return [], [
-            RuleError(Location(path, 1, 1), "a rule file is a mapping with a 'rules:' list")
-        ]
-    try:
-        spec = RULE_FILE.validate_python(_plain(root))
-    except ValidationError as exc:
-        return _partial(root, exc, path)
-    items = root.get("rules") or []
-    rules = [
-        ParsedRule(
-            spec=rule,
-            location=_locate(root, ("rules", i), path, key=False),
-            fingerprint=_fingerprint(items[i]),
-            positions=_positions(items[i], path),
-        )
-        for i, rule in enumerate(spec.rules)
+    if isinstance(root, RuleError):
+        return [], [root]
+    errors = [
+        RuleError(_locate(root, (key,), path, key=True), f"unknown key {key!r}")
+        for key in root
+        if key != "rules"
     ]
-    return rules, []
+    items = root.get("rules")
+    if items is None:
+        return [], errors
+    if not isinstance(items, CommentedSeq):
+        where = _locate(root, ("rules",), path, key=False)
+        return [], [*errors, RuleError(where, "rules: expected a list of rules")]
+    rules = []
+    for i, item in enumerate(items):
+        # Each rule on its own: one bad rule must not hide the errors of the others.
+        try:
+            spec = RULE_SPEC.validate_python(_plain(item))
+        except ValidationError as exc:
+            errors += _partial(root, exc, path, ("rules", i))
+            continue
+        rules.append(
+            ParsedRule(
+                spec=spec,
+                location=_locate(root, ("rules", i), path, key=False),
+                fingerprint=_fingerprint(item),
+                positions=_positions(item, path),
+            )
+        )
+    return rules, errors
 
 
 def _partial(
-    root: CommentedMap, exc: ValidationError, path: str
-) -> tuple[list[ParsedRule], list[RuleError]]:
-    """A file with errors loads none of its rules, but reports all of them."""
+    root: CommentedMap, exc: ValidationError, path: str, prefix: tuple[str | int, ...]
+) -> list[RuleError]:
+    """Every error of one rule, each located through the YAML nodes."""
     errors = []
     for err in exc.errors(include_input=False, include_url=False):
-        loc = err["loc"]
+        loc = (*prefix, *err["loc"])
+        if len(loc) > 2 and loc[0] == "rules" and loc[2] in RULE_KINDS:
+            loc = (*loc[:2], *loc[3:])  # pydantic's discriminator tag is not a YAML key
         is_extra = err["type"] == "extra_forbidden"
         where = _locate(root, loc, path, key=is_extra)
         field_name = next((str(p) for p in reversed(loc) if isinstance(p, str)), "")
@@ -173,22 +198,34 @@ def _partial(
             message = f"unknown key {field_name!r}"
         elif err["type"] == "missing":
             message = f"missing required key {field_name!r}"
-        elif field_name and field_name not in {"quote", "order", "intent", "feed", "rules"}:
+        elif err["type"] in {"model_type", "model_attributes_type", "dict_type"}:
+            message = f"{field_name}: expected a mapping"
+            if field_name == "rules":
+                message = "a rule is a mapping of keys (id, on, …)"
+        elif field_name and field_name != "rules":
             message = f"{field_name}: {message}"
         errors.append(RuleError(where, message))
-    return [], sorted(set(errors))
+    return sorted(set(errors))
 
 
 def _fingerprint(item: Any) -> str:
-    return hashlib.sha256(orjson.dumps(_plain(item), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    data = _plain(item)
+    try:
+        raw = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an integer beyond 64 bits: orjson refuses it, json does not
+        raw = json.dumps(data, sort_keys=True, default=str).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def parse_file(path: Path) -> ParsedFile:
+def parse_file(path: Path, previous: ParsedFile | None = None) -> ParsedFile:
+    """Read and parse ``path``; returns ``previous`` itself when the bytes are unchanged."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
         return ParsedFile(path, "", (), (RuleError(Location(str(path), 1, 1), str(exc)),))
     digest = hashlib.sha256(raw).hexdigest()
+    if previous is not None and previous.digest == digest:
+        return previous
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -9,6 +10,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     TypeAdapter,
     field_validator,
     model_validator,
@@ -51,8 +53,21 @@ INTENT_STATUSES = (
 
 def _duration(value: Any) -> float:
     if isinstance(value, str | int | float) and not isinstance(value, bool):
-        return parse_duration(value)
+        seconds = parse_duration(value)
+        if not math.isfinite(seconds):
+            raise ValueError("a duration must be a finite number of seconds")
+        return seconds
     raise ValueError("expected a duration such as 30s, 15m, 1h30m or 2d")
+
+
+def _amount(value: Any) -> float | str:
+    """A positive number of human units, or a digit string of smallest units."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if math.isfinite(value) and value > 0:
+            return float(value)
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and int(value) > 0:
+        return value
+    raise ValueError("expected a positive number (human units) or a digit string (raw)")
 
 
 def _listify(value: Any) -> Any:
@@ -92,22 +107,15 @@ class _StateKeys(_Strict):
 class PairSpec(_Strict):
     in_: str = Field(alias="in", min_length=1)
     out: str = Field(min_length=1)
-    amount: Annotated[float, Field(gt=0)] | str = 1
+    amount: Annotated[float | str, PlainValidator(_amount)] = 1
     exact_in: bool = True
-
-    @field_validator("amount")
-    @classmethod
-    def _amount_is_number(cls, value: float | str) -> float | str:
-        if isinstance(value, str) and not value.isdigit():
-            raise ValueError("amount must be a number (human units) or a digit string (raw)")
-        return value
 
 
 class QuoteSpec(_RuleBase, _StateKeys):
     on: Literal["quote"]
     pair: PairSpec
-    above: float | None = None
-    below: float | None = None
+    above: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    below: Annotated[float, Field(allow_inf_nan=False)] | None = None
 
     @model_validator(mode="after")
     def _one_condition(self) -> QuoteSpec:
@@ -176,3 +184,4 @@ class RuleFileSpec(_Strict):
 
 
 RULE_FILE = TypeAdapter(RuleFileSpec)
+RULE_SPEC: TypeAdapter[QuoteSpec | OrderSpec | IntentSpec | FeedSpec] = TypeAdapter(RuleSpec)

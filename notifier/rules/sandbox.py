@@ -11,15 +11,16 @@ recursive loops) are refused when the rule loads.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import string
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from contextvars import ContextVar
-from functools import wraps
+from functools import lru_cache, wraps
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import _PassArg
@@ -139,11 +140,20 @@ def _check_format(template: Any) -> None:
             raise SecurityError(f"format width above {MAX_WIDTH} is refused")
 
 
-def _check_method(method: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
-    """Estimate what a string method would build before it builds it."""
+def _as_sized(items: Any) -> Any:
+    """An iterable as something with a length, refusing more than ``MAX_SIZE`` items early."""
+    if isinstance(items, Sized) or not isinstance(items, Iterable):
+        return items
+    taken = list(itertools.islice(items, MAX_SIZE + 1))
+    _refuse_above(len(taken), "a sequence")
+    return taken
+
+
+def _check_method(method: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Estimate what a string method would build before it builds it; returns its args."""
     owner = getattr(method, "__self__", None)
     if not isinstance(owner, str):
-        return
+        return args
     name = getattr(method, "__name__", "")
     values = (*args, *kwargs.values())
     if name in _PADDING_METHODS or name == "expandtabs":
@@ -153,11 +163,14 @@ def _check_method(method: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any])
         _refuse_above(len(owner) + owner.count("\t") * max(tab, 0), "a result")
     elif name == "replace" and len(args) >= 2 and isinstance(args[0], str):
         _refuse_above(_replaced_size(owner, args[0], args[1], *args[2:3]), "a result")
-    elif name == "join" and args and isinstance(args[0], list | tuple):
-        _refuse_above(len(owner) * len(args[0]) + _units(args[0]), "a result")
+    elif name == "join" and args:
+        args = (_as_sized(args[0]), *args[1:])
+        if isinstance(args[0], Sized):
+            _refuse_above(len(owner) * len(args[0]) + _units(args[0]), "a result")
     elif name == "translate" and args and isinstance(args[0], Mapping):
         longest = max((len(v) for v in args[0].values() if isinstance(v, str)), default=1)
         _refuse_above(len(owner) * max(longest, 1), "a result")
+    return args
 
 
 def _replaced_size(text: str, old: str, new: Any, count: Any = -1) -> int:
@@ -179,9 +192,12 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
             _check_format(value)
         elif name == "replace" and isinstance(value, str) and len(rest) >= 2:
             _refuse_above(_replaced_size(value, str(rest[0]), rest[1], *rest[2:3]), "a result")
-        elif name == "join" and isinstance(value, list | tuple):
+        elif name == "join" and value is not None:
+            value = _as_sized(value)
+            args = (*args[:skip], value, *rest)
             separator = rest[0] if rest else kwargs.get("d", "")
-            _refuse_above(len(str(separator)) * len(value) + _units(value), "a result")
+            if isinstance(value, Sized):
+                _refuse_above(len(str(separator)) * len(value) + _units(value), "a result")
         elif name == "indent" and isinstance(value, str):
             width = rest[0] if rest else kwargs.get("width", 4)
             pad = width if isinstance(width, int) else len(str(width))
@@ -238,7 +254,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return wrapped
 
     def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        _check_method(__obj, args, kwargs)
+        args = _check_method(__obj, args, kwargs)
         return _check_size(super().call(__context, __obj, *args, **kwargs))
 
 
@@ -330,11 +346,14 @@ class Expression:
     def __call__(self, variables: Mapping[str, Any]) -> Any:
         """Evaluate; raises ``SandboxError`` for a refused operation or a runtime error."""
         try:
-            return self._compiled(variables)
+            result = self._compiled(variables)
+            if isinstance(result, Undefined):
+                bool(result)  # a strict undefined (a missing key, an unsafe attribute) raises
         except SecurityError as exc:
             raise SandboxError(f"refused: {exc}") from None
         except Exception as exc:
             raise SandboxError(f"{type(exc).__name__}: {exc}") from None
+        return result
 
 
 class Template:
@@ -368,8 +387,20 @@ class Template:
 
 
 def compile_expression(source: str, known: Iterable[str] | None = None) -> Expression:
-    return Expression(source, known=known)
+    return _expression(source, None if known is None else frozenset(known))
 
 
 def compile_template(source: str, known: Iterable[str] | None = None) -> Template:
+    return _template(source, None if known is None else frozenset(known))
+
+
+# Compiled objects are stateless, so rules sharing a source (every default title of a kind)
+# share one compilation: a reload of hundreds of rules compiles each distinct text once.
+@lru_cache(maxsize=4096)
+def _expression(source: str, known: frozenset[str] | None) -> Expression:
+    return Expression(source, known=known)
+
+
+@lru_cache(maxsize=4096)
+def _template(source: str, known: frozenset[str] | None) -> Template:
     return Template(source, known=known)

@@ -36,6 +36,8 @@ def _wire(pair: PairKey) -> WireKey:
 
 
 def _as_int(value: Any) -> int:
+    if type(value) is int:  # the common case first: this runs four times per quote frame
+        return value
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise TypeError(f"not an integer: {value!r}")
     return int(value)
@@ -324,7 +326,7 @@ class QuoteStream:
         except (KeyError, TypeError, ValueError) as exc:
             self._malformed(connection, f"bad quote ({describe_error(exc)})", data)
             return
-        if not all(isinstance(part, str) for part in wire):
+        if not (isinstance(wire[0], str) and isinstance(wire[1], str) and isinstance(wire[2], str)):
             self._malformed(connection, "bad quote (in/out/amount not strings)", data)
             return
         pair = connection.pairs.get(wire)
