@@ -1,24 +1,22 @@
-"""Shared fixtures: the real simulator, a real apprise receiver, and daemon settings."""
+"""Shared fixtures: the real simulator, a real apprise receiver, an HTTP client session, and
+a state database. Plain helpers (daemon settings, SOL/USDC, an event sink) are in ``support``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
+import aiohttp
 import pytest
 
-from notifier.config import Settings
-from notifier.simulator import SIM_KEYS, Simulator
+from notifier.simulator import Simulator
+from notifier.store import open_database
 from tests.receivers import HttpReceiver
+from tests.support import SOL, USDC, daemon_settings
 
-SOL = "So11111111111111111111111111111111111111112"
-USDC = "uSd2czE61Evaf76RNbq4KPpXnkiL3irdzgLFUMe3NoG"
-
-
-def usdc_per_sol(price: float) -> float:
-    """A SOL/USDC price as the simulator's raw price (USDC base units per lamport)."""
-    return price * 1e6 / 1e9
+# Re-exported: tests not yet moved to ``tests.support`` import these from here.
+__all__ = ["SOL", "USDC", "daemon_settings"]
 
 
 @pytest.fixture
@@ -33,38 +31,16 @@ async def receiver() -> AsyncIterator[HttpReceiver]:
         yield http
 
 
-def daemon_settings(
-    tmp_path: Path,
-    sim: Simulator,
-    receiver: HttpReceiver,
-    rules: str | None = None,
-    **overrides: Any,
-) -> Settings:
-    """Settings pointing a daemon at ``sim``, delivering to ``receiver``; rules in tmp_path."""
-    rules_dir = tmp_path / "rules"
-    rules_dir.mkdir(exist_ok=True)
-    if rules is not None:
-        (rules_dir / "rules.yaml").write_text(rules, encoding="utf-8")
-    apprise = tmp_path / "apprise.yml"
-    apprise.write_text(
-        f"urls:\n  - {receiver.url('alerts')}:\n      tag: admin, phone\n", encoding="utf-8"
-    )
-    urls = sim.urls
-    values: dict[str, Any] = {
-        "rules_dir": rules_dir,
-        "state_dir": tmp_path / "state",
-        "apprise_config": apprise,
-        "http": {"listen": "127.0.0.1:0"},
-        "fusion": {
-            "url": urls.fusion_ws,
-            "rest_url": urls.fusion_rest,
-            "api_key": SIM_KEYS.fusion,
-            "chains": [1],
-            "heartbeat": 2.0,
-        },
-        "quotes": {"url": urls.quotes_ws, "api_key": SIM_KEYS.quotes, "heartbeat": 2.0},
-        "intents": {"url": urls.intents, "api_key": SIM_KEYS.intents, "poll_interval": 0.2},
-        "delivery": {"backoff_cap": 0.5, "timeout": 5.0},
-    }
-    values.update(overrides)
-    return Settings(**values)
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """An aiohttp client session for talking to the simulator or the daemon's API."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    """The SQLite state database in ``tmp_path / "state"``, closed after the test."""
+    conn = open_database(tmp_path / "state")
+    yield conn
+    conn.close()

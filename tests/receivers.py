@@ -17,7 +17,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Protocol, Self
 
 from aiohttp import web
@@ -88,7 +87,7 @@ async def running(loop: _Loop, grace: float = 10.0) -> AsyncIterator[asyncio.Tas
 
 
 async def wait_until(
-    predicate: Callable[[], bool],
+    predicate: Callable[[], object],
     timeout: float = 15.0,  # noqa: ASYNC109 - a polling helper; callers name their budget
     interval: float = 0.01,
 ) -> None:
@@ -102,10 +101,17 @@ async def wait_until(
 
 
 class _Recorder:
-    """A condition that waiters re-check whenever something arrives."""
+    """A loopback server whose waiters re-check a condition whenever something arrives."""
 
     def __init__(self) -> None:
         self._changed = asyncio.Condition()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        """Stop serving: what each receiver does on leaving its ``async with`` block."""
+        raise NotImplementedError
 
     async def _notify(self) -> None:
         async with self._changed:
@@ -113,7 +119,7 @@ class _Recorder:
 
     async def wait_until(
         self,
-        predicate: Callable[[], bool],
+        predicate: Callable[[], object],
         timeout: float = 15.0,  # noqa: ASYNC109 - same signature as the module-level helper
     ) -> None:
         """Wait until ``predicate`` holds, re-checking on each arrival."""
@@ -171,12 +177,7 @@ class HttpReceiver(_Recorder):
         self.port = int(self._runner.addresses[0][1])
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _close(self) -> None:
         self._closing.set()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -259,12 +260,7 @@ class SmtpReceiver(_Recorder):
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def _close(self) -> None:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -78,11 +78,15 @@ def rules_dir(tmp_path: Path, **files: str) -> Path:
     return directory
 
 
+def child_env() -> dict[str, str]:
+    """This process's environment without NOTIFIER_* variables, for a child ``notifier``."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
+
+
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
     return subprocess.run(  # noqa: S603 - our own interpreter and arguments
         [PYTHON, "-m", "notifier", *args],
-        capture_output=True, text=True, env=env, timeout=30, check=False,
+        capture_output=True, text=True, env=child_env(), timeout=30, check=False,
     )  # fmt: skip
 
 
@@ -170,10 +174,10 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
 
 async def test_simulate_prints_config_lines_that_reach_it() -> None:
     """``simulate --port 0`` prints its address and a TOML block pointing at itself."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
     proc = await asyncio.create_subprocess_exec(
         PYTHON, "-m", "notifier", "simulate", "--host", "127.0.0.1", "--port", "0",
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        env=child_env(),
     )  # fmt: skip
     assert proc.stdout is not None
     try:

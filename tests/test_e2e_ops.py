@@ -24,8 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from notifier.daemon import Daemon, running
 from notifier.simulator import SIM_KEYS, Simulator
-from tests.conftest import SOL, USDC, daemon_settings
-from tests.receivers import HttpReceiver, wait_until
+from tests.receivers import HttpReceiver, wait_until, write_apprise_yaml
+from tests.support import ONE_SOL, SOL, SOL_ABOVE_200, USDC, daemon_settings, set_price
 
 PYTHON = sys.executable
 # Variables a developer's shell or a CI runner under systemd may carry into the child.
@@ -41,19 +41,6 @@ SYSTEMD_VARS = {
 STOP_TIMEOUT = 30.0
 HTTP_TOKEN = "tok-sekrit-0123456789"
 APPRISE_PASSWORD = "apprise-sekrit-9876543210"
-
-RULES = """\
-rules:
-  - id: sol-above-200
-    on: quote
-    pair: {in: SOL, out: USDC, amount: 1}
-    above: 200
-    until: price < 198
-    notify: [phone]
-    title: "SOL at {{ price | round(2) }}"
-"""
-LAMPORTS_PER_SOL = "1000000000"
-PAIR = (SOL, USDC, LAMPORTS_PER_SOL, True)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -76,15 +63,14 @@ def write_config(
     sim: Simulator,
     apprise_url: str,
     *,
-    rules: str = RULES,
+    rules: str = SOL_ABOVE_200,
     token: str = "",
 ) -> Path:
     """A notifier.toml for a subprocess daemon pointed at ``sim``, delivering to ``apprise_url``."""
     rules_dir = tmp_path / "rules"
     rules_dir.mkdir(exist_ok=True)
     (rules_dir / "rules.yaml").write_text(rules, encoding="utf-8")
-    apprise = tmp_path / "apprise.yml"
-    apprise.write_text(f"urls:\n  - {apprise_url}:\n      tag: admin, phone\n", encoding="utf-8")
+    apprise = write_apprise_yaml(tmp_path / "apprise.yml", [(apprise_url, "admin, phone")])
     urls = sim.urls
     config = tmp_path / "notifier.toml"
     config.write_text(
@@ -202,13 +188,6 @@ def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
         yield sock
 
 
-async def set_price(sim: Simulator, daemon: Daemon, price: float) -> None:
-    """Quote exactly ``price`` USDC for 1 SOL and wait until the daemon evaluated it."""
-    sim.quotes.set_quote(SOL, USDC, LAMPORTS_PER_SOL, round(price * 1e6))
-    await wait_until(lambda: daemon.engine.last_price(PAIR) == price, timeout=20)
-    await daemon.settled()
-
-
 def api_url(daemon: Daemon) -> str:
     """Where the in-process daemon's HTTP API listens."""
     url = daemon.http.bound_url if daemon.http else None
@@ -227,7 +206,7 @@ async def test_sd_notify_lifecycle_of_the_real_process(
     tmp_path: Path, sim: Simulator, receiver: HttpReceiver, notify_socket: NotifySocket
 ) -> None:
     """READY, STATUS, WATCHDOG; RELOADING+MONOTONIC_USEC then READY on SIGHUP; STOPPING, exit 0."""
-    sim.quotes.set_quote(SOL, USDC, LAMPORTS_PER_SOL, 150_000_000)
+    sim.quotes.set_quote(SOL, USDC, ONE_SOL, 150_000_000)
     config = write_config(tmp_path, sim, receiver.url("alerts"))
     env = clean_env(NOTIFY_SOCKET=str(notify_socket.path), WATCHDOG_USEC="2000000")
     async with daemon_process(config, env) as proc:
@@ -258,7 +237,7 @@ async def test_journal_format_and_no_secret_in_any_log_line(
 ) -> None:
     """Under JOURNAL_STREAM every line is ``<N>LEVEL logger: …``; no key or token ever shows."""
     apprise_url = receiver.url("alerts", user="bot", password=APPRISE_PASSWORD)
-    sim.quotes.set_quote(SOL, USDC, LAMPORTS_PER_SOL, 150_000_000)  # below: nothing fires yet
+    sim.quotes.set_quote(SOL, USDC, ONE_SOL, 150_000_000)  # below: nothing fires yet
     config = write_config(tmp_path, sim, apprise_url, token=HTTP_TOKEN)
     log_path = tmp_path / "stderr.log"
 
@@ -276,7 +255,7 @@ async def test_journal_format_and_no_secret_in_any_log_line(
             await wait_until(lambda: sim.quotes.subscription_count() == 1, timeout=30)
             # … and a delivery that fails once, then succeeds.
             receiver.fail_status = 500
-            sim.quotes.set_quote(SOL, USDC, LAMPORTS_PER_SOL, 201_500_000)
+            sim.quotes.set_quote(SOL, USDC, ONE_SOL, 201_500_000)
             await receiver.wait_until(lambda: len(receiver.posts) >= 1, timeout=30)
             receiver.fail_status = None
             await receiver.wait_until(lambda: len(receiver.delivered) == 1, timeout=30)
@@ -309,7 +288,7 @@ def refused_config(
     if apprise is None:
         apprise = tmp_path / "apprise.yml"
         if not apprise.exists():
-            apprise.write_text("urls:\n  - json://127.0.0.1:9/x:\n      tag: admin\n", "utf-8")
+            write_apprise_yaml(apprise, [("json://127.0.0.1:9/x", "admin")])
     config = tmp_path / "notifier.toml"
     config.write_text(
         f"rules_dir = {toml_str(tmp_path / 'rules')}\n"
@@ -387,11 +366,9 @@ async def test_status_shows_a_firing_alert_and_no_secret(
 ) -> None:
     """``notifier status`` lists the firing rule and key; ``--json`` is the status document;
     neither shows an API key or the channel's password."""
-    settings = daemon_settings(tmp_path, sim, receiver, RULES)
+    settings = daemon_settings(tmp_path, sim, receiver, SOL_ABOVE_200)
     apprise_url = receiver.url("alerts", user="bot", password=APPRISE_PASSWORD)
-    settings.apprise_config.write_text(
-        f"urls:\n  - {apprise_url}:\n      tag: admin, phone\n", encoding="utf-8"
-    )
+    write_apprise_yaml(settings.apprise_config, [(apprise_url, "admin, phone")])
     secrets = (SIM_KEYS.fusion, SIM_KEYS.quotes, SIM_KEYS.intents, APPRISE_PASSWORD)
     async with running(settings) as daemon:
         await set_price(sim, daemon, 201.5)
@@ -424,7 +401,7 @@ async def test_metrics_parse_and_cover_the_pipeline(
     """/metrics parses as Prometheus text and has events, evaluations, notifications, reloads,
     feed state and loop lag."""
     async with (
-        running(daemon_settings(tmp_path, sim, receiver, RULES)) as daemon,
+        running(daemon_settings(tmp_path, sim, receiver, SOL_ABOVE_200)) as daemon,
         aiohttp.ClientSession() as http,
     ):
         await set_price(sim, daemon, 202.0)
@@ -462,7 +439,7 @@ async def test_track_and_untrack_change_what_is_polled(
     """``notifier track`` starts polling an intent, ``untrack`` stops it; status lists it."""
     first = sim.intents.add_intent("intent-first")
     second = sim.intents.add_intent("intent-second")
-    async with running(daemon_settings(tmp_path, sim, receiver, RULES)) as daemon:
+    async with running(daemon_settings(tmp_path, sim, receiver, SOL_ABOVE_200)) as daemon:
         url = api_url(daemon)
         assert sim.intents.request_count(first) == 0
 
@@ -496,7 +473,7 @@ async def test_control_commands_honour_http_token(
     """With ``http.token`` set, a missing or wrong token is refused with a clear message."""
     intent = sim.intents.add_intent("intent-guarded")
     settings = daemon_settings(
-        tmp_path, sim, receiver, RULES, http={"listen": "127.0.0.1:0", "token": HTTP_TOKEN}
+        tmp_path, sim, receiver, SOL_ABOVE_200, http={"listen": "127.0.0.1:0", "token": HTTP_TOKEN}
     )
     client_config = tmp_path / "client.toml"
     client_config.write_text(f"[http]\ntoken = {toml_str(HTTP_TOKEN)}\n", encoding="utf-8")

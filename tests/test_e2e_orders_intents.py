@@ -148,3 +148,33 @@ async def test_rate_limited_poll_honours_retry_after(
         hits = sim.intents.hits[intent]
         assert hits[0].status == 429
         assert hits[1].at - hits[0].at >= 1.9
+
+
+async def test_order_created_and_filled_while_disconnected_is_notified_once(
+    tmp_path: Path, sim: Simulator, receiver: HttpReceiver
+) -> None:
+    """An order created and filled while the feed is down is listed by maker and sent once."""
+    settings = daemon_settings(tmp_path, sim, receiver, ORDER_RULES)
+    async with running(settings) as daemon:
+        feed = next(s for s in daemon.sources if isinstance(s, OrderFeed))
+        await wait_until(lambda: sim.fusion.connection_count(1) == 1, timeout=20)
+        await wait_until(lambda: feed.reconciliations >= 1, timeout=20)  # the start's catch-up
+        sim.fusion.refuse_connections(True)
+        sim.fusion.drop_connections(1)
+        await wait_until(lambda: sim.fusion.connection_count(1) == 0, timeout=20)
+        order = sim.fusion.create_order(1, maker=MAKER, making_amount=1000)
+        sim.fusion.fill(order)  # nobody is connected: both missed live
+        theirs = sim.fusion.create_order(1, maker=OTHER, making_amount=1000)
+        sim.fusion.fill(theirs)
+        assert sim.fusion.events_missed >= 4
+        assert feed.cached_order(1, order) is None
+        reconciled = feed.reconciliations
+        sim.fusion.refuse_connections(False)
+        await receiver.wait_until(lambda: len(receiver.delivered) == 1, timeout=40)
+        assert receiver.delivered_titles() == [f"order_filled {order[:10]} 100.0%"]
+        await wait_until(lambda: feed.reconciliations > reconciled, timeout=40)
+        # a second reconnect lists the maker's orders again but must not notify again
+        sim.fusion.drop_connections(1)
+        await wait_until(lambda: feed.reconciliations > reconciled + 1, timeout=40)
+        await daemon.dispatcher_idle()
+        assert len(receiver.delivered) == 1

@@ -2,87 +2,70 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+import pytest
 
 from notifier.daemon import Daemon, running
 from notifier.simulator import Simulator
-from tests.conftest import SOL, USDC, daemon_settings
 from tests.receivers import HttpReceiver, wait_until
-
-RULES = """\
-rules:
-  - id: sol-above-200
-    on: quote
-    pair: {in: SOL, out: USDC, amount: 1}
-    above: 200
-    until: price < 198
-    notify: [phone]
-    title: "SOL at {{ price | round(2) }}"
-"""
+from tests.support import ONE_SOL, SOL, SOL_ABOVE_200, USDC, daemon_settings, set_price
 
 
-PAIR = (SOL, USDC, "1000000000", True)
-
-
-async def set_price(sim: Simulator, daemon: Daemon, price: float) -> None:
-    """Quote exactly ``price`` USDC for 1 SOL and wait until the daemon evaluated it."""
-    sim.quotes.set_quote(SOL, USDC, PAIR[2], round(price * 1e6))
-    await wait_until(lambda: daemon.engine.last_price(PAIR) == price, timeout=20)
-    await daemon.settled()
+@pytest.fixture
+async def daemon(tmp_path: Path, sim: Simulator, receiver: HttpReceiver) -> AsyncIterator[Daemon]:
+    """A daemon running ``SOL_ABOVE_200``, started with SOL quoted at 100 USDC."""
+    sim.quotes.set_quote(SOL, USDC, ONE_SOL, 100_000_000)
+    async with running(daemon_settings(tmp_path, sim, receiver, SOL_ABOVE_200)) as started:
+        yield started
 
 
 async def test_crossing_delivers_exactly_one_notification(
-    tmp_path: Path, sim: Simulator, receiver: HttpReceiver
+    sim: Simulator, receiver: HttpReceiver, daemon: Daemon
 ) -> None:
     """A crossing of the threshold sends one message; moves inside the until-band send none."""
-    sim.quotes.set_quote(SOL, USDC, PAIR[2], 100_000_000)
-    async with running(daemon_settings(tmp_path, sim, receiver, RULES)) as daemon:
-        await set_price(sim, daemon, 196.0)
-        await set_price(sim, daemon, 201.5)
-        await receiver.wait_until(lambda: len(receiver.delivered) == 1)
-        assert receiver.delivered_titles() == ["SOL at 201.5"]
-        for inside_band in (199.0, 200.5, 198.5, 203.0):
-            await set_price(sim, daemon, inside_band)
-        await set_price(sim, daemon, 197.0)  # resolves (until), no resolved message asked
-        await daemon.dispatcher_idle()
-        assert len(receiver.delivered) == 1
-        await set_price(sim, daemon, 200.2)  # a new crossing fires again
-        await receiver.wait_until(lambda: len(receiver.delivered) == 2)
-        assert receiver.delivered_titles()[-1] == "SOL at 200.2"
+    await set_price(sim, daemon, 196.0)
+    await set_price(sim, daemon, 201.5)
+    await receiver.wait_until(lambda: len(receiver.delivered) == 1)
+    assert receiver.delivered_titles() == ["SOL at 201.5"]
+    for inside_band in (199.0, 200.5, 198.5, 203.0):
+        await set_price(sim, daemon, inside_band)
+    await set_price(sim, daemon, 197.0)  # resolves (until), no resolved message asked
+    await daemon.dispatcher_idle()
+    assert len(receiver.delivered) == 1
+    await set_price(sim, daemon, 200.2)  # a new crossing fires again
+    await receiver.wait_until(lambda: len(receiver.delivered) == 2)
+    assert receiver.delivered_titles()[-1] == "SOL at 200.2"
 
 
 async def test_dropped_connection_is_resubscribed(
-    tmp_path: Path, sim: Simulator, receiver: HttpReceiver
+    sim: Simulator, receiver: HttpReceiver, daemon: Daemon
 ) -> None:
     """After the server drops the socket the daemon reconnects, resubscribes and still alerts."""
-    sim.quotes.set_quote(SOL, USDC, PAIR[2], 100_000_000)
-    async with running(daemon_settings(tmp_path, sim, receiver, RULES)) as daemon:
-        await set_price(sim, daemon, 191.0)
-        assert sim.quotes.drop_connections() == 1
-        await wait_until(lambda: sim.quotes.subscription_count() == 1, timeout=30)
-        await set_price(sim, daemon, 205.0)
-        await receiver.wait_until(lambda: len(receiver.delivered) == 1, timeout=30)
-        assert receiver.delivered_titles() == ["SOL at 205.0"]
-        assert daemon.metrics.feed_reconnects.labels("quote")._value.get() >= 1
+    await set_price(sim, daemon, 191.0)
+    assert sim.quotes.drop_connections() == 1
+    await wait_until(lambda: sim.quotes.subscription_count() == 1, timeout=30)
+    await set_price(sim, daemon, 205.0)
+    await receiver.wait_until(lambda: len(receiver.delivered) == 1, timeout=30)
+    assert receiver.delivered_titles() == ["SOL at 205.0"]
+    assert daemon.metrics.feed_reconnects.labels("quote")._value.get() >= 1
 
 
 async def test_broken_rule_file_is_reported_with_line_and_old_rules_keep_running(
-    tmp_path: Path, sim: Simulator, receiver: HttpReceiver
+    sim: Simulator, receiver: HttpReceiver, daemon: Daemon
 ) -> None:
     """Saving a broken file reports path:line:col; the last good version keeps alerting."""
-    sim.quotes.set_quote(SOL, USDC, PAIR[2], 100_000_000)
-    settings = daemon_settings(tmp_path, sim, receiver, RULES)
-    path = settings.rules_dir / "rules.yaml"
-    async with running(settings) as daemon:
-        await set_price(sim, daemon, 191.0)
-        path.write_text(RULES.replace("above: 200", "above: 200\n    bogus: 1"), encoding="utf-8")
-        daemon.reload("test")
-        files = daemon.status()["rules"]["files"]
-        assert files[0]["errors"] == [f"{path}:6:5: unknown key 'bogus'"]
-        assert files[0]["rules"] == ["sol-above-200"]
-        await set_price(sim, daemon, 202.0)
-        await receiver.wait_until(lambda: "SOL at 202.0" in receiver.delivered_titles())
-        # errors_to ("admin") hears about the broken file too
-        await receiver.wait_until(
-            lambda: any("rule error" in t for t in receiver.delivered_titles())
-        )
+    path = daemon.settings.rules_dir / "rules.yaml"
+    await set_price(sim, daemon, 191.0)
+    path.write_text(
+        SOL_ABOVE_200.replace("above: 200", "above: 200\n    bogus: 1"), encoding="utf-8"
+    )
+    daemon.reload("test")
+    files = daemon.status()["rules"]["files"]
+    assert files[0]["errors"] == [f"{path}:6:5: unknown key 'bogus'"]
+    assert files[0]["rules"] == ["sol-above-200"]
+    await set_price(sim, daemon, 202.0)
+    await receiver.wait_until(lambda: "SOL at 202.0" in receiver.delivered_titles())
+    # errors_to ("admin") hears about the broken file too
+    await receiver.wait_until(lambda: any("rule error" in t for t in receiver.delivered_titles()))

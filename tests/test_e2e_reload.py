@@ -8,10 +8,8 @@ from pathlib import Path
 
 from notifier.daemon import Daemon, running
 from notifier.simulator import Simulator
-from tests.conftest import SOL, USDC, daemon_settings
 from tests.receivers import HttpReceiver, wait_until
-
-PAIR = (SOL, USDC, "1000000000", True)
+from tests.support import ONE_SOL, SOL, SOL_USDC, USDC, daemon_settings
 
 
 def rule(rule_id: str, above: float, extra: str = "") -> str:
@@ -40,7 +38,7 @@ async def test_saved_file_goes_live_without_a_signal(
     tmp_path: Path, sim: Simulator, receiver: HttpReceiver
 ) -> None:
     """The watcher picks up an atomic save; the new threshold alerts."""
-    sim.quotes.set_quote(SOL, USDC, PAIR[2], 100_000_000)
+    sim.quotes.set_quote(SOL, USDC, ONE_SOL, 100_000_000)
     settings = daemon_settings(tmp_path, sim, receiver, rule("a", 300))
     path = settings.rules_dir / "rules.yaml"
     async with running(settings) as daemon:
@@ -50,7 +48,7 @@ async def test_saved_file_goes_live_without_a_signal(
         save_atomically(path, rule("a", 150))
         await wait_until(lambda: daemon.engine.rules.rules["a"] is not old, timeout=10)
         latency = time.perf_counter() - started
-        sim.quotes.set_quote(SOL, USDC, PAIR[2], 180_000_000)
+        sim.quotes.set_quote(SOL, USDC, ONE_SOL, 180_000_000)
         await receiver.wait_until(lambda: receiver.delivered_titles() == ["a 180.0"], timeout=20)
         print(f"reload latency {latency * 1000:.0f} ms")
 
@@ -59,7 +57,7 @@ async def test_add_break_fix_delete_while_running(
     tmp_path: Path, sim: Simulator, receiver: HttpReceiver
 ) -> None:
     """Adding, breaking, fixing and deleting files behaves as SPEC §5 says."""
-    sim.quotes.set_quote(SOL, USDC, PAIR[2], 100_000_000)
+    sim.quotes.set_quote(SOL, USDC, ONE_SOL, 100_000_000)
     settings = daemon_settings(tmp_path, sim, receiver, rule("a", 300))
     rules_dir = settings.rules_dir
     async with running(settings) as daemon:
@@ -91,16 +89,16 @@ async def test_unchanged_rules_keep_their_state_across_reloads(
     tmp_path: Path, sim: Simulator, receiver: HttpReceiver
 ) -> None:
     """A firing rule whose text did not change stays firing (no second message) on reload."""
-    sim.quotes.set_quote(SOL, USDC, PAIR[2], 100_000_000)
+    sim.quotes.set_quote(SOL, USDC, ONE_SOL, 100_000_000)
     settings = daemon_settings(tmp_path, sim, receiver, rule("a", 150))
     async with running(settings) as daemon:
-        sim.quotes.set_quote(SOL, USDC, PAIR[2], 180_000_000)
+        sim.quotes.set_quote(SOL, USDC, ONE_SOL, 180_000_000)
         await receiver.wait_until(lambda: len(receiver.delivered) == 1, timeout=20)
         save_atomically(settings.rules_dir / "other.yaml", rule("b", 900))
         await wait_until(lambda: active_ids(daemon) == {"a", "b"}, timeout=10)
         assert [a["rule"] for a in daemon.engine.alerts()] == ["a"]
-        sim.quotes.set_quote(SOL, USDC, PAIR[2], 181_000_000)
-        await wait_until(lambda: daemon.engine.last_price(PAIR) == 181.0, timeout=20)
+        sim.quotes.set_quote(SOL, USDC, ONE_SOL, 181_000_000)
+        await wait_until(lambda: daemon.engine.last_price(SOL_USDC) == 181.0, timeout=20)
         await daemon.dispatcher_idle()
         assert len(receiver.delivered) == 1
 

@@ -13,9 +13,8 @@ import pytest
 from notifier.cli import main
 from notifier.events import Event, FeedEvent, IntentEvent, OrderEvent, OrderInfo, QuoteEvent
 from notifier.replay import event_from_json, event_to_json
+from tests.support import SOL, SOL_USDC, USDC
 
-SOL = "So11111111111111111111111111111111111111112"
-USDC = "uSd2czE61Evaf76RNbq4KPpXnkiL3irdzgLFUMe3NoG"
 MAKER = "0x00000000000000000000000000000000000d3e70"
 T0 = 1_700_000_000.0
 
@@ -204,7 +203,7 @@ def test_every_event_kind_round_trips_through_the_recording_format() -> None:
     wei = 25 * 10**18  # beyond 64 bits: kept exact as a string
     order = OrderInfo("0xfeed", MAKER, MAKER, "0xa", "0xb", wei, wei + 1, "2030-01-01", 7)
     events: list[Event] = [
-        QuoteEvent((SOL, USDC, "1000000000", True), 201_500_000, 3, 1, 9, T0),
+        QuoteEvent(SOL_USDC, 201_500_000, 3, 1, 9, T0),
         OrderEvent(
             1,
             "order_filled_partially",

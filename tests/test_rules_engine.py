@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,32 +11,14 @@ import pytest
 from notifier.dispatch import Notification
 from notifier.events import FeedEvent, IntentEvent, OrderEvent, OrderInfo, PairKey, QuoteEvent
 from notifier.metrics import Metrics
-from notifier.rules.compiled import compile_rule
 from notifier.rules.engine import Engine, RuleSet, StateStore
-from notifier.rules.loader import parse_text
-from notifier.store import open_database
-from notifier.tokens import TokenTable
+from tests.receivers import FakeClock
+from tests.support import SOL, SOL_USDC, USDC, compile_text
 
-SOL = "So11111111111111111111111111111111111111112"
-USDC = "uSd2czE61Evaf76RNbq4KPpXnkiL3irdzgLFUMe3NoG"
-SOL_USDC: PairKey = (SOL, USDC, "1000000000", True)
 SOL_USDC_10: PairKey = (SOL, USDC, "10000000000", True)
 MAKER = "0x00000000000000000000000000000000000d3e70"
 OTHER_MAKER = "0x1111111111111111111111111111111111111111"
 T0 = 1_700_000_000.0
-
-
-class Clock:
-    """The only fake: time that moves when a test says so."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Sink:
@@ -59,16 +39,16 @@ class Sink:
 
 
 def ruleset(text: str, path: str = "rules.yaml") -> RuleSet:
-    parsed, errors = parse_text(text, path)
+    rules, errors = compile_text(text, path)
     assert errors == []
-    return RuleSet(compile_rule(p, TokenTable()) for p in parsed)
+    return RuleSet(rules)
 
 
 class Rig:
     """An engine with its clock, sink and metrics; ``restart`` builds a new one on the same DB."""
 
     def __init__(self, rules: str, db: sqlite3.Connection | None = None) -> None:
-        self.clock = Clock()
+        self.clock = FakeClock(T0)  # the only fake: time that moves when a test says so
         self.sink = Sink()
         self.metrics = Metrics()
         self.db = db
@@ -86,13 +66,13 @@ class Rig:
 
     def at(self, seconds: float) -> None:
         """Move the clock to ``T0 + seconds`` and run due timers, as the daemon does."""
-        self.clock.now = T0 + seconds
+        self.clock.value = T0 + seconds
         self.engine.tick()
 
     def quote(self, price: float, pair: PairKey = SOL_USDC, impact: int = 3) -> None:
         raw_in = int(pair[2])
         out = round(price * raw_in / 1000)  # SOL has 9 decimals, USDC 6
-        self.engine.handle(QuoteEvent(pair, out, impact, 1, 1, self.clock.now))
+        self.engine.handle(QuoteEvent(pair, out, impact, 1, 1, self.clock()))
 
     def order(
         self,
@@ -109,18 +89,18 @@ class Rig:
         if remaining is not None:
             result["remainingMakerAmount"] = str(remaining)
         self.engine.handle(
-            OrderEvent(chain, event, order_hash, result, info, self.clock.now, reconciled)
+            OrderEvent(chain, event, order_hash, result, info, self.clock(), reconciled)
         )
 
     def intent(
         self, intent_id: str, status: str, previous: str | None, created: float | None = T0
     ) -> None:
         self.engine.handle(
-            IntentEvent(intent_id, status, previous, None, {}, None, created, self.clock.now)
+            IntentEvent(intent_id, status, previous, None, {}, None, created, self.clock())
         )
 
     def feed(self, feed: str, up: bool) -> None:
-        self.engine.handle(FeedEvent(feed, up, "up" if up else "connection lost", self.clock.now))  # type: ignore[arg-type]
+        self.engine.handle(FeedEvent(feed, up, "up" if up else "connection lost", self.clock()))  # type: ignore[arg-type]
 
     def evaluations(self, kind: str) -> float:
         value = self.metrics.registry.get_sample_value(
@@ -131,13 +111,6 @@ class Rig:
     @property
     def titles(self) -> list[str]:
         return self.sink.titles
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    conn = open_database(tmp_path / "state")
-    yield conn
-    conn.close()
 
 
 ABOVE = """\
@@ -509,7 +482,7 @@ def test_a_pending_rule_whose_due_time_passed_during_downtime_fires_on_the_first
     """Down across the due time: the restored timer is already due and fires once."""
     rig = Rig(FOR, db)
     rig.quote(184)
-    rig.clock.now = T0 + 120
+    rig.clock.value = T0 + 120
     rig.restart()
     rig.engine.tick()
     rig.engine.tick()

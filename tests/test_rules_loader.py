@@ -8,19 +8,14 @@ import pytest
 
 from notifier.rules import RuleRepository, check_files
 from notifier.rules import loader as loader_module
-from notifier.rules.compiled import CompileError, compile_rule
 from notifier.rules.loader import Location, RuleError, parse_text
 from notifier.tokens import TokenTable
+from tests.support import compile_text
 
 
 def errors_of(text: str, path: str = "r.yaml") -> list[str]:
     """Every error of one file's text, parse and compile, as the CLI prints them."""
-    rules, errors = parse_text(text, path)
-    for parsed in rules:
-        try:
-            compile_rule(parsed, TokenTable())
-        except CompileError as exc:
-            errors += exc.errors
+    _, errors = compile_text(text, path)
     return [str(e) for e in sorted(errors)]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -286,3 +287,100 @@ async def test_send_raw_for_unknown_events(
     assert sim.fusion.send_raw(b'{"event":"order_new_kind","result":{}}', chain=137) == 0
     assert sim.fusion.send_raw(b'{"event":"order_new_kind","result":{}}', chain=1) == 1
     assert await frame(ws) == {"event": "order_new_kind", "result": {}}
+
+
+MAKER_ITEM_FIELDS = {  # fusion-sdk OrderFillsByMakerOutput
+    "orderHash",
+    "status",
+    "makerAsset",
+    "makerAmount",
+    "minTakerAmount",
+    "takerAsset",
+    "cancelTx",
+    "fills",
+    "points",
+    "auctionStartDate",
+    "auctionDuration",
+    "initialRateBump",
+    "isNativeCurrency",
+    "createdAt",
+}
+
+
+async def test_rest_orders_by_maker_pages_newest_first(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """…/order/maker/{address}/ lists the maker's orders of any status, paged as the SDK asks."""
+    maker = "0x" + "ab" * 20
+    now = time.time()
+    old = sim.fusion.create_order(1, maker=maker, making_amount=1000, created_at=now - 60)
+    mid = sim.fusion.create_order(1, maker=maker, taking_amount=7, created_at=now - 30)
+    new = sim.fusion.create_order(1, maker=maker)
+    sim.fusion.create_order(1)  # another maker
+    sim.fusion.create_order(137, maker=maker)  # another chain
+    sim.fusion.fill_partially(old, 250)
+    sim.fusion.fill(old)
+    sim.fusion.cancel(mid)
+    base = f"{sim.urls.fusion_rest}/orders/v2.0/1/order/maker"
+
+    status, body = await rest(http, f"{base}/{maker}/?limit=2&page=1")
+    assert status == 200
+    assert [item["orderHash"] for item in body["items"]] == [new, mid]
+    assert body["meta"] == {"totalItems": 3, "itemsPerPage": 2, "totalPages": 2, "currentPage": 1}
+    assert set(body["items"][0]) == MAKER_ITEM_FIELDS
+    assert (body["items"][1]["status"], body["items"][1]["minTakerAmount"]) == ("cancelled", "7")
+    assert body["items"][1]["cancelTx"]
+
+    status, body = await rest(http, f"{base}/{maker.upper().replace('0X', '0x')}?page=2&limit=2")
+    assert status == 200
+    (item,) = body["items"]
+    assert item["orderHash"] == old
+    assert (item["status"], item["makerAmount"]) == ("filled", "1000")
+    assert [fill["filledMakerAmount"] for fill in item["fills"]] == ["750", "250"]
+    assert item["createdAt"].endswith("Z")
+    assert body["meta"]["currentPage"] == 2
+
+    status, body = await rest(http, f"{base}/{maker}/")  # SDK defaults: page 1, limit 100
+    assert (status, body["meta"]["itemsPerPage"], len(body["items"])) == (200, 100, 3)
+
+
+async def test_rest_orders_by_maker_timestamp_filter(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """timestampFrom / timestampTo (ms) bound createdAt to [from, to)."""
+    maker = "0x" + "cd" * 20
+    now = time.time()
+    hashes = [
+        sim.fusion.create_order(1, maker=maker, created_at=now - age) for age in (300, 200, 100)
+    ]
+    created = [sim.fusion.orders[h].created_ms for h in hashes]
+    url = f"{sim.urls.fusion_rest}/orders/v2.0/1/order/maker/{maker}/"
+
+    async def listed(**params: int) -> list[str]:
+        status, body = await rest(http, url, params=params)
+        assert status == 200
+        return [item["orderHash"] for item in body["items"]]
+
+    assert await listed(timestampFrom=created[1]) == [hashes[2], hashes[1]]
+    assert await listed(timestampTo=created[1]) == [hashes[0]]
+    assert await listed(timestampFrom=created[0], timestampTo=created[2]) == hashes[1::-1]
+    assert await listed(timestampFrom=created[2] + 1) == []
+
+
+async def test_rest_orders_by_maker_auth_validation_and_faults(
+    sim: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """401 without the Bearer key, 400 on a bad address or page, 503 while failing on purpose."""
+    maker = "0x" + "ef" * 20
+    url = f"{sim.urls.fusion_rest}/orders/v2.0/1/order/maker"
+    assert (await rest(http, f"{url}/{maker}/", headers={}))[0] == 401
+    assert (await rest(http, f"{url}/{maker}/", headers={"Authorization": "Bearer no"}))[0] == 401
+    assert (await rest(http, f"{url}/0xabc/"))[0] == 400
+    assert (await rest(http, f"{url}/{maker}/?limit=501"))[0] == 400
+    assert (await rest(http, f"{url}/{maker}/?page=0"))[0] == 400
+    assert (await rest(http, f"{url}/{maker}/?timestampFrom=soon"))[0] == 400
+    sim.fusion.fail_rest(2)
+    assert (await rest(http, f"{url}/{maker}/"))[0] == 503
+    assert (await rest(http, f"{url}/{maker}/"))[0] == 503
+    assert (await rest(http, f"{url}/{maker}/"))[0] == 200
+    assert sim.fusion.rest_requests[-1] == f"/fusion/orders/v2.0/1/order/maker/{maker}/"

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 
 from notifier.simulator import SIM_KEYS, Simulator
+from tests.receivers import wait_until
 
 AUTH = {"X-Api-Key": SIM_KEYS.intents}
 FLAT_FIELDS = {
@@ -40,26 +40,10 @@ METADATA_FIELDS = {
 }
 
 
-async def eventually(cond: Callable[[], bool], within: float = 10.0) -> None:
-    """Poll ``cond`` until it holds, failing after ``within`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
     async with Simulator(random_walk=False) as simulator:
         yield simulator
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def get(
@@ -122,7 +106,7 @@ async def test_script_advances_and_fills_metadata(
     """A script moves the status on its own and fills swap_metadata as it goes."""
     script = [("Approved", 0.02), ("Verified", 0.02), ("Deposited", 0.02), ("Finished", 0.02)]
     intent_id = sim.intents.add_intent(script=script)
-    await eventually(lambda: sim.intents.intents[intent_id].status == "Finished")
+    await wait_until(lambda: sim.intents.intents[intent_id].status == "Finished")
     _, body, _ = await get(http, sim, intent_id)
     assert body["status"] == "Finished"
     meta = body["swap_metadata"]

@@ -16,19 +16,8 @@ import orjson
 import pytest
 
 from notifier.simulator import SIM_KEYS, Simulator, serve
-
-SOL = "So11111111111111111111111111111111111111112"
-USD = "uSd2czE61Evaf76RNbq4KPpXnkiL3irdzgLFUMe3NoG"
-
-
-async def eventually(cond: Callable[[], bool], within: float = 10.0) -> None:
-    """Poll ``cond`` until it holds, failing after ``within`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
+from tests.receivers import wait_until
+from tests.support import SOL, USDC
 
 
 async def frame(
@@ -47,7 +36,7 @@ async def frame(
 
 
 def pair(amount: Any = "50000000", exact_in: Any = True, **extra: Any) -> dict[str, Any]:
-    return {"in": SOL, "out": USD, "amount": amount, "exactIn": exact_in, **extra}
+    return {"in": SOL, "out": USDC, "amount": amount, "exactIn": exact_in, **extra}
 
 
 def is_type(kind: str) -> Callable[[dict[str, Any]], bool]:
@@ -58,12 +47,6 @@ def is_type(kind: str) -> Callable[[dict[str, Any]], bool]:
 async def sim() -> AsyncIterator[Simulator]:
     async with Simulator(random_walk=False) as simulator:
         yield simulator
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture
@@ -101,7 +84,7 @@ async def test_subscribe_acks_count_and_first_quote_at_once(
         "hops",
         "slot",
     }
-    assert (quote["in"], quote["out"], quote["amount"]) == (SOL, USD, "50000000")
+    assert (quote["in"], quote["out"], quote["amount"]) == (SOL, USDC, "50000000")
     assert isinstance(quote["amountOut"], str)
     assert quote["amountOut"].isdigit()
     assert all(isinstance(quote[k], int) for k in ("priceImpactBps", "hops", "slot"))
@@ -168,16 +151,16 @@ async def test_scripted_quote_pushed_once_per_material_change(
     """set_quote pushes; an identical re-quote is suppressed; bursts coalesce to the last."""
     await ws.send_bytes(orjson.dumps({"op": "subscribe", "pairs": [pair()]}))
     await frame(ws, is_type("subscribed"))
-    sim.quotes.set_quote(SOL, USD, "50000000", 452, price_impact_bps=3, hops=2)
+    sim.quotes.set_quote(SOL, USDC, "50000000", 452, price_impact_bps=3, hops=2)
     first = await frame(ws, is_type("quote"))
     assert (first["amountOut"], first["priceImpactBps"], first["hops"]) == ("452", 3, 2)
-    sim.quotes.set_quote(SOL, USD, "50000000", 452, price_impact_bps=3, hops=2)  # unchanged
-    sim.quotes.set_quote(SOL, USD, "50000000", 460)
-    sim.quotes.set_quote(SOL, USD, "50000000", 470)  # same window: only this one goes out
+    sim.quotes.set_quote(SOL, USDC, "50000000", 452, price_impact_bps=3, hops=2)  # unchanged
+    sim.quotes.set_quote(SOL, USDC, "50000000", 460)
+    sim.quotes.set_quote(SOL, USDC, "50000000", 470)  # same window: only this one goes out
     second = await frame(ws, is_type("quote"))
     assert (second["amountOut"], second["priceImpactBps"], second["hops"]) == ("470", 0, 1)
     assert second["slot"] > first["slot"]
-    sim.quotes.set_quote(SOL, USD, "50000000", 480)
+    sim.quotes.set_quote(SOL, USDC, "50000000", 480)
     assert (await frame(ws, is_type("quote")))["amountOut"] == "480"
 
 
@@ -185,11 +168,11 @@ async def test_drop_connections_closes_sockets(
     sim: Simulator, ws: aiohttp.ClientWebSocketResponse
 ) -> None:
     """drop_connections aborts every quote socket."""
-    await eventually(lambda: sim.quotes.connection_count() == 1)
+    await wait_until(lambda: sim.quotes.connection_count() == 1)
     assert sim.quotes.drop_connections() == 1
     msg = await ws.receive(timeout=10)
     assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR)
-    await eventually(lambda: sim.quotes.connection_count() == 0)
+    await wait_until(lambda: sim.quotes.connection_count() == 0)
 
 
 async def test_random_walk_moves_subscribed_prices(http: aiohttp.ClientSession) -> None:
@@ -241,9 +224,9 @@ async def test_slow_reader_is_dropped() -> None:
         payload = orjson.dumps({"op": "subscribe", "pairs": [pair(str(n)) for n in range(1, 65)]})
         # A masked client text frame with a zero mask, so the payload goes as is.
         writer.write(b"\x81\xfe" + struct.pack("!H", len(payload)) + b"\0\0\0\0" + payload)
-        await eventually(lambda: sim.quotes.subscription_count() == 64)
+        await wait_until(lambda: sim.quotes.subscription_count() == 64)
         flood = asyncio.create_task(sim.quotes.flood(rate_per_s=20_000, duration_s=8))
-        await eventually(lambda: sim.quotes.dropped_slow == 1)
+        await wait_until(lambda: sim.quotes.dropped_slow == 1)
         assert sim.quotes.connection_count() == 0
         assert sim.quotes.frames_sent > 1000  # dropped for not reading, not for the burst
         flood.cancel()
@@ -256,7 +239,7 @@ async def test_control_api_sets_quote(
     """POST /_sim/quotes/set scripts a quote over HTTP."""
     await ws.send_bytes(orjson.dumps({"op": "subscribe", "pairs": [pair()]}))
     await frame(ws, is_type("subscribed"))
-    body = {"in_mint": SOL, "out_mint": USD, "amount": "50000000", "amount_out": 999}
+    body = {"in_mint": SOL, "out_mint": USDC, "amount": "50000000", "amount_out": 999}
     async with http.post(f"{sim.urls.control}/quotes/set", json=body) as resp:
         assert resp.status == 200
         assert await resp.json() == {"ok": True}
@@ -270,7 +253,7 @@ async def test_serve_prints_config_and_stops() -> None:
     out = io.StringIO()
     stop = asyncio.Event()
     task = asyncio.create_task(serve("127.0.0.1", 0, stop=stop, out=out, random_walk=False))
-    await eventually(lambda: "[intents]" in out.getvalue())
+    await wait_until(lambda: "[intents]" in out.getvalue())
     text = out.getvalue()
     assert 'url = "ws://127.0.0.1:' in text
     assert f'api_key = "{SIM_KEYS.quotes}"' in text
@@ -283,7 +266,7 @@ async def test_send_raw_reaches_every_connection(
     sim: Simulator, ws: aiohttp.ClientWebSocketResponse
 ) -> None:
     """send_raw writes a frame verbatim, so clients' tolerance of bad frames can be tested."""
-    await eventually(lambda: sim.quotes.connection_count() == 1)
+    await wait_until(lambda: sim.quotes.connection_count() == 1)
     assert sim.quotes.send_raw(b"[1,2]") == 1
     msg = await ws.receive(timeout=10)
     assert msg.data == "[1,2]"

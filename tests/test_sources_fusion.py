@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from pydantic import SecretStr
@@ -19,7 +21,7 @@ from notifier.metrics import Metrics
 from notifier.simulator import SIM_KEYS, Simulator
 from notifier.sources import OrderFeed
 from notifier.sources.backoff import BackoffPolicy
-from notifier.sources.fusion import OrderCache
+from notifier.sources.fusion import SINCE_MARGIN, OrderCache
 from notifier.store import open_database
 
 T = TypeVar("T")
@@ -284,3 +286,162 @@ def test_order_cache_keeps_recency_across_a_reload(db: sqlite3.Connection) -> No
     reloaded = OrderCache(db, capacity=5)
     newest_first = [e.info.order_hash for e in reloaded.candidates(1, frozenset(), limit=5)]
     assert newest_first == [_info(n).order_hash for n in (3, 2, 4)]
+
+
+def _seen_until(db: sqlite3.Connection) -> float:
+    row = db.execute("SELECT seen_until FROM fusion_sync WHERE chain = 1").fetchone()
+    return float(row[0]) if row else 0.0
+
+
+def _maker_listings(sim: Simulator, maker: str = MAKER) -> list[dict[str, list[str]]]:
+    """Query strings of the orders-by-maker requests the feed made, oldest first."""
+    prefix = f"/fusion/orders/v2.0/1/order/maker/{maker}/"
+    return [
+        parse_qs(urlsplit(request).query)
+        for request in sim.fusion.rest_requests
+        if request.startswith(prefix)
+    ]
+
+
+async def test_order_created_and_filled_while_disconnected_is_emitted_once(
+    db: sqlite3.Connection,
+) -> None:
+    """An order never seen live is listed by maker after a reconnect: created, filled, once."""
+    async with Simulator() as sim:
+        async with running(sim, db, makers=frozenset({MAKER})) as (feed, sink):
+            await until(lambda: sim.fusion.connection_count() == 1)
+            sim.fusion.refuse_connections(True)
+            dropped_at = time.time()
+            sim.fusion.drop_connections()
+            await until(lambda: not feed.status().up)
+            mine = sim.fusion.create_order(maker=MAKER, making_amount=1000, taking_amount=9)
+            sim.fusion.fill(mine)
+            partly = sim.fusion.create_order(maker=MAKER, making_amount=100)
+            sim.fusion.fill_partially(partly, remaining=30)
+            waiting = sim.fusion.create_order(maker=MAKER)
+            theirs = sim.fusion.create_order()
+            sim.fusion.fill(theirs)
+            sim.fusion.refuse_connections(False)
+            await until(lambda: feed.reconciliations == 1)
+            assert [(e.event, e.reconciled) for e in sink.orders(mine)] == [
+                ("order_created", True),
+                ("order_filled", True),
+            ]
+            created, filled = sink.orders(mine)
+            assert created.order is not None
+            assert (created.order.maker, created.order.receiver) == (MAKER, "0x" + "0" * 40)
+            assert (created.order.making_amount, created.order.taking_amount) == (1000, 9)
+            assert created.remaining_maker_amount == 1000
+            assert filled.remaining_maker_amount == 0
+            assert [e.event for e in sink.orders(partly)] == [
+                "order_created",
+                "order_filled_partially",
+            ]
+            assert sink.orders(partly)[1].remaining_maker_amount == 30
+            assert [e.event for e in sink.orders(waiting)] == ["order_created"]
+            assert not sink.orders(theirs)  # not a maker we watch
+            # Listed from the moment the chain was lost, less the safety margin.
+            (query,) = _maker_listings(sim)
+            since = int(query["timestampFrom"][0]) / 1000
+            assert dropped_at - SINCE_MARGIN - 1 <= since <= time.time() - SINCE_MARGIN
+            assert (query["limit"], query["page"]) == (["500"], ["1"])
+            # A second reconnect lists again and finds nothing new.
+            sim.fusion.drop_connections()
+            await until(lambda: feed.reconciliations == 2)
+            assert len(_maker_listings(sim)) == 2
+            assert len(sink.orders(mine)) == 2
+            assert len(sink.orders(partly)) == 2
+            assert len(sink.orders(waiting)) == 1
+        # Nor does a restart on the same database that reconciles on start.
+        async with running(sim, db, makers=frozenset({MAKER}), reconcile_on_start=True) as (
+            feed,
+            sink,
+        ):
+            await until(lambda: feed.reconciliations == 1)
+            assert not sink.of(OrderEvent)
+            assert len(_maker_listings(sim)) == 3
+
+
+async def test_order_created_and_filled_while_stopped_is_emitted_on_start(
+    db: sqlite3.Connection,
+) -> None:
+    """A restart lists from the persisted watermark; a first start looks back one hour only."""
+    makers = frozenset({MAKER})
+    async with Simulator() as sim:
+        long_ago = sim.fusion.create_order(maker=MAKER, created_at=time.time() - 2 * 3600)
+        sim.fusion.fill(long_ago)
+        recent = sim.fusion.create_order(maker=MAKER, created_at=time.time() - 600)
+        sim.fusion.cancel(recent)
+        async with running(sim, db, makers=makers, reconcile_on_start=True) as (feed, sink):
+            await until(lambda: feed.reconciliations == 1)
+            assert [e.event for e in sink.orders(recent)] == ["order_created", "order_cancelled"]
+            assert all(e.reconciled for e in sink.of(OrderEvent))
+            assert not sink.orders(long_ago)  # before the first start's look-back
+        stopped_at = _seen_until(db)
+        assert 0 < stopped_at <= time.time()
+        while_stopped = sim.fusion.create_order(maker=MAKER, making_amount=50)
+        sim.fusion.fill(while_stopped)
+        announced = [
+            (while_stopped, "order_created", True),
+            (while_stopped, "order_filled", True),
+        ]
+        for expected in (announced, []):  # the second restart has nothing to add
+            async with running(sim, db, makers=makers, reconcile_on_start=True) as (feed, sink):
+                await until(lambda: feed.reconciliations == 1)
+                events = [(e.order_hash, e.event, e.reconciled) for e in sink.of(OrderEvent)]
+                assert events == expected
+            since = int(_maker_listings(sim)[-1]["timestampFrom"][0]) / 1000
+            assert since >= stopped_at - SINCE_MARGIN - 0.001
+
+
+async def test_failed_listing_is_retried_without_breaking_the_feed(
+    db: sqlite3.Connection,
+) -> None:
+    """While REST fails the catch-up emits nothing and the feed stays up; a retry catches up."""
+    makers = frozenset({MAKER})
+    async with (
+        Simulator() as sim,
+        running(sim, db, makers=makers, resync_after=0.2) as (
+            feed,
+            sink,
+        ),
+    ):
+        await until(lambda: sim.fusion.connection_count() == 1)
+        sim.fusion.refuse_connections(True)
+        sim.fusion.drop_connections()
+        await until(lambda: not feed.status().up)
+        lost_at = _seen_until(db)
+        order_hash = sim.fusion.create_order(maker=MAKER)
+        sim.fusion.fill(order_hash)
+        sim.fusion.fail_rest(10**6)
+        sim.fusion.refuse_connections(False)
+        await until(lambda: feed.reconciliations >= 2)  # the reconnect's, then a retry
+        assert not sink.of(OrderEvent)
+        assert feed.status().up
+        live = sim.fusion.create_order(maker=MAKER)  # the websocket still works
+        await until(lambda: sink.orders(live))
+        assert _seen_until(db) == lost_at  # unsynced: the watermark stays where it was lost
+        recovered_at = time.time()
+        sim.fusion.fail_rest(0)
+        await until(lambda: sink.orders(order_hash, "order_filled"))
+        assert [e.event for e in sink.orders(order_hash)] == ["order_created", "order_filled"]
+        await until(lambda: _seen_until(db) >= recovered_at)  # caught up: it moves again
+
+
+async def test_no_maker_filter_does_not_list_by_maker(
+    db: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without a maker filter nothing is listed by maker: only cached orders are reconciled."""
+    caplog.set_level(logging.INFO)
+    async with Simulator() as sim, running(sim, db) as (feed, sink):
+        await until(lambda: sim.fusion.connection_count() == 1)
+        sim.fusion.refuse_connections(True)
+        sim.fusion.drop_connections()
+        await until(lambda: not feed.status().up)
+        unseen = sim.fusion.create_order(maker=MAKER)
+        sim.fusion.fill(unseen)
+        sim.fusion.refuse_connections(False)
+        await until(lambda: feed.reconciliations == 1)
+        assert not sink.orders(unseen)
+        assert not any("/order/maker/" in r for r in sim.fusion.rest_requests)
+        assert "paging every maker's orders is not feasible" in caplog.text

@@ -2,66 +2,40 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from email.utils import formatdate
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
 from notifier.config import IntentSettings
-from notifier.events import Event, FeedEvent, IntentEvent, Interest
+from notifier.events import FeedEvent, IntentEvent, Interest
 from notifier.metrics import Metrics
 from notifier.simulator import SIM_KEYS, Simulator
 from notifier.sources import IntentPoller
 from notifier.sources.backoff import BackoffPolicy
 from notifier.sources.intents import IntentResponse, parse_retry_after
-from notifier.store import open_database
+from tests.receivers import wait_until
+from tests.support import Collector, in_background
 
-T = TypeVar("T")
 FAST = BackoffPolicy(base=0.05, cap=0.2)
 POLL = 0.05
 
 
-class Collector:
-    """A sink that keeps every event."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
-
-    def of(self, kind: type[T]) -> list[T]:
-        return [e for e in self.events if isinstance(e, kind)]
+class IntentCollector(Collector):
+    """A sink that keeps every event and picks out one intent's."""
 
     def intents(self, intent_id: str) -> list[IntentEvent]:
         return [e for e in self.of(IntentEvent) if e.intent_id == intent_id]
 
     def statuses(self, intent_id: str) -> list[tuple[str | None, str]]:
         return [(e.previous_status, e.status) for e in self.intents(intent_id)]
-
-
-async def until(condition: Callable[[], object], within: float = 15.0) -> None:
-    """Poll ``condition`` until true; fail after ``within`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            pytest.fail(f"condition not met within {within}s")
-        await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> sqlite3.Connection:
-    return open_database(tmp_path)
 
 
 @asynccontextmanager
@@ -72,19 +46,15 @@ async def running(
     track: Sequence[str] = (),
     api_key: str = SIM_KEYS.intents,
     **options: Any,
-) -> AsyncIterator[tuple[IntentPoller, Collector]]:
-    sink = Collector()
+) -> AsyncIterator[tuple[IntentPoller, IntentCollector]]:
+    sink = IntentCollector()
     settings = IntentSettings(
         url=sim.urls.intents, api_key=SecretStr(api_key), poll_interval=POLL, track=list(track)
     )
     poller = IntentPoller(settings, sink, Metrics(), db, backoff=FAST, **options)
     poller.set_interest(Interest())
-    task = asyncio.create_task(poller.run())
-    try:
+    async with in_background(poller.run()):
         yield poller, sink
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_status_changes_are_emitted_with_previous_status(db: sqlite3.Connection) -> None:
@@ -92,11 +62,11 @@ async def test_status_changes_are_emitted_with_previous_status(db: sqlite3.Conne
     async with Simulator() as sim:
         intent = sim.intents.add_intent(created_at=1_768_478_400.0)
         async with running(sim, db, track=[intent]) as (poller, sink):
-            await until(lambda: sink.intents(intent))
+            await wait_until(lambda: sink.intents(intent))
             sim.intents.set_status(intent, "Approved")
-            await until(lambda: len(sink.intents(intent)) == 2)
+            await wait_until(lambda: len(sink.intents(intent)) == 2)
             sim.intents.set_status(intent, "Deposited")
-            await until(lambda: len(sink.intents(intent)) == 3)
+            await wait_until(lambda: len(sink.intents(intent)) == 3)
             assert sink.statuses(intent) == [
                 (None, "Created"),
                 ("Created", "Approved"),
@@ -116,12 +86,12 @@ async def test_polling_stops_at_a_terminal_status(db: sqlite3.Connection) -> Non
     async with Simulator() as sim:
         done, pending = sim.intents.add_intent(), sim.intents.add_intent()
         async with running(sim, db, track=[done, pending]) as (poller, sink):
-            await until(lambda: sink.intents(done) and sink.intents(pending))
+            await wait_until(lambda: sink.intents(done) and sink.intents(pending))
             sim.intents.set_status(done, "Finished")
-            await until(lambda: sink.statuses(done)[-1] == ("Created", "Finished"))
+            await wait_until(lambda: sink.statuses(done)[-1] == ("Created", "Finished"))
             requests = sim.intents.request_count(done)
             clock = sim.intents.request_count(pending)
-            await until(lambda: sim.intents.request_count(pending) >= clock + 10)
+            await wait_until(lambda: sim.intents.request_count(pending) >= clock + 10)
             assert sim.intents.request_count(done) == requests
             (tracked,) = [t for t in poller.tracked() if t.intent_id == done]
             assert not tracked.polling
@@ -133,7 +103,7 @@ async def test_retry_after_is_honoured(db: sqlite3.Connection) -> None:
         intent = sim.intents.add_intent()
         sim.intents.rate_limit_next(1, retry_after=1, intent_id=intent)
         async with running(sim, db, track=[intent]) as (_, sink):
-            await until(lambda: sink.intents(intent))
+            await wait_until(lambda: sink.intents(intent))
             limited, answered = sim.intents.hits[intent][:2]
             assert (limited.status, answered.status) == (429, 200)
             assert answered.at - limited.at >= 0.95
@@ -145,7 +115,7 @@ async def test_server_errors_back_off_then_recover(db: sqlite3.Connection) -> No
         intent = sim.intents.add_intent()
         sim.intents.fail_next(4, status=503, intent_id=intent)
         async with running(sim, db, track=[intent]) as (poller, sink):
-            await until(lambda: sink.intents(intent))
+            await wait_until(lambda: sink.intents(intent))
             assert [e.up for e in sink.of(FeedEvent)] == [False, True]
             assert [h.status for h in sim.intents.hits[intent][:5]] == [503] * 4 + [200]
             assert poller.status().reconnects == 4
@@ -156,7 +126,7 @@ async def test_nested_response_shape_is_accepted(db: sqlite3.Connection) -> None
     async with Simulator() as sim:
         intent = sim.intents.add_intent(nested=True, status="Deposited")
         async with running(sim, db, track=[intent]) as (_, sink):
-            await until(lambda: sink.intents(intent))
+            await wait_until(lambda: sink.intents(intent))
             (event,) = sink.intents(intent)
             assert event.status == "Deposited"
             assert event.fields["from_amount_lots"] == "1000000"
@@ -172,13 +142,13 @@ async def test_unknown_intent_is_polled_slowly_until_it_appears(
     """404 is logged once and polled at the slow rate; the intent is picked up when it exists."""
     async with Simulator() as sim, running(sim, db, not_found_interval=0.3) as (poller, sink):
         poller.track("later", label="my swap")
-        await until(lambda: sim.intents.request_count("later") >= 3)
+        await wait_until(lambda: sim.intents.request_count("later") >= 3)
         hits = sim.intents.hits["later"]
         assert all(h.status == 404 for h in hits)
         assert all(b.at - a.at >= 0.25 for a, b in itertools.pairwise(hits))
         assert caplog.text.count("intent later not found") == 1
         sim.intents.add_intent("later")
-        await until(lambda: sink.intents("later"))
+        await wait_until(lambda: sink.intents("later"))
         assert sink.intents("later")[0].label == "my swap"
 
 
@@ -189,15 +159,15 @@ async def test_tracked_intents_survive_a_restart(db: sqlite3.Connection) -> None
         async with running(sim, db) as (poller, sink):
             assert poller.track(intent, label="rent")
             assert not poller.track(intent)
-            await until(lambda: sink.intents(intent))
+            await wait_until(lambda: sink.intents(intent))
         async with running(sim, db) as (poller, sink):
             (tracked,) = poller.tracked()
             assert (tracked.intent_id, tracked.label, tracked.status) == (intent, "rent", "Created")
             assert tracked.origins == ("api",)
             count = sim.intents.request_count(intent)
-            await until(lambda: sim.intents.request_count(intent) >= count + 3)
+            await wait_until(lambda: sim.intents.request_count(intent) >= count + 3)
             sim.intents.set_status(intent, "Verified")
-            await until(lambda: sink.intents(intent))
+            await wait_until(lambda: sink.intents(intent))
             assert sink.statuses(intent) == [("Created", "Verified")]
             assert poller.untrack(intent)
             assert not poller.untrack(intent)
@@ -210,7 +180,7 @@ async def test_rules_intents_are_polled_with_their_labels(db: sqlite3.Connection
         intent = sim.intents.add_intent()
         async with running(sim, db) as (poller, sink):
             poller.set_interest(Interest(intents=frozenset({intent}), labels={intent: "rule"}))
-            await until(lambda: sink.intents(intent))
+            await wait_until(lambda: sink.intents(intent))
             assert sink.intents(intent)[0].label == "rule"
             poller.set_interest(Interest())
             assert poller.tracked() == []
@@ -225,9 +195,9 @@ async def test_api_key_never_reaches_the_logs(
     async with Simulator() as sim:
         intent = sim.intents.add_intent()
         async with running(sim, db, track=[intent], api_key=wrong) as (poller, _):
-            await until(lambda: not poller.status().up and poller.status().reconnects >= 3)
+            await wait_until(lambda: not poller.status().up and poller.status().reconnects >= 3)
         async with running(sim, db, track=[intent]) as (_, sink):
-            await until(lambda: sink.intents(intent))
+            await wait_until(lambda: sink.intents(intent))
     assert "HTTP 401" in caplog.text
     assert wrong not in caplog.text
     assert SIM_KEYS.intents not in caplog.text

@@ -2,49 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
 from notifier.config import QuoteSettings
-from notifier.events import Event, FeedEvent, Interest, PairKey, QuoteEvent
+from notifier.events import FeedEvent, Interest, PairKey, QuoteEvent
 from notifier.metrics import Metrics
 from notifier.simulator import SIM_KEYS, Simulator
 from notifier.sources import QuoteStream
 from notifier.sources.backoff import BackoffPolicy
+from tests.receivers import wait_until
+from tests.support import SOL, USDC, Collector, in_background
 
-T = TypeVar("T")
-SOL = "So11111111111111111111111111111111111111112"
-USDC = "uSd2czE61Evaf76RNbq4KPpXnkiL3irdzgLFUMe3NoG"
 FAST = BackoffPolicy(base=0.05, cap=0.2, healthy_after=1.0)
-
-
-class Collector:
-    """A sink that keeps every event."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
-
-    def of(self, kind: type[T]) -> list[T]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-
-async def until(condition: Callable[[], object], within: float = 15.0) -> None:
-    """Poll ``condition`` until true; fail after ``within`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            pytest.fail(f"condition not met within {within}s")
-        await asyncio.sleep(0.01)
 
 
 def pair(n: int, exact_in: bool = True) -> PairKey:
@@ -59,12 +34,8 @@ async def running(
     settings = QuoteSettings(url=sim.urls.quotes_ws, api_key=SecretStr(api_key), heartbeat=5)
     stream = QuoteStream(settings, sink, metrics, backoff=FAST)
     stream.set_interest(Interest(pairs=frozenset(pairs)))
-    task = asyncio.create_task(stream.run())
-    try:
+    async with in_background(stream.run()):
         yield stream, sink, metrics
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 def quoted(sink: Collector, wanted: PairKey) -> list[QuoteEvent]:
@@ -81,10 +52,10 @@ async def test_subscribes_wanted_pairs_and_emits_quotes() -> None:
     async with Simulator(random_walk=False) as sim:
         wanted = [pair(1), pair(2)]
         async with running(sim, pairs=wanted) as (stream, sink, _):
-            await until(lambda: sim.quotes.subscribed_pairs() == set(wanted))
-            await until(lambda: all(quoted(sink, p) for p in wanted))
+            await wait_until(lambda: sim.quotes.subscribed_pairs() == set(wanted))
+            await wait_until(lambda: all(quoted(sink, p) for p in wanted))
             sim.quotes.set_quote(SOL, USDC, wanted[0][2], 4242, price_impact_bps=7, hops=2)
-            await until(lambda: any(e.amount_out == 4242 for e in quoted(sink, wanted[0])))
+            await wait_until(lambda: any(e.amount_out == 4242 for e in quoted(sink, wanted[0])))
             last = quoted(sink, wanted[0])[-1]
             assert (last.price_impact_bps, last.hops) == (7, 2)
             assert stream.status().up
@@ -96,7 +67,7 @@ async def test_set_interest_sends_only_the_difference(monkeypatch: pytest.Monkey
     async with Simulator(random_walk=False) as sim:
         a, b, c = pair(1), pair(2), pair(3)
         async with running(sim, pairs=[a, b]) as (stream, sink, _):
-            await until(lambda: sim.quotes.subscribed_pairs() == {a, b})
+            await wait_until(lambda: sim.quotes.subscribed_pairs() == {a, b})
             sent: list[tuple[str, list[PairKey]]] = []
             original = stream._send
 
@@ -107,14 +78,14 @@ async def test_set_interest_sends_only_the_difference(monkeypatch: pytest.Monkey
 
             monkeypatch.setattr(stream, "_send", spy)
             stream.set_interest(Interest(pairs=frozenset({b, c})))
-            await until(lambda: sim.quotes.subscribed_pairs() == {b, c})
+            await wait_until(lambda: sim.quotes.subscribed_pairs() == {b, c})
             assert sent == [("unsubscribe", [a]), ("subscribe", [c])]
             assert sim.quotes.connection_count() == 1
             assert stream.status().reconnects == 0
-            await until(lambda: quoted(sink, c))
+            await wait_until(lambda: quoted(sink, c))
             sim.quotes.set_quote(SOL, USDC, a[2], 1)
             sim.quotes.set_quote(SOL, USDC, b[2], 2)
-            await until(lambda: any(e.amount_out == 2 for e in quoted(sink, b)))
+            await wait_until(lambda: any(e.amount_out == 2 for e in quoted(sink, b)))
             assert not any(e.amount_out == 1 for e in quoted(sink, a))
 
 
@@ -123,15 +94,15 @@ async def test_more_than_256_pairs_use_a_second_connection() -> None:
     async with Simulator(random_walk=False) as sim:
         wanted = [pair(n) for n in range(300)]
         async with running(sim, pairs=wanted) as (stream, sink, _):
-            await until(lambda: sim.quotes.subscription_count() == 300)
+            await wait_until(lambda: sim.quotes.subscription_count() == 300)
             assert sim.quotes.connection_count() == 2
             assert [len(p) for p in stream.connection_pairs()] == [256, 44]
-            await until(lambda: {e.pair for e in sink.of(QuoteEvent)} == set(wanted))
+            await wait_until(lambda: {e.pair for e in sink.of(QuoteEvent)} == set(wanted))
             assert stream.status().connections == 2
             # Shrinking empties the second connection, which is closed.
             stream.set_interest(Interest(pairs=frozenset(wanted[:10])))
-            await until(lambda: sim.quotes.connection_count() == 1)
-            await until(lambda: sim.quotes.subscription_count() == 10)
+            await wait_until(lambda: sim.quotes.connection_count() == 1)
+            await wait_until(lambda: sim.quotes.subscription_count() == 10)
 
 
 async def test_exact_in_and_exact_out_of_one_triple_stay_apart() -> None:
@@ -139,9 +110,9 @@ async def test_exact_in_and_exact_out_of_one_triple_stay_apart() -> None:
     async with Simulator(random_walk=False) as sim:
         exact_in, exact_out = pair(1, True), pair(1, False)
         async with running(sim, pairs=[exact_in, exact_out]) as (stream, sink, _):
-            await until(lambda: sim.quotes.subscription_count() == 2)
+            await wait_until(lambda: sim.quotes.subscription_count() == 2)
             assert sim.quotes.connection_count() == 2
-            await until(lambda: quoted(sink, exact_in) and quoted(sink, exact_out))
+            await wait_until(lambda: quoted(sink, exact_in) and quoted(sink, exact_out))
             assert len(stream.connection_pairs()) == 2
 
 
@@ -150,14 +121,14 @@ async def test_reconnects_and_resubscribes_after_a_drop() -> None:
     async with Simulator(random_walk=False) as sim:
         wanted = [pair(n) for n in range(5)]
         async with running(sim, pairs=wanted) as (stream, sink, metrics):
-            await until(lambda: sim.quotes.subscribed_pairs() == set(wanted))
+            await wait_until(lambda: sim.quotes.subscribed_pairs() == set(wanted))
             assert sim.quotes.drop_connections() == 1
-            await until(lambda: stream.status().reconnects >= 1)
-            await until(lambda: sim.quotes.subscribed_pairs() == set(wanted))
-            await until(lambda: stream.status().up)
+            await wait_until(lambda: stream.status().reconnects >= 1)
+            await wait_until(lambda: sim.quotes.subscribed_pairs() == set(wanted))
+            await wait_until(lambda: stream.status().up)
             assert [e.up for e in sink.of(FeedEvent)] == [True, False, True]
             sim.quotes.set_quote(SOL, USDC, wanted[3][2], 777)
-            await until(lambda: any(e.amount_out == 777 for e in quoted(sink, wanted[3])))
+            await wait_until(lambda: any(e.amount_out == 777 for e in quoted(sink, wanted[3])))
             reconnects = metrics.registry.get_sample_value(
                 "notifier_feed_reconnects_total", {"feed": "quote"}
             )
@@ -171,11 +142,11 @@ async def test_reconnects_after_refused_handshakes() -> None:
         wanted = [pair(1)]
         sim.quotes.refuse_connections(True)
         async with running(sim, pairs=wanted) as (stream, sink, _):
-            await until(lambda: stream.status().reconnects >= 2)
+            await wait_until(lambda: stream.status().reconnects >= 2)
             assert not stream.status().up
             sim.quotes.refuse_connections(False)
-            await until(lambda: stream.status().up)
-            await until(lambda: quoted(sink, wanted[0]))
+            await wait_until(lambda: stream.status().up)
+            await wait_until(lambda: quoted(sink, wanted[0]))
 
 
 async def test_malformed_and_error_frames_are_skipped() -> None:
@@ -183,7 +154,7 @@ async def test_malformed_and_error_frames_are_skipped() -> None:
     async with Simulator(random_walk=False) as sim:
         wanted = pair(1)
         async with running(sim, pairs=[wanted]) as (stream, sink, metrics):
-            await until(lambda: quoted(sink, wanted))
+            await wait_until(lambda: quoted(sink, wanted))
             # The simulator has no public hook for raw frames; its peers' queue is the wire.
             for peer in sim.quotes._peers:
                 peer.send(b"{not json")
@@ -195,7 +166,7 @@ async def test_malformed_and_error_frames_are_skipped() -> None:
                 peer.send(b'{"type":"error","message":"unknown op"}')
                 peer.send(b"[1,2]")
             sim.quotes.set_quote(SOL, USDC, wanted[2], 31337)
-            await until(lambda: any(e.amount_out == 31337 for e in quoted(sink, wanted)))
+            await wait_until(lambda: any(e.amount_out == 31337 for e in quoted(sink, wanted)))
             assert counter(metrics, "notifier_frames_malformed", "quote") == 4
             assert stream.status().errors == 5
             assert stream.status().reconnects == 0
@@ -206,14 +177,14 @@ async def test_api_key_never_reaches_the_logs(caplog: pytest.LogCaptureFixture) 
     caplog.set_level(logging.DEBUG)
     async with Simulator(random_walk=False) as sim:
         async with running(sim, pairs=[pair(1)]) as (stream, sink, _):
-            await until(lambda: quoted(sink, pair(1)))
+            await wait_until(lambda: quoted(sink, pair(1)))
             sim.quotes.drop_connections()
-            await until(lambda: stream.status().reconnects >= 1)
-            await until(lambda: stream.status().up)
+            await wait_until(lambda: stream.status().reconnects >= 1)
+            await wait_until(lambda: stream.status().up)
         wrong = "argy_" + "dead" * 8
         async with running(sim, api_key=wrong, pairs=[pair(1)]) as (stream, _, _):
-            await until(lambda: stream.status().reconnects >= 1)
-            await until(lambda: "HTTP 403" in caplog.text)
+            await wait_until(lambda: stream.status().reconnects >= 1)
+            await wait_until(lambda: "HTTP 403" in caplog.text)
     assert SIM_KEYS.quotes not in caplog.text
     assert wrong not in caplog.text
     assert sim.urls.quotes_ws in caplog.text

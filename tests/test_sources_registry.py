@@ -5,12 +5,10 @@ from __future__ import annotations
 import random
 import sqlite3
 from importlib.metadata import EntryPoint
-from pathlib import Path
 
 import pytest
 
 from notifier.config import Settings
-from notifier.events import Event
 from notifier.metrics import Metrics
 from notifier.sources import (
     ENTRY_POINT_GROUP,
@@ -24,20 +22,7 @@ from notifier.sources import (
     load_plugins,
 )
 from notifier.sources.backoff import Backoff, BackoffPolicy
-from notifier.store import open_database
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> sqlite3.Connection:
-    return open_database(tmp_path)
+from tests.support import Collector
 
 
 def context(db: sqlite3.Connection, settings: Settings | None = None) -> SourceContext:

@@ -42,7 +42,8 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 
 def counter_values(text: str, wanted: dict[str, tuple[str, str]]) -> dict[str, float]:
-    """Read counters from a Prometheus exposition: ``{key: (sample name, "label=value")}``."""
+    """Read samples from a Prometheus exposition: ``{key: (sample name, "label=value")}``
+    (an empty label string takes the sample whatever its labels)."""
     found = dict.fromkeys(wanted, 0.0)
     lookup = {}
     for key, (name, label) in wanted.items():
@@ -51,7 +52,9 @@ def counter_values(text: str, wanted: dict[str, tuple[str, str]]) -> dict[str, f
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             for (name, label_name, label_value), key in lookup.items():
-                if sample.name == name and sample.labels.get(label_name) == label_value:
+                if sample.name == name and (
+                    not label_name or sample.labels.get(label_name) == label_value
+                ):
                     found[key] = float(sample.value)
     return found
 

@@ -53,10 +53,14 @@ COUNTERS = {
     "frames": ("notifier_events_total", "source=quote"),
     "evaluations": ("notifier_rule_evaluations_total", "kind=quote"),
     "reloads": ("notifier_reloads_total", "outcome=ok"),
+    "reload_seconds": ("notifier_reload_seconds_sum", ""),
+    "reload_count": ("notifier_reload_seconds_count", ""),
 }
 START_TIMEOUT = 60.0
 LATENCY_RATE = 5_000.0
-FLOOD_RATE = 1_000_000.0  # "as fast as the simulator can": it tops out far below this
+SATURATE = None  # flood rate: a quarter above what the consumer reads (see simproc)
+EQUAL_LOAD = 25_000.0  # frames/s both consumers get when their CPU costs are compared
+Reader = Callable[[], Awaitable[dict[str, float]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +76,7 @@ class Plan:
     memory_after_s: float
 
 
-FULL = Plan("full", 4, 3.0, 10.0, 30.0, 50, 60.0)
+FULL = Plan("full", 8, 2.0, 10.0, 30.0, 50, 60.0)
 QUICK = Plan("quick", 1, 1.0, 2.0, 3.0, 3, 10.0)
 
 
@@ -130,7 +134,6 @@ class _Bench:
         self.sim_cpu, self.test_cpu = cpu_for(0), cpu_for(1)
         self.sim_url = ""
         self.files: BenchFiles | None = None
-        self._starts = 0
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -167,7 +170,7 @@ class _Bench:
                 self.results.placement["daemon"] = (
                     f"`notifier run` via `python -m notifier.bench.daemonproc` ({daemon.where})"
                 )
-                born = time.monotonic()
+                born = time.monotonic() - started  # when the process was started
                 await self._wait_subscribed(daemon)
                 await self._wait_quiet(born)
                 await self._daemon_throughput(daemon)
@@ -193,7 +196,6 @@ class _Bench:
 
     async def _start_daemon(self, name: str, notify: NotifySocket) -> tuple[Child, float]:
         assert self.files is not None
-        self._starts += 1
         argv = ["python", "-m", "notifier.bench.daemonproc", "run", "-c", str(self.files.config)]
         env = {"NOTIFY_SOCKET": str(notify.path)}
         begun = time.perf_counter()
@@ -235,7 +237,7 @@ class _Bench:
                     "amount_out": amount_out}  # fmt: skip
             await self._sim("/_sim/quotes/set", body)
 
-    async def _flood(self, rate: float, seconds: float) -> None:
+    async def _flood(self, rate: float | None, seconds: float) -> None:
         """Start a flood (after the previous one ended) with a fresh record of send times."""
         for _ in range(600):  # a flood ends by itself, within its duration
             if not (await self._sim("/_bench/flood"))["running"]:
@@ -248,9 +250,7 @@ class _Bench:
 
     def _daemon_url(self, path: str) -> str:
         assert self.files is not None
-        text = self.files.config.read_text(encoding="utf-8")
-        listen = text.split('listen = "', 1)[1].split('"', 1)[0]
-        return f"http://{listen}{path}"
+        return f"http://127.0.0.1:{self.files.http_port}{path}"
 
     async def _counters(self) -> dict[str, float]:
         async with self.http.get(self._daemon_url("/metrics")) as response:
@@ -304,7 +304,7 @@ class _Bench:
     # -- 1. throughput -------------------------------------------------------------------------
 
     async def _window(
-        self, read: Callable[[], Awaitable[dict[str, float]]], pid: int, seconds: float
+        self, read: Reader, pid: int, seconds: float
     ) -> tuple[dict[str, float], float, _CpuMeter]:
         """Rates of the consumer's counters (``read``) and of the simulator's quotes sent, and
         the CPU use, between two readings ``seconds`` apart."""
@@ -317,8 +317,26 @@ class _Bench:
         sim_rate = (sim_last["quotes_sent"] - sim_first["quotes_sent"]) / meter.elapsed
         return rates, sim_rate, meter
 
+    async def _load(
+        self, name: str, read: Reader, pid: int, rate: float | None
+    ) -> dict[str, float]:
+        """One measured window of a consumer under a flood (``rate`` None: saturating)."""
+        plan = self.plan
+        await self._flood(rate, plan.warmup_s + plan.window_s + 0.5)
+        await asyncio.sleep(plan.warmup_s)
+        rates, sim_rate, cpu = await self._window(read, pid, plan.window_s)
+        load = "full speed" if rate is None else f"{rate:,.0f} frames/s offered"
+        _say(f"{name} at {load}: {rates['frames']:,.0f} frames/s read at {cpu.share:.0%} CPU")
+        return {
+            **rates,
+            "sim_sent": sim_rate,
+            "cpu": cpu.share,
+            "others": cpu.others,
+            "window": cpu.elapsed,
+        }
+
     async def _bare_throughput(self) -> None:
-        _say("throughput: bare receive loop (orjson.loads only) under a full-speed flood")
+        _say("throughput: bare receive loop (aiohttp + orjson.loads only)")
         pairs_file = self.root / "pairs.json"
         pairs_file.write_bytes(orjson.dumps(self.pairs))
         quotes_ws = self.sim_url.replace("http://", "ws://") + "/api/v1/stream"
@@ -333,57 +351,57 @@ class _Bench:
             await bare.writeline("count")
             return {"frames": float(orjson.loads(await bare.readline(10.0))["frames"])}
 
-        await self._flood(FLOOD_RATE, self.plan.warmup_s + self.plan.window_s + 1.0)
-        await asyncio.sleep(self.plan.warmup_s)
-        rates, sim_rate, cpu = await self._window(read, bare.pid, self.plan.window_s)
+        full = await self._load("bare loop", read, bare.pid, SATURATE)
+        equal = await self._load("bare loop", read, bare.pid, EQUAL_LOAD)
         await self.children.stop(bare)
-        await asyncio.sleep(1.5)  # the flood ends; the simulator forgets the closed sockets
-        busy = cpu.share
+        await asyncio.sleep(1.0)  # the flood ends; the simulator forgets the closed sockets
         self.results.throughput.update(
             {
-                "bare_frames_per_s": rates["frames"],
-                "bare_sim_sent_per_s": sim_rate,
-                "bare_cpu_share": busy,
-                "bare_frames_per_cpu_s": rates["frames"] / busy if busy else math.nan,
-                "bare_others_cpu_share": cpu.others,
+                "bare_frames_per_s": full["frames"],
+                "bare_sim_sent_per_s": full["sim_sent"],
+                "bare_cpu_share": full["cpu"],
+                "bare_others_cpu_share": full["others"],
+                "bare_frames_at_equal_load_per_s": equal["frames"],
+                "bare_cpu_share_at_equal_load": equal["cpu"],
+                "bare_others_cpu_share_at_equal_load": equal["others"],
             }
         )
-        _say(f"bare loop: {rates['frames']:,.0f} frames/s at {busy:.0%} CPU")
 
     async def _daemon_throughput(self, daemon: Child) -> None:
-        _say("throughput: daemon with 1,000 rules over 512 pairs under a full-speed flood")
-        before = (await self._counters())["frames"]
-        await self._flood(FLOOD_RATE, self.plan.warmup_s + self.plan.window_s + 0.5)
-        await asyncio.sleep(self.plan.warmup_s)
-        rates, sim_rate, cpu = await self._window(self._counters, daemon.pid, self.plan.window_s)
-        busy, elapsed = cpu.share, cpu.elapsed
-        frames, evaluations = rates["frames"], rates["evaluations"]
-        events = evaluations / (RULE_COUNT / PAIR_COUNT)  # every pair gets the same share
+        _say("throughput: daemon with 1,000 rules over 512 pairs")
         t = self.results.throughput
-        per_cpu = frames / busy if busy else math.nan
+        before = (await self._counters())["frames"]
+        full = await self._load("daemon", self._counters, daemon.pid, SATURATE)
+        t["backlog_read"] = await self._drain(daemon, before, timeout=15.0)
+        before = (await self._counters())["frames"]
+        equal = await self._load("daemon", self._counters, daemon.pid, EQUAL_LOAD)
+        t["backlog_read_at_equal_load"] = await self._drain(daemon, before, timeout=15.0)
+        frames, evaluations = full["frames"], full["evaluations"]
+        events = evaluations / (RULE_COUNT / PAIR_COUNT)  # every pair gets the same share
+        bare_cpu = t.get("bare_cpu_share_at_equal_load", math.nan)
         t.update(
             {
                 "daemon_frames_per_s": frames,
                 "daemon_evaluations_per_s": evaluations,
                 "daemon_events_evaluated_per_s": events,
                 "conflated_share": max(0.0, 1.0 - events / frames) if frames else 0.0,
-                "daemon_sim_sent_per_s": sim_rate,
-                "daemon_cpu_share": busy,
-                "daemon_others_cpu_share": cpu.others,
-                "daemon_frames_per_cpu_s": per_cpu,
-                "ratio": per_cpu / t.get("bare_frames_per_cpu_s", math.nan),
+                "daemon_sim_sent_per_s": full["sim_sent"],
+                "daemon_cpu_share": full["cpu"],
+                "daemon_others_cpu_share": full["others"],
+                "equal_load_frames_per_s": EQUAL_LOAD,
+                "daemon_frames_at_equal_load_per_s": equal["frames"],
+                "daemon_evaluations_at_equal_load_per_s": equal["evaluations"],
+                "daemon_cpu_share_at_equal_load": equal["cpu"],
+                "daemon_others_cpu_share_at_equal_load": equal["others"],
+                # Same frames, same chunking: the throughput ratio if each had a whole core.
+                "ratio": bare_cpu / equal["cpu"] if equal["cpu"] else math.nan,
                 "ratio_received": frames / t.get("bare_frames_per_s", math.nan),
-                "window_s": elapsed,
+                "window_s": full["window"],
                 "rules": RULE_COUNT,
                 "pairs": PAIR_COUNT,
                 "connections": 2,
             }
         )
-        _say(
-            f"daemon: {frames:,.0f} frames/s received at {busy:.0%} CPU, "
-            f"{evaluations:,.0f} evaluations/s (~{events:,.0f} quote events/s) over {elapsed:.1f}s"
-        )
-        t["backlog_read"] = await self._drain(daemon, before, timeout=15.0)
 
     # -- 2. latency ----------------------------------------------------------------------------
 
@@ -441,6 +459,7 @@ class _Bench:
         target, temp = self.files.reload_file, self.files.rules_dir / ".reload.yaml.swp"
         timings: list[float] = []
         timeouts = 0
+        before = await self._counters()
         for n in range(saves):
             pair: PairKey = self.pairs[n % len(self.pairs)]
             wanted = f"reload-{n}"
@@ -454,16 +473,21 @@ class _Bench:
                 if time.perf_counter() - begun > 10.0:
                     timeouts += 1
                     break
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0.01)
             await asyncio.sleep(0.05)
         if daemon.process.returncode is not None:
             raise RuntimeError(f"daemon exited during reloads: {daemon.tail_log()}")
+        after = await self._counters()
+        reloads = after["reload_count"] - before["reload_count"]
+        work = (after["reload_seconds"] - before["reload_seconds"]) / reloads if reloads else 0
         self.results.reload = {
             "saves": saves,
             "timeouts": timeouts,
             "p50_ms": percentile(timings, 0.50),
             "p95_ms": percentile(timings, 0.95),
             "max_ms": max(timings, default=float("nan")),
+            "reloads": reloads,
+            "reload_work_mean_ms": work * 1000,
             "rules_loaded": RULE_COUNT,
         }
         _say(

@@ -5,8 +5,9 @@ every quote), with deep per-connection queues (a consumer slower than the flood 
 not dropped), and two extra control routes:
 
 - ``POST /_bench/flood {"rate_per_s", "duration_s"}`` starts ``quotes.flood`` like
-  ``/_sim/quotes/flood``, and ``GET /_bench/flood`` answers ``{"running", "updates"}`` (quote
-  updates pushed by the last flood), so the bench knows how many frames a consumer must read;
+  ``/_sim/quotes/flood``; without a rate it saturates instead (`BenchSimulator.saturate`).
+  ``GET /_bench/flood`` answers ``{"running", "updates"}`` (quote updates pushed by the last
+  flood), so the bench knows how many frames a consumer still has to read;
 - ``POST /_bench/send_times {"slots": [...]}`` answers the recorded send times of just those
   slots and forgets the rest, so a long flood's thousands of entries never cross the wire.
 
@@ -32,6 +33,8 @@ from notifier.simulator.wire import json_response, loads_object
 __all__ = ["BenchSimulator", "main"]
 
 QUEUE_FRAMES = 4_000_000  # per connection; ~1 GB at worst, only reached by a stalled reader
+SLICE_S = 0.25
+HEADROOM = 1.25
 
 
 class BenchSimulator(Simulator):
@@ -58,19 +61,39 @@ class BenchSimulator(Simulator):
             self._flood.cancel()
         await super().stop()
 
+    async def saturate(self, seconds: float, floor: float = 20_000.0) -> int:
+        """Flood for ``seconds`` a quarter faster than the consumers read (or the simulator
+        writes, whichever is lower), re-measured every 0.25 s: they always have frames
+        waiting, while the backlog stays a few seconds' worth. (``quotes.flood`` asked for
+        more than it can push runs on well past its duration.)"""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        rate, updates = floor, 0
+        while (left := end - loop.time()) > 0:
+            written, begun = self.quotes.quotes_sent, loop.time()
+            updates += await self.quotes.flood(rate, min(SLICE_S, left))
+            pace = (self.quotes.quotes_sent - written) / max(loop.time() - begun, 1e-3)
+            # Everything pushed was read: double. Else a quarter above what was read.
+            rate = rate * 2 if pace >= 0.95 * rate else max(floor, pace * HEADROOM)
+        return updates
+
     async def _start_flood(self, request: web.Request) -> web.StreamResponse:
         body = loads_object(await request.read()) or {}
         if self._flood is not None and not self._flood.done():
             return json_response({"ok": False, "error": "a flood is running"}, 409)
-        rate, seconds = float(body.get("rate_per_s", 0)), float(body.get("duration_s", 0))
+        rate, seconds = body.get("rate_per_s"), float(body.get("duration_s", 0))
         self._flood_updates = 0
-        self._flood = asyncio.create_task(self.quotes.flood(rate, seconds))
+        flood = self.saturate(seconds) if rate is None else self.quotes.flood(float(rate), seconds)
+        self._flood = asyncio.create_task(flood)
         return json_response({"ok": True})
 
     async def _flood_state(self, request: web.Request) -> web.StreamResponse:
-        running = self._flood is not None and not self._flood.done()
-        if self._flood is not None and self._flood.done() and not self._flood.cancelled():
-            self._flood_updates = self._flood.result()
+        flood = self._flood
+        running = flood is not None and not flood.done()
+        if flood is not None and flood.done() and not flood.cancelled():
+            if flood.exception() is not None:
+                return json_response({"ok": False, "error": repr(flood.exception())}, 500)
+            self._flood_updates = flood.result()
         return json_response({"ok": True, "running": running, "updates": self._flood_updates})
 
     async def _send_times(self, request: web.Request) -> web.StreamResponse:

@@ -108,13 +108,13 @@ def reload_rule_yaml(n: int, pair: PairKey) -> str:
 
 @dataclass(frozen=True, slots=True)
 class BenchFiles:
-    """A daemon's config, rules dir, state dir and log in one temporary directory."""
+    """A daemon's config, rules dir and state dir in one temporary directory."""
 
     root: Path
     config: Path
     rules_dir: Path
     state_dir: Path
-    log: Path
+    http_port: int
 
     @property
     def reload_file(self) -> Path:
@@ -151,4 +151,4 @@ def write_files(
         f'\n[delivery.rate_limits.{LATENCY_TAG}]\ncount = 1000000\nper = "1s"\n',
         encoding="utf-8",
     )
-    return BenchFiles(root, config, rules_dir, root / "state", root / "daemon.log")
+    return BenchFiles(root, config, rules_dir, root / "state", http_port)

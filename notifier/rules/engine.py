@@ -331,8 +331,12 @@ class Engine:
         variables["now"] = now
         self._quote_evaluations.inc(len(rules))
         key = rules[0].key
+        states = self._states
         for rule in rules:
-            self._evaluate_state(rule, key, variables, now)
+            if (rule.id, key) in states:
+                self._evaluate_state(rule, key, variables, now)
+            elif self._when(rule, variables):  # no state: inactive, and a quote rule is its when
+                self._activate(rule, None, key, variables, now)
 
     def _on_order(self, event: OrderEvent) -> None:
         maker = event.order.maker if event.order else None
@@ -432,14 +436,7 @@ class Engine:
                 return
             if not self._condition(rule, variables):
                 return
-            st = st or AlertState(rule.id, key, rule.fingerprint, "inactive", now)
-            self._states[(rule.id, key)] = st
-            if rule.for_ > 0:
-                st.state, st.since, st.variables = "pending", now, variables
-                self._save(st)
-                self._schedule(now + rule.for_, rule.id, key)
-            else:
-                self._fire(rule, st, variables, now)
+            self._activate(rule, st, key, variables, now)
         elif st.state == "pending":
             if not self._pending_condition(rule, variables):
                 self._clear(st)
@@ -451,6 +448,19 @@ class Engine:
             self._resolve(rule, st, variables, now)
         else:
             st.variables = variables
+
+    def _activate(
+        self, rule: Rule, st: AlertState | None, key: str, variables: dict[str, Any], now: float
+    ) -> None:
+        """The condition holds for an inactive key: pending for ``for``, else firing."""
+        st = st or AlertState(rule.id, key, rule.fingerprint, "inactive", now)
+        self._states[(rule.id, key)] = st
+        if rule.for_ > 0:
+            st.state, st.since, st.variables = "pending", now, variables
+            self._save(st)
+            self._schedule(now + rule.for_, rule.id, key)
+        else:
+            self._fire(rule, st, variables, now)
 
     def _pending_condition(self, rule: Rule, variables: Mapping[str, Any]) -> bool:
         if isinstance(rule, IntentRule) and rule.overdue is not None:

@@ -3,14 +3,25 @@
 WS ``/fusion/ws/{version}/{chain}`` with ``Authorization: Bearer <key>`` pushes
 ``{"event", "result"}`` frames for every order event of the chain and answers the RPCs ``ping``,
 ``getAllowedMethods`` and ``getActiveOrders``. REST follows the fusion-sdk ``OrdersApi``
-(``{url}/v2.0/{chain}/order/active/?page=&limit=`` and ``{url}/v2.0/{chain}/order/status/{hash}``
-with ``url = …/fusion/orders``). Scripting methods (`FusionApi.create_order`, `fill`, …) change
+(``{url}/v2.0/{chain}/order/active/?page=&limit=``, ``{url}/v2.0/{chain}/order/status/{hash}`` and
+``{url}/v2.0/{chain}/order/maker/{address}/?limit=&page=`` with ``url = …/fusion/orders``), all
+behind the same Bearer key. Scripting methods (`FusionApi.create_order`, `fill`, …) change
 the REST state and push the event to the chain's live connections; an event with no connection
 is missed live, and only REST shows it, which is what reconciliation after a reconnect must catch.
 
 Beyond the SDK's ``OrderStatusResponse`` type, status answers also carry ``orderHash`` and
 ``remainingMakerAmount`` (simulator extras; a client should derive the remaining amount from
 ``order.makingAmount`` minus the ``fills`` when they are absent).
+
+Orders by maker, as verified in ``1inch/fusion-sdk`` (``orders.api.ts`` ``getOrdersByMaker``,
+``orders.request.ts``, ``types.ts`` ``OrderFillsByMakerOutput``, ``order-api.spec.ts``): the SDK
+sends only ``limit`` and ``page`` (1..500, >= 1) and gets ``{items, meta}`` whose items are the
+flat ``OrderFillsByMakerOutput`` (no ``order`` struct), newest first in the spec fixture.
+``timestampFrom`` / ``timestampTo`` (milliseconds, interval ``[from, to)`` on ``createdAt``) are not
+in the EVM SDK: they are taken from the 1inch portal's sibling endpoints (Fusion+
+``/fusion-plus/orders/v1.2/order/maker/{address}``, orderbook history) and the cross-chain SDK's
+``OrdersByMakerParams``, so here they are an inference. A malformed address is answered ``400``
+(the SDK only validates client-side; the server's answer is undocumented).
 """
 
 from __future__ import annotations
@@ -19,7 +30,10 @@ import asyncio
 import contextlib
 import math
 import random
+import re
 import time
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +64,8 @@ WETH = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 AUCTION_SECONDS = 180
+INITIAL_RATE_BUMP = 50_000
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 @dataclass(slots=True)
@@ -74,6 +90,10 @@ class Order:
     @property
     def making_amount(self) -> int:
         return int(self.struct["makingAmount"])
+
+    @property
+    def created_ms(self) -> int:
+        return int(self.created * 1000)
 
     def active_item(self) -> dict[str, Any]:
         """The order as an ``ActiveOrder`` (RPC and REST ``items``)."""
@@ -110,11 +130,30 @@ class Order:
             "createdAt": iso(self.created, millis=True),
             "auctionStartDate": int(self.created),
             "auctionDuration": AUCTION_SECONDS,
-            "initialRateBump": 50_000,
+            "initialRateBump": INITIAL_RATE_BUMP,
             "isNativeCurrency": False,
             "fromTokenToUsdPrice": "1.0",
             "toTokenToUsdPrice": "1.0",
             "remainingMakerAmount": str(self.remaining),
+        }
+
+    def maker_item(self) -> dict[str, Any]:
+        """The order as an ``OrderFillsByMakerOutput`` (orders-by-maker ``items``)."""
+        return {
+            "orderHash": self.order_hash,
+            "status": self.status,
+            "makerAsset": self.struct["makerAsset"],
+            "makerAmount": self.struct["makingAmount"],
+            "minTakerAmount": self.struct["takingAmount"],
+            "takerAsset": self.struct["takerAsset"],
+            "cancelTx": self.cancel_tx,
+            "fills": [dict(fill) for fill in self.fills],
+            "points": None,
+            "auctionStartDate": int(self.created),
+            "auctionDuration": AUCTION_SECONDS,
+            "initialRateBump": INITIAL_RATE_BUMP,
+            "isNativeCurrency": False,
+            "createdAt": iso(self.created, millis=True),
         }
 
 
@@ -139,6 +178,8 @@ class FusionApi:
         self.heartbeat = heartbeat
         self.queue_size = queue_size
         self.refusing = False
+        self.rest_failures = 0
+        self.rest_requests: deque[str] = deque(maxlen=10_000)  # path and query, newest last
         self.events_sent = 0
         self.events_missed = 0
         self.rpc_calls: list[str] = []
@@ -172,6 +213,8 @@ class FusionApi:
             web.get(orders + "/active", self.handle_active),
             web.get(orders + "/active/", self.handle_active),
             web.get(orders + "/status/{order_hash}", self.handle_status),
+            web.get(orders + "/maker/{address}", self.handle_by_maker),
+            web.get(orders + "/maker/{address}/", self.handle_by_maker),
         ]
 
     # -- scripting ----------------------------------------------------------------------------
@@ -188,8 +231,12 @@ class FusionApi:
         receiver: str = ZERO_ADDRESS,
         lifetime: float = 600.0,
         is_maker_contract: bool = False,
+        created_at: float | None = None,
     ) -> str:
-        """Create a pending order, push ``order_created``, answer its hash."""
+        """Create a pending order, push ``order_created``, answer its hash.
+
+        ``created_at`` (unix seconds, default now) back-dates the order's ``createdAt``.
+        """
         return self._create(
             chain,
             maker=maker or self._address(),
@@ -200,6 +247,7 @@ class FusionApi:
             receiver=receiver,
             lifetime=lifetime,
             is_maker_contract=is_maker_contract,
+            created_at=created_at,
         ).order_hash
 
     def fill_partially(self, order_hash: str, remaining: int) -> None:
@@ -291,6 +339,24 @@ class FusionApi:
         """While refusing, upgrade requests are answered ``503``."""
         self.refusing = refuse
 
+    def fail_rest(self, count: int) -> None:
+        """Answer the next ``count`` authorised REST requests ``503`` (0 stops failing)."""
+        self.rest_failures = count
+
+    def orders_by_maker(
+        self, chain: int, maker: str, since_ms: int | None = None, until_ms: int | None = None
+    ) -> list[Order]:
+        """Orders of ``maker`` on ``chain`` created in ``[since_ms, until_ms)``, newest first."""
+        found = [
+            order
+            for order in self.orders.values()
+            if order.chain == chain
+            and order.struct["maker"].lower() == maker.lower()
+            and (since_ms is None or order.created_ms >= since_ms)
+            and (until_ms is None or order.created_ms < until_ms)
+        ]
+        return sorted(found, key=lambda order: order.created, reverse=True)
+
     def connection_count(self, chain: int | None = None) -> int:
         """Open connections of ``chain`` (default all)."""
         return sum(len(group) for c, group in self._peers.items() if chain in (None, c))
@@ -346,7 +412,7 @@ class FusionApi:
 
     async def handle_active(self, request: web.Request) -> web.Response:
         """``GET …/order/active/?page=&limit=``: one page of active orders."""
-        denied = self._deny(request)
+        denied = self._deny_rest(request)
         if denied is not None:
             return denied
         try:
@@ -357,9 +423,36 @@ class FusionApi:
             return json_response(_error(400, "Bad Request", str(exc)), 400)
         return json_response(body)
 
+    async def handle_by_maker(self, request: web.Request) -> web.Response:
+        """``GET …/order/maker/{address}/?limit=&page=&timestampFrom=&timestampTo=``.
+
+        One page of the maker's orders (any status) as ``OrderFillsByMakerOutput``, newest
+        first; the timestamps (ms) bound ``createdAt`` to ``[timestampFrom, timestampTo)``.
+        """
+        denied = self._deny_rest(request)
+        if denied is not None:
+            return denied
+        address = request.match_info["address"]
+        if not _ADDRESS.fullmatch(address):
+            return json_response(_error(400, "Bad Request", f"{address} is invalid address"), 400)
+        query = request.query
+        try:
+            orders = self.orders_by_maker(
+                int(request.match_info["chain"]),
+                address,
+                _int_or_none(query.get("timestampFrom")),
+                _int_or_none(query.get("timestampTo")),
+            )
+            page = _int_or_none(query.get("page"))
+            limit = _int_or_none(query.get("limit"))
+            body = _paginate(orders, page, limit, Order.maker_item)
+        except ValueError as exc:
+            return json_response(_error(400, "Bad Request", str(exc)), 400)
+        return json_response(body)
+
     async def handle_status(self, request: web.Request) -> web.Response:
         """``GET …/order/status/{orderHash}``: the order's status, 404 when unknown."""
-        denied = self._deny(request)
+        denied = self._deny_rest(request)
         if denied is not None:
             return denied
         order = self.orders.get(request.match_info["order_hash"])
@@ -373,24 +466,19 @@ class FusionApi:
             return json_response(_error(401, "Unauthorized"), 401)
         return None
 
+    def _deny_rest(self, request: web.Request) -> web.Response | None:
+        """Bearer auth, then the scripted ``fail_rest`` faults; records the request."""
+        denied = self._deny(request)
+        if denied is not None:
+            return denied
+        self.rest_requests.append(request.path_qs)
+        if self.rest_failures > 0:
+            self.rest_failures -= 1
+            return json_response(_error(503, "Service Unavailable"), 503)
+        return None
+
     def _page(self, chain: int, page: Any, limit: Any) -> dict[str, Any]:
-        page = 1 if page is None else page
-        limit = DEFAULT_LIMIT if limit is None else limit
-        if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-            raise ValueError(f"limit should be in range between 1 and {MAX_LIMIT}")
-        if not isinstance(page, int) or page < 1:
-            raise ValueError("page should be >= 1")
-        active = self.active_orders(chain)
-        items = active[(page - 1) * limit : page * limit]
-        return {
-            "items": [order.active_item() for order in items],
-            "meta": {
-                "totalItems": len(active),
-                "itemsPerPage": limit,
-                "totalPages": math.ceil(len(active) / limit),
-                "currentPage": page,
-            },
-        }
+        return _paginate(self.active_orders(chain), page, limit, Order.active_item)
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -407,8 +495,9 @@ class FusionApi:
         lifetime: float,
         is_maker_contract: bool,
         random_flow: bool = False,
+        created_at: float | None = None,
     ) -> Order:
-        now = time.time()
+        now = time.time() if created_at is None else created_at
         order_hash = f"0x{self._hex(64)}-{self._hex(31)}"
         struct = {
             "salt": str(self._rng.getrandbits(200)),
@@ -515,6 +604,27 @@ class FusionApi:
 def _error(status: int, error: str, message: str | None = None) -> dict[str, Any]:
     """1inch-style error body; the exact shape is not documented (UPSTREAMS §4)."""
     return {"statusCode": status, "error": error, "message": message or error}
+
+
+def _paginate(
+    orders: Sequence[Order], page: Any, limit: Any, render: Callable[[Order], dict[str, Any]]
+) -> dict[str, Any]:
+    """One page of ``orders`` as ``PaginationOutput``; the SDK's validation, as ``ValueError``."""
+    page = 1 if page is None else page
+    limit = DEFAULT_LIMIT if limit is None else limit
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit should be in range between 1 and {MAX_LIMIT}")
+    if not isinstance(page, int) or page < 1:
+        raise ValueError("page should be >= 1")
+    return {
+        "items": [render(order) for order in orders[(page - 1) * limit : page * limit]],
+        "meta": {
+            "totalItems": len(orders),
+            "itemsPerPage": limit,
+            "totalPages": math.ceil(len(orders) / limit),
+            "currentPage": page,
+        },
+    }
 
 
 def _int_or_none(raw: str | None) -> int | None:

@@ -2,8 +2,14 @@
 
 Most order events carry only ``orderHash``. Orders seen in ``order_created`` are kept in a
 bounded cache persisted to SQLite, unknown hashes are looked up over REST off the reader, and
-after a reconnect the orders the rules care about are reconciled over REST so that a fill,
-cancel or invalidation missed while disconnected is emitted once, with ``reconciled=True``.
+after a reconnect (and on start) the orders the rules care about are reconciled over REST so that
+a fill, cancel or invalidation missed while disconnected is emitted once, with ``reconciled=True``.
+
+Reconciling has three steps. (1) Orders of each watched maker created since the chain was last
+known connected (a watermark persisted per chain) are listed with orders-by-maker; one the cache
+does not know was created while nobody listened, so it is cached and announced with
+``order_created`` and then the event its REST status stands for. (2) Active orders of the
+watched makers are cached. (3) Every cached open order of those makers is checked by hash.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Self
 
 import aiohttp
@@ -27,7 +34,7 @@ from notifier.metrics import Metrics
 from notifier.sources import FeedHealth, FeedStatus, SourceContext, describe_error
 from notifier.sources.backoff import BackoffPolicy
 
-__all__ = ["ORDER_EVENTS", "CachedOrder", "OrderCache", "OrderFeed"]
+__all__ = ["ORDER_EVENTS", "CachedOrder", "OrderCache", "OrderFeed", "SyncMarks"]
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +69,17 @@ MAX_PENDING_LOOKUPS = 1000  # beyond this, events for unknown hashes go out with
 MISSING_TTL = 600.0  # a hash REST could not resolve is not asked again for this long
 ACTIVE_PAGE_LIMIT = 500
 ACTIVE_MAX_PAGES = 20
+MAKER_PAGE_LIMIT = 500  # the SDK's PaginationRequest allows 1..500
+MAKER_MAX_PAGES = 10
+FIRST_LOOKBACK = 3600.0  # no watermark yet (first start ever): list orders this far back
+# Subtracted from the watermark: server/local clock skew, a loss the heartbeat noticed late, a
+# watermark persisted up to WATERMARK_EVERY before a crash. Re-listing costs little: known
+# orders are skipped.
+SINCE_MARGIN = 300.0
+WATERMARK_EVERY = 30.0  # a connected chain's watermark is persisted at most this often
 REST_TIMEOUT = aiohttp.ClientTimeout(total=15)
 _HASH = re.compile(r"[0-9A-Za-z_-]{1,200}")
+_ADDRESS = re.compile(r"0x[0-9a-f]{40}")
 
 
 def state_key(event: str, remaining: int | None) -> str | None:
@@ -83,6 +99,42 @@ def _int_or_none(value: Any) -> int | None:
     try:
         return _as_int(value)
     except (TypeError, ValueError):
+        return None
+
+
+def _created_ms(raw: Any) -> int | None:
+    """``createdAt`` as unix ms: an ISO string (Fusion), or already ms (Fusion+)."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if not isinstance(raw, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def listed_info(order_hash: str, maker: str, item: Mapping[str, Any]) -> OrderInfo | None:
+    """An ``OrderInfo`` from an orders-by-maker item, which has no ``order`` struct.
+
+    ``OrderFillsByMakerOutput`` gives ``makerAsset``, ``takerAsset``, ``makerAmount`` and
+    ``minTakerAmount``; the SDK's fixtures show the latter two equal to the order's
+    ``makingAmount`` / ``takingAmount``. Receiver and deadline are not listed.
+    """
+    try:
+        return OrderInfo(
+            order_hash=order_hash,
+            maker=maker,
+            receiver="",
+            maker_asset=str(item["makerAsset"]),
+            taker_asset=str(item["takerAsset"]),
+            making_amount=_as_int(item["makerAmount"]),
+            taking_amount=_as_int(item["minTakerAmount"]),
+        )
+    except (KeyError, TypeError, ValueError):
         return None
 
 
@@ -110,19 +162,24 @@ def order_info(order_hash: str, payload: Mapping[str, Any]) -> OrderInfo | None:
 
 @dataclass(frozen=True, slots=True)
 class RestStatus:
-    """The parts of ``GET …/order/status/{hash}`` the feed uses."""
+    """The parts of ``GET …/order/status/{hash}`` (or of an orders-by-maker item) the feed uses."""
 
     status: str
     info: OrderInfo | None
     remaining: int | None
 
     @classmethod
-    def parse(cls, order_hash: str, body: Mapping[str, Any]) -> Self | None:
+    def parse(
+        cls, order_hash: str, body: Mapping[str, Any], maker: str | None = None
+    ) -> Self | None:
+        """``maker`` (the listed maker) reads an orders-by-maker item's flat fields."""
         status = body.get("status")
         if not isinstance(status, str):
             return None
         remaining = _int_or_none(body.get("remainingMakerAmount"))
         info = order_info(order_hash, body)
+        if info is None and maker is not None:
+            info = listed_info(order_hash, maker, body)
         fills = body.get("fills")
         if remaining is None and info is not None and isinstance(fills, list):
             filled = sum(
@@ -319,6 +376,70 @@ class OrderCache:
 
 
 @dataclass(frozen=True, slots=True)
+class _Listed:
+    """One usable item of ``GET …/order/maker/{address}``."""
+
+    order_hash: str
+    created_at: str | None
+    created_ms: int | None
+    found: RestStatus
+
+    @classmethod
+    def parse(cls, maker: str, item: Any) -> Self | None:
+        if not isinstance(item, dict):
+            return None
+        order_hash = item.get("orderHash")
+        if not isinstance(order_hash, str) or not _HASH.fullmatch(order_hash):
+            return None
+        found = RestStatus.parse(order_hash, item, maker)
+        if found is None or found.info is None:
+            return None
+        created = item.get("createdAt")
+        return cls(
+            order_hash=order_hash,
+            created_at=created if isinstance(created, str) else None,
+            created_ms=_created_ms(created),
+            found=found,
+        )
+
+
+class SyncMarks:
+    """Per chain, the time up to which every order of the watched makers is known.
+
+    Kept in the ``fusion_sync`` table; orders-by-maker lists from there after a reconnect or a
+    restart. It advances only while the chain is connected and its last catch-up succeeded.
+    """
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        db.execute(
+            """CREATE TABLE IF NOT EXISTS fusion_sync (
+                chain INTEGER PRIMARY KEY,
+                seen_until REAL NOT NULL
+            )"""
+        )
+
+    def load(self) -> dict[int, float]:
+        rows = self._db.execute("SELECT chain, seen_until FROM fusion_sync").fetchall()
+        return {int(chain): float(at) for chain, at in rows}
+
+    def save(self, chain: int, at: float) -> bool:
+        """Persist ``at`` for ``chain``; False when it cannot be written now."""
+        if self._db.in_transaction:  # another component's transaction: next tick
+            return False
+        try:
+            self._db.execute(
+                """INSERT INTO fusion_sync VALUES (?, ?)
+                ON CONFLICT (chain) DO UPDATE SET seen_until = excluded.seen_until""",
+                (chain, at),
+            )
+        except sqlite3.Error:
+            log.exception("order feed chain %d: could not persist the sync watermark", chain)
+            return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
 class _Pending:
     """A live event waiting for the REST look-up of its order."""
 
@@ -331,11 +452,15 @@ class _Pending:
 class _Link:
     """One chain's websocket state."""
 
-    def __init__(self, chain: int) -> None:
+    def __init__(self, chain: int, seen_until: float | None) -> None:
         self.chain = chain
         self.ws: aiohttp.ClientWebSocketResponse[bool] | None = None
         self.failed = False
         self.connects = 0
+        self.synced = False  # this connection's catch-up succeeded: live from here on
+        self.retry_at: float | None = None  # monotonic time to retry a failed catch-up
+        self.seen_until = seen_until  # the watermark (wall clock), None before the first
+        self.saved_at = 0.0  # wall-clock value last persisted
 
 
 class OrderFeed:
@@ -355,6 +480,7 @@ class OrderFeed:
         reconcile_on_start: bool = False,
         rest_concurrency: int = 4,
         flush_interval: float = 1.0,
+        resync_after: float = 60.0,
     ) -> None:
         self._settings = settings
         self._sink = sink
@@ -367,10 +493,16 @@ class OrderFeed:
         self._reconcile_on_start = reconcile_on_start
         self._rest_concurrency = rest_concurrency
         self._flush_interval = flush_interval
+        self._resync_after = resync_after
         self._health = FeedHealth("order", sink, metrics)
         self._cache = OrderCache(db, settings.order_cache_size)
-        self._links = {chain: _Link(chain) for chain in dict.fromkeys(settings.chains)}
+        self._marks = SyncMarks(db)
+        marks = self._marks.load()
+        self._links = {
+            chain: _Link(chain, marks.get(chain)) for chain in dict.fromkeys(settings.chains)
+        }
         self._makers: frozenset[str] = frozenset()
+        self._bad_makers: set[str] = set()
         self._lookups: dict[tuple[int, str], list[_Pending]] = {}
         self._missing: dict[tuple[int, str], float] = {}
         self._reconciling: dict[int, asyncio.Task[None]] = {}
@@ -390,7 +522,7 @@ class OrderFeed:
         return cls(settings, context.sink, context.metrics, context.db, reconcile_on_start=True)
 
     def set_interest(self, interest: Interest) -> None:
-        """Only the makers matter: they choose which cached orders are reconciled."""
+        """Only the makers matter: they choose which orders are listed and reconciled."""
         self._makers = frozenset(maker.lower() for maker in interest.makers)
 
     def cached_order(self, chain: int, order_hash: str) -> OrderInfo | None:
@@ -412,7 +544,12 @@ class OrderFeed:
                 while True:
                     await asyncio.sleep(self._flush_interval)
                     self._cache.flush()
+                    self._tick()
             finally:
+                now = time.time()
+                for link in self._links.values():
+                    if link.ws is not None and link.synced:
+                        self._mark_seen(link, now, persist=True)
                 for task in self._tasks:
                     task.cancel()
                 await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -424,6 +561,25 @@ class OrderFeed:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    def _tick(self) -> None:
+        """Advance the watermark of caught-up chains; retry a failed catch-up when due."""
+        now, mono = time.time(), time.monotonic()
+        for link in self._links.values():
+            if link.ws is None:
+                continue
+            if link.synced:
+                self._mark_seen(link, now, persist=now - link.saved_at >= WATERMARK_EVERY)
+            elif link.retry_at is not None and mono >= link.retry_at:
+                running = self._reconciling.get(link.chain)
+                if running is None or running.done():
+                    link.retry_at = None
+                    self._start_reconcile(link.chain)
+
+    def _mark_seen(self, link: _Link, at: float, *, persist: bool) -> None:
+        link.seen_until = at
+        if persist and self._marks.save(link.chain, at):
+            link.saved_at = at
 
     def _refresh_health(self) -> None:
         links = list(self._links.values())
@@ -449,6 +605,10 @@ class OrderFeed:
             # A bug must not end the feed; no traceback, as it may hold the key.
             except Exception as exc:
                 reason = f"unexpected {describe_error(exc, self._key)}"
+            if link.synced:  # everything up to the loss was seen live
+                self._mark_seen(link, time.time(), persist=True)
+            link.synced = False
+            link.retry_at = None
             link.ws = None
             link.failed = True
             log.warning("order feed %s lost: %s; reconnecting", url, reason)
@@ -472,6 +632,8 @@ class OrderFeed:
             self._refresh_health()
             if link.connects > 1 or self._reconcile_on_start:
                 self._start_reconcile(link.chain)
+            else:  # no catch-up asked for on the first connection: live from here on
+                link.synced = True
             async for message in ws:
                 if message.type is aiohttp.WSMsgType.TEXT:
                     self._on_frame(link.chain, message.data)
@@ -539,14 +701,15 @@ class OrderFeed:
         remaining = _int_or_none(result.get("remainingMakerAmount"))
         if name == "order_filled":
             remaining = 0
-        self._cache.record(
-            chain,
-            order_hash,
-            state=state_key(name, remaining),
-            final=name in FINAL_EVENTS,
-            remaining=remaining,
-        )
+        key = state_key(name, remaining)
         entry = self._cache.get(chain, order_hash)
+        if entry is not None and key is not None and key == entry.state and not key.endswith(":"):
+            # Already emitted, e.g. reconciled from REST just before the live frame came in.
+            log.debug("order feed chain %d: %s %s already emitted", chain, name, order_hash)
+            return
+        self._cache.record(
+            chain, order_hash, state=key, final=name in FINAL_EVENTS, remaining=remaining
+        )
         self._health.event()
         self._sink.emit(
             OrderEvent(
@@ -639,26 +802,178 @@ class OrderFeed:
         self._reconciling[chain] = self._spawn(self._reconcile(chain), f"fusion-reconcile-{chain}")
 
     async def _reconcile(self, chain: int) -> None:
-        """Catch up on what the feed missed while this chain was disconnected."""
-        if self._makers:
-            await self._sync_active(chain)
-        targets = self._cache.candidates(chain, self._makers, self._reconcile_limit)
+        """Catch up on what the feed missed while this chain was disconnected (or stopped).
+
+        A REST failure leaves the chain unsynced: its watermark stays put, and the catch-up is
+        retried after ``resync_after`` and on the next reconnect.
+        """
+        link = self._links[chain]
+        connection = link.connects
+        makers = self._makers
+        emitted = 0
+        synced = True
+        if makers:
+            listed = await self._sync_makers(chain, makers, self._since(link))
+            synced = listed is not None
+            emitted += listed or 0
+            # After a failed listing, caching active orders silently would keep the retry from
+            # announcing the ones created while away.
+            if synced:
+                await self._sync_active(chain)
+        else:
+            log.info(
+                "order feed chain %d: a rule has no maker filter; orders created while "
+                "disconnected cannot be listed (paging every maker's orders is not feasible), "
+                "only cached orders are reconciled",
+                chain,
+            )
+        targets = self._cache.candidates(chain, makers, self._reconcile_limit)
         outcomes = await asyncio.gather(
             *(self._reconcile_one(chain, entry.info.order_hash) for entry in targets)
         )
+        emitted += sum(outcomes)
+        self._cache.flush()  # what was announced is on disk before the watermark moves
+        if link.connects == connection and link.ws is not None:
+            if synced:
+                link.synced = True
+                self._mark_seen(link, time.time(), persist=True)
+            else:
+                link.retry_at = time.monotonic() + self._resync_after
         log.info(
-            "order feed chain %d: reconciled %d order(s) over REST, %d missed event(s) emitted",
+            "order feed chain %d: reconciled %d order(s) over REST, %d missed event(s) emitted%s",
             chain,
             len(targets),
-            sum(outcomes),
+            emitted,
+            "" if synced else "; listing by maker failed, will retry",
         )
         self.reconciliations += 1
+
+    def _since(self, link: _Link) -> float:
+        """Where orders-by-maker starts: the watermark less a margin, or a bounded look-back."""
+        if link.seen_until is None:
+            return time.time() - FIRST_LOOKBACK
+        return link.seen_until - SINCE_MARGIN
+
+    async def _sync_makers(self, chain: int, makers: frozenset[str], since: float) -> int | None:
+        """List each maker's orders created since ``since``; adopt the unknown ones.
+
+        Answers the number of events emitted, or None when any maker's listing failed.
+        """
+        since_ms = int(since * 1000)
+        emitted = 0
+        complete = True
+        for maker in sorted(makers):
+            if not _ADDRESS.fullmatch(maker):
+                if maker not in self._bad_makers:
+                    self._bad_makers.add(maker)
+                    log.warning("order feed: maker %r is not an address; not listed", maker)
+                continue
+            listed = await self._list_maker(chain, maker, since_ms)
+            if listed is None:
+                complete = False
+                continue
+            emitted += await self._adopt_all(chain, listed)
+        return emitted if complete else None
+
+    async def _list_maker(self, chain: int, maker: str, since_ms: int) -> list[_Listed] | None:
+        """Every page of ``maker``'s orders created since ``since_ms``; None on any failure.
+
+        fusion-sdk ``getOrdersByMaker``: ``GET {url}/orders/v2.0/{chain}/order/maker/{address}/``
+        with ``limit`` and ``page``, answering ``{items, meta}``. ``timestampFrom`` (ms) is not
+        in the EVM SDK but is in 1inch's sibling endpoints; the ``createdAt`` check below keeps
+        the result right if the server ignores it.
+        """
+        version = self._settings.version
+        # The trailing slash is the SDK's (``…/maker/${address}/${queryParams}``).
+        url = f"{self._rest_base}/orders/{version}/{chain}/order/maker/{maker}/"
+        found: list[_Listed] = []
+        page = 1
+        for _ in range(MAKER_MAX_PAGES):
+            params = {"limit": MAKER_PAGE_LIMIT, "page": page, "timestampFrom": since_ms}
+            body = await self._get_json(url, params)
+            items = body.get("items") if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                if body is not None:
+                    self._health.malformed()
+                    log.warning("order REST %s: no items in the response", url)
+                return None
+            for item in items:
+                listed = _Listed.parse(maker, item)
+                if listed is None:
+                    self._health.malformed()
+                    log.warning("order REST %s: skipped an unusable item: %.200r", url, item)
+                elif listed.created_ms is None or listed.created_ms >= since_ms:
+                    found.append(listed)
+            meta = body.get("meta") if isinstance(body, dict) else None
+            current = _int_or_none(meta.get("currentPage")) if isinstance(meta, dict) else None
+            total = _int_or_none(meta.get("totalPages")) if isinstance(meta, dict) else None
+            if current is None or total is None or current >= total:
+                return found
+            page = current + 1
+        log.warning(
+            "order REST %s: more than %d pages since the last sync; the rest are not checked",
+            url,
+            MAKER_MAX_PAGES,
+        )
+        return found
+
+    def _unknown_order(self, chain: int, order_hash: str) -> bool:
+        key = (chain, order_hash)
+        return key not in self._lookups and self._cache.get(chain, order_hash) is None
+
+    async def _adopt_all(self, chain: int, listed: list[_Listed]) -> int:
+        """Cache and announce the listed orders the feed never saw, oldest first."""
+        fresh = [entry for entry in listed if self._unknown_order(chain, entry.order_hash)]
+        # The full order (receiver, deadline) comes from the status by hash, as for any unknown
+        # hash; past the reconcile limit the listing's own fields have to do.
+        looked_up = await asyncio.gather(
+            *(self._fetch_status(chain, e.order_hash) for e in fresh[: self._reconcile_limit])
+        )
+        emitted = 0
+        for n in sorted(range(len(fresh)), key=lambda n: fresh[n].created_ms or 0):
+            entry = fresh[n]
+            if not self._unknown_order(chain, entry.order_hash):
+                continue  # came in live while we were asking
+            found = looked_up[n] if n < len(looked_up) else None
+            if found is None or found.info is None:
+                found = entry.found
+            emitted += self._adopt(chain, entry, found)
+        return emitted
+
+    def _adopt(self, chain: int, listed: _Listed, found: RestStatus) -> int:
+        """Announce an order created while nobody listened: ``order_created``, then its status.
+
+        Both go out with ``reconciled=True``. The created event is emitted because rules may
+        watch ``order_created``; it comes first, as live. Being in the (persisted) cache is what
+        keeps a later catch-up from announcing it again; the fill is guarded by its state.
+        """
+        info = found.info
+        if info is None:
+            return 0
+        order_hash = listed.order_hash
+        making = info.making_amount
+        self._cache.put(chain, replace(info, remaining_maker_amount=making))
+        created: dict[str, Any] = {
+            "orderHash": order_hash,
+            "status": found.status,
+            "remainingMakerAmount": str(making),
+        }
+        if listed.created_at is not None:
+            created["createdAt"] = listed.created_at
+        self._deliver(chain, "order_created", order_hash, created, time.time(), reconciled=True)
+        entry = self._cache.get(chain, order_hash)
+        return 1 + (entry is not None and self._catch_up(chain, entry, found))
 
     async def _reconcile_one(self, chain: int, order_hash: str) -> bool:
         found = await self._fetch_status(chain, order_hash)
         entry = self._cache.get(chain, order_hash)
         if found is None or entry is None or entry.final:
             return False
+        return self._catch_up(chain, entry, found)
+
+    def _catch_up(self, chain: int, entry: CachedOrder, found: RestStatus) -> bool:
+        """Emit the event REST's status stands for, unless the order is already in that state."""
+        order_hash = entry.info.order_hash
         event = RECONCILED_EVENTS.get(found.status)
         if event is None:
             if found.status in FINAL_STATUSES:  # expired: nothing to announce, stop checking it
