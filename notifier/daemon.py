@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -120,7 +120,6 @@ class Daemon:
         self.watching = asyncio.Event()  # set once file changes are being watched
         self.http: HttpApi | None = None
         self._announced = False  # READY=1 sent: STATUS= from then on, never a half-built one
-        self._listeners: list[Callable[[ReloadResult], None]] = []
 
     # -- phases ----------------------------------------------------------------------------
 
@@ -220,9 +219,6 @@ class Daemon:
         """Ask for a reload (SIGHUP, the control API); it runs on the event loop."""
         self._reload_requested.set()
 
-    def on_reload(self, listener: Callable[[ReloadResult], None]) -> None:
-        self._listeners.append(listener)
-
     def reload(self, reason: str = "request") -> ReloadResult:
         started = time.perf_counter()
         result = self.repository.reload()
@@ -257,8 +253,6 @@ class Daemon:
                 f"notifier: {len(result.new_errors)} rule error(s); last good version kept",
                 body,
             )
-        for listener in self._listeners:
-            listener(result)
         self._publish_status()
 
     def _interest(self, result: ReloadResult) -> Interest:
@@ -477,7 +471,3 @@ async def running(settings: Settings, **kwargs: Any) -> AsyncIterator[Daemon]:
         yield daemon
     finally:
         await daemon.shutdown(grace=5.0)
-
-
-def iter_errors(result: ReloadResult) -> Iterable[str]:
-    return (str(e) for e in result.errors)

@@ -113,12 +113,6 @@ class StateStore:
     def delete(self, rule_id: str, key: str) -> None:
         self._db.execute("DELETE FROM rule_state WHERE rule_id=? AND key=?", (rule_id, key))
 
-    def delete_except(self, keep: Iterable[tuple[str, str]]) -> None:
-        wanted = set(keep)
-        for rule_id, key in self._db.execute("SELECT rule_id, key FROM rule_state").fetchall():
-            if (rule_id, key) not in wanted:
-                self.delete(rule_id, key)
-
     def transaction(self) -> _Transaction:
         return _Transaction(self._db)
 
