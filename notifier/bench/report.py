@@ -161,8 +161,11 @@ def render_table(r: Results) -> str:
         (f"  CPU at {_num(t.get('equal_load_frames_per_s'))} frames/s: daemon / bare",
          f"{_pct(t.get('daemon_cpu_share_at_equal_load'))} / "
          f"{_pct(t.get('bare_cpu_share_at_equal_load'))}", "", ""),
-        ("  ratio daemon / bare (CPU per frame)",
+        ("  ratio daemon / bare, equal load (CPU per frame)",
          _num(t.get("ratio"), ".2f"), "≥ 0.5", _mark(v["throughput_ratio"])),
+        ("  ratio at full speed, per CPU-second",
+         _num(t.get("ratio_full_speed_per_cpu"), ".2f")
+         + f" (by rate {_num(t.get('ratio_received'), '.2f')})", "", ""),
         (f"latency p50 / p99 at {_num(lat.get('load_frames_per_s'))} frames/s",
          f"{_num(lat.get('p50_ms'), '.1f')} / {_num(lat.get('p99_ms'), '.1f')} ms",
          "p99 ≤ 10 ms", _mark(v["latency_p99_ms"])),

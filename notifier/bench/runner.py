@@ -394,8 +394,13 @@ class _Bench:
                 "daemon_cpu_share_at_equal_load": equal["cpu"],
                 "daemon_others_cpu_share_at_equal_load": equal["others"],
                 # Same frames, same chunking: the throughput ratio if each had a whole core.
-                "ratio": bare_cpu / equal["cpu"] if equal["cpu"] else math.nan,
-                "ratio_received": frames / t.get("bare_frames_per_s", math.nan),
+                "ratio": _div(bare_cpu, equal["cpu"]),
+                "ratio_received": _div(frames, t.get("bare_frames_per_s", math.nan)),
+                # At full speed, per CPU-second: varies with how much the daemon conflated.
+                "ratio_full_speed_per_cpu": _div(
+                    _div(frames, full["cpu"]),
+                    _div(t.get("bare_frames_per_s", math.nan), t.get("bare_cpu_share", math.nan)),
+                ),
                 "window_s": full["window"],
                 "rules": RULE_COUNT,
                 "pairs": PAIR_COUNT,
@@ -530,6 +535,10 @@ class _CpuMeter:
         self.share = (cpu_seconds(self._pid) - self._own) / self.elapsed
         busy = (cpu_busy_seconds(self._cpu) - self._busy) / self.elapsed
         self.others = max(0.0, busy - self.share) if self._cpu is not None else math.nan
+
+
+def _div(a: float, b: float) -> float:
+    return a / b if b else math.nan
 
 
 def _active_ids(status: dict[str, Any]) -> set[str]:
