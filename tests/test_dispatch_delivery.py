@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -284,3 +285,86 @@ async def test_drain_lets_in_flight_send_finish_and_leaves_cut_off_ones_pending(
         assert task.done()
         assert dispatcher.pending_count() == 1
         assert dispatcher.stats()["sent"] == 0
+
+
+def test_enqueue_writes_the_row_and_its_rate_limit_decision_in_one_commit(
+    tmp_path: Path,
+) -> None:
+    """One fsync'd commit per notification, and none of its own inside the engine's
+    transaction: the route and the rate-limit admission are in it already."""
+    config = write_apprise_yaml(tmp_path / "apprise.yml", [(closed_port_url(), "ops")])
+    db = open_database(tmp_path)
+    dispatcher = Dispatcher(db, make_settings(tmp_path, config), Metrics())
+    statements: list[str] = []
+    db.set_trace_callback(statements.append)
+    assert dispatcher.enqueue(note("alone", None, "ops"))
+    assert statements.count("COMMIT") == 1
+
+    statements.clear()
+    db.execute("BEGIN IMMEDIATE")  # as the rule engine does around a state change
+    assert dispatcher.enqueue(note("joined", None, "ops"))
+    assert "COMMIT" not in statements
+    db.execute("COMMIT")
+    db.set_trace_callback(None)
+
+    routes = db.execute("SELECT key, route FROM outbox ORDER BY id").fetchall()
+    assert routes == [("alone", '["ops"]'), ("joined", '["ops"]')]
+    assert db.execute("SELECT COUNT(*) FROM outbox_sends WHERE tag = 'ops'").fetchone() == (2,)
+    dispatcher.close()
+
+
+async def test_nothing_is_sent_before_the_enqueuing_transaction_commits(tmp_path: Path) -> None:
+    """A row enqueued inside an open transaction waits for its commit; a rolled-back one is
+    never sent."""
+    async with HttpReceiver() as http:
+        config = write_apprise_yaml(tmp_path / "apprise.yml", [(http.url(), "")])
+        db = open_database(tmp_path)
+        dispatcher = Dispatcher(db, make_settings(tmp_path, config), Metrics())
+        async with running(dispatcher):
+            await dispatcher.wait_settled()
+            db.execute("BEGIN IMMEDIATE")
+            dispatcher.enqueue(note("rolled-back"))
+            await asyncio.sleep(0.1)
+            db.execute("ROLLBACK")
+            db.execute("BEGIN IMMEDIATE")
+            dispatcher.enqueue(note("committed"))
+            await asyncio.sleep(0.1)
+            assert http.arrivals == 0
+            db.execute("COMMIT")
+            await http.wait_until(lambda: len(http.delivered) == 1)
+            await dispatcher.wait_settled()
+        assert http.delivered_titles() == ["committed"]
+        assert http.arrivals == 1
+
+
+async def test_enqueue_starts_the_send_on_the_next_loop_turn(tmp_path: Path) -> None:
+    """No wake-up of the delivery loop and no task start in between: one loop turn after
+    the enqueuing code returns, the send is already running."""
+    async with HttpReceiver() as http:
+        config = write_apprise_yaml(tmp_path / "apprise.yml", [(http.url(), "")])
+        dispatcher = Dispatcher(open_database(tmp_path), make_settings(tmp_path, config), Metrics())
+        async with running(dispatcher):
+            await dispatcher.wait_settled()
+            dispatcher.enqueue(note("prompt"))
+            await asyncio.sleep(0)
+            assert dispatcher.stats()["in_flight"] == 1
+            await http.wait_until(lambda: len(http.delivered) == 1)
+            await dispatcher.wait_settled()
+        assert http.delivered_titles() == ["prompt"]
+
+
+async def test_a_hung_send_does_not_hold_up_the_next_notification(tmp_path: Path) -> None:
+    """A channel call that never returns keeps its worker; the next notification goes out
+    on another one, and the hung row stays pending for a retry."""
+    async with HttpReceiver() as http:
+        config = write_apprise_yaml(tmp_path / "apprise.yml", [(http.url(), "")])
+        settings = make_settings(tmp_path, config, timeout=30.0)
+        dispatcher = Dispatcher(open_database(tmp_path), settings, Metrics())
+        http.hang_next(1)
+        async with running(dispatcher, grace=0.2):
+            dispatcher.enqueue(note("stuck"))
+            await http.wait_until(lambda: http.hanging == 1)
+            dispatcher.enqueue(note("next"))
+            await http.wait_until(lambda: len(http.delivered) == 1)
+        assert http.delivered_titles() == ["next"]
+        assert dispatcher.pending_count() == 1

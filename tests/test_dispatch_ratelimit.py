@@ -7,6 +7,7 @@ from pathlib import Path
 
 from notifier.config import DeliverySettings, RateLimitSettings, Settings
 from notifier.dispatch import Dispatcher, Notification, Severity
+from notifier.dispatch.outbox import NewRow, Outbox
 from notifier.metrics import Metrics
 from notifier.store import open_database
 from tests.receivers import FakeClock, HttpReceiver, running, write_apprise_yaml
@@ -113,3 +114,30 @@ async def test_digest_survives_a_restart(tmp_path: Path) -> None:
             await second.wait_settled()
         assert http.delivered[-1].title == "3 more notifications for tag 'burst' (rate limit)"
         assert named_titles(http) == {f"event {i:02d}" for i in range(8)}
+
+
+async def test_rows_written_without_a_route_are_rate_limited_when_first_sent(
+    tmp_path: Path,
+) -> None:
+    """Rows an earlier version wrote unrouted (it decided when sending) still get their
+    rate-limit decision: 5 go out, the other 3 are held for the digest."""
+    clock = FakeClock()
+    async with HttpReceiver() as http:
+        config = write_apprise_yaml(tmp_path / "apprise.yml", [(http.url(), "burst")])
+        db = open_database(tmp_path)
+        legacy = Outbox(db)
+        for i in range(8):
+            n = burst_note(i)
+            row = NewRow(n.key, "rule", n.rule_id, n.title, n.body, n.severity, n.tags, clock())
+            assert legacy.add(row, clock()) is not None
+        assert db.execute("SELECT COUNT(*) FROM outbox WHERE route IS NULL").fetchone() == (8,)
+        dispatcher = Dispatcher(db, limited_settings(tmp_path, config), Metrics(), now=clock)
+        async with running(dispatcher):
+            await dispatcher.wait_settled()
+            assert len(http.delivered) == 5
+            assert dispatcher.stats()["digested"] == 3
+            clock.advance(61.0)
+            dispatcher.wake()
+            await http.wait_until(lambda: len(http.delivered) == 6)
+            await dispatcher.wait_settled()
+        assert http.delivered[-1].title == "3 more notifications for tag 'burst' (rate limit)"

@@ -917,3 +917,61 @@ def test_a_template_that_fails_still_notifies_with_a_fallback_text(
         "sol-above-200: (title failed to render: ZeroDivisionError: float division by zero)"
     ]
     assert "rules.yaml:6:12: title:" in caplog.text
+
+
+# -- the quote hot path ------------------------------------------------------------------------
+
+VARIABLES_TITLE = (
+    "{{ pair }} {{ token_in }}>{{ token_out }} {{ amount_in }}>{{ amount_out }}"
+    " raw {{ amount_out_raw }} at {{ price }} prev {{ previous_price }} exact {{ exact_in }}"
+    " bps {{ price_impact_bps }} hops {{ hops }} slot {{ slot }}"
+)
+
+
+def test_quote_variables_for_exact_in_exact_out_and_unknown_decimals() -> None:
+    """Per-pair constants are computed once; the variables are what the quote implies."""
+    rules = f"""\
+rules:
+  - id: exact-in
+    on: quote
+    pair: {{in: SOL, out: USDC, amount: 1}}
+    above: 0
+    title: "{VARIABLES_TITLE}"
+  - id: exact-out
+    on: quote
+    pair: {{in: USDC, out: SOL, amount: 2, exact_in: false}}
+    above: 0
+    title: "{VARIABLES_TITLE}"
+  - id: raw
+    on: quote
+    pair: {{in: {"A" * 32}, out: {"B" * 32}, amount: 400}}
+    above: 0
+    title: "{VARIABLES_TITLE}"
+"""
+    rig = Rig(rules)
+    pairs = {rule.id: rule.pair for rule in rig.rules.rules.values()}  # type: ignore[attr-defined]
+    rig.engine.handle(QuoteEvent(pairs["exact-in"], 201_500_000, 7, 2, 11, T0))
+    rig.engine.handle(QuoteEvent(pairs["exact-out"], 250_000, 5, 1, 12, T0))
+    rig.engine.handle(QuoteEvent(pairs["raw"], 1000, 0, 3, 13, T0))
+    assert rig.titles == [
+        "SOL/USDC SOL>USDC 1.0>201.5 raw 201500000 at 201.5 prev None exact True"
+        " bps 7 hops 2 slot 11",
+        "USDC/SOL USDC>SOL 0.25>2.0 raw 250000 at 8.0 prev None exact False bps 5 hops 1 slot 12",
+        f"{'A' * 8}/{'B' * 8} {'A' * 8}>{'B' * 8} 400>1000 raw 1000 at 2.5 prev None exact True"
+        " bps 0 hops 3 slot 13",
+    ]
+
+
+def test_a_reload_reaches_the_next_quote_of_a_pair() -> None:
+    """Rules added to or removed from a pair by a swap apply from the very next quote."""
+    second = ABOVE.replace("sol-above-200", "sol-above-100").replace("above: 200", "above: 100")
+    rig = Rig(ABOVE)
+    rig.quote(150)
+    assert (rig.evaluations("quote"), rig.titles) == (1, [])
+    rig.engine.swap(ruleset(ABOVE + second.removeprefix("rules:\n")))
+    rig.quote(151)
+    assert (rig.evaluations("quote"), rig.titles) == (3, ["up 151.0"])
+    rig.engine.swap(ruleset("rules: []\n"))
+    rig.quote(152)
+    assert rig.evaluations("quote") == 3
+    assert rig.engine.last_price(SOL_USDC) == 151.0  # a quote no rule wants is not evaluated

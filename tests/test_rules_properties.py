@@ -27,6 +27,7 @@ WORDS = [
     "quote", "order", "intent", "feed", "SOL", "USDC", "30s", "1h30m", "-5m", "soon",
     "price > 200", "price >", "{{ price }}", "{% for %}", "order_filled", "Finished", "Done",
     "warning", "loud", "0xabc", "x" * 40, "", " ", "\t", "é", "{{ 1 ** 10**9 }}",
+    "0['k'] and price", "{{ price if 0['k'] }}",
 ]  # fmt: skip
 SCALARS = (
     st.none()

@@ -285,3 +285,22 @@ def test_runtime_errors_are_sandbox_errors_with_their_cause() -> None:
         evaluate("nope > 1")
     with pytest.raises(SandboxError, match="has no attribute 'missing'"):
         evaluate("swap_metadata.missing", {"swap_metadata": {}})
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("0['k'] and price", "UndefinedError: 'int object' has no attribute 'k'"),
+        ("price if 0['k'] else 1", "UndefinedError"),
+        ("0['__class__'] or price", "refused: access to attribute '__class__'"),
+    ],
+)
+def test_constant_parts_that_fail_at_compile_time_are_load_errors(
+    source: str, message: str
+) -> None:
+    """Jinja evaluates constant parts while it compiles: their errors are ``SandboxError`` at
+    load (located by the loader), not exceptions escaping ``notifier check`` or a reload."""
+    with pytest.raises(SandboxError, match=message):
+        compile_expression(source, QUOTE_VARIABLES)
+    with pytest.raises(SandboxError, match=message):
+        compile_template("{{ " + source + " }}", QUOTE_VARIABLES)

@@ -1,9 +1,12 @@
-"""The delivery loop: outbox row → rate limit → send through apprise → confirm, retry or give up.
+"""Delivery: outbox row and rate limit (one commit) → send through apprise → confirm, retry
+or give up.
 
 Each stage is a small method: ``Outbox`` (durable rows and dedup), ``RateLimiter`` (per-tag
-budget, digests), ``Channels.send`` (apprise, in a worker thread with a timeout). A failure
-apprise calls retryable backs off with full jitter until ``delivery.retry_for`` after the
-first attempt; then the row is dead-lettered and reported to the ``errors_to`` tags.
+budget, digests; decided in the transaction that writes the row), ``Channels.send`` (apprise,
+on a ``SendPool`` worker, with a timeout). A row is started on the event loop's next turn
+after the enqueuing transaction, never before it committed. A failure apprise calls
+retryable backs off with full jitter until ``delivery.retry_for`` after the first attempt;
+then the row is dead-lettered and reported to the ``errors_to`` tags.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from notifier.config import Settings
 from notifier.dispatch.channels import Channel, Channels, SendResult, describe
 from notifier.dispatch.outbox import NewRow, Outbox, OutboxRow
+from notifier.dispatch.pool import SendPool
 from notifier.dispatch.ratelimit import ALL, RateLimiter, render_digest
 from notifier.dispatch.redact import Redactor
 from notifier.durations import format_duration
@@ -40,6 +44,7 @@ MAX_IN_FLIGHT = 8  # rows being sent at once; apprise fans out per service on it
 PRUNE_EVERY = 3600.0
 MAX_SLEEP = 60.0  # re-check the outbox at least this often (clock jumps, pruning)
 THREAD_GRACE = 5.0  # apprise enforces the timeout itself; this only catches a hung apprise
+RECHECK = 0.01  # a transaction is open on the connection: look for due rows again this soon
 BACKOFF_BASE = 1.0
 
 
@@ -108,7 +113,10 @@ class Dispatcher:
         self._settled = asyncio.Event()
         self._stopped = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._senders = SendPool(MAX_IN_FLIGHT)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._start_soon_pending = False
         self._running = False
         self._stopping = False
         self._next_prune = 0.0
@@ -216,6 +224,7 @@ class Dispatcher:
         """The delivery loop: until ``drain``, send due rows, then sleep until the next is due
         or ``enqueue`` wakes it."""
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._running = True
         self._stopped.clear()
         try:
@@ -224,13 +233,12 @@ class Dispatcher:
                 now = self._now()
                 if now >= self._next_prune:
                     self._prune(now)
-                free = MAX_IN_FLIGHT - len(self._in_flight)
-                if free > 0:
-                    for row in self._outbox.due(now, free, self._in_flight):
-                        self._start(row)
-                delay = self._sleep_for(now)
-                if not self._in_flight and (delay is None or delay > 0):
-                    self._settled.set()
+                if self._start_due(now):
+                    delay = self._sleep_for(now)
+                    if not self._in_flight and (delay is None or delay > 0):
+                        self._settled.set()
+                else:
+                    delay = RECHECK
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
         finally:
@@ -260,25 +268,80 @@ class Dispatcher:
         self.close()
 
     def close(self) -> None:
-        """Detach the log redaction filters (``drain`` does it too); idempotent. The
-        connection belongs to the caller."""
+        """Release the send workers and detach the log redaction filters (``drain`` does it
+        too); idempotent. The connection belongs to the caller."""
+        self._senders.close()
         self._detach_redactor()
 
     # -- the loop's stages -----------------------------------------------------------------
 
     def _add(self, row: NewRow) -> bool:
-        if self._outbox.add(row, self._now()) is None:
+        now = self._now()
+        # One commit (the engine's, when it enqueues): the row and its rate-limit decision.
+        with self._outbox.transaction():
+            row_id = self._outbox.add(row, now)
+            route = None if row_id is None else self._admit(row_id, row.title, row.tags, now)
+        if row_id is None:
             self._metrics.notifications.labels("deduplicated").inc()
             log.debug("duplicate notification %s ignored", row.key)
             return False
         self._metrics.notifications.labels("queued").inc()
         self._refresh_pending()
-        self.wake()
+        if route is not None and self._start_soon():
+            self._settled.clear()  # the pick-up wakes the delivery loop if it starts nothing
+        else:
+            self.wake()
         return True
+
+    def _admit(
+        self, row_id: int, title: str, tags: tuple[str, ...], now: float
+    ) -> tuple[str, ...] | None:
+        """The rate-limit stage, in the caller's transaction: the tags the row may be sent to
+        now, or None when every bucket held it for a digest."""
+        decision = self._limiter.decide(tags, now)
+        admitted = self._outbox.route(row_id, decision.route, decision.buckets, decision.held, now)
+        if decision.held:
+            self._metrics.notifications.labels("digested").inc()
+            log.info("rate limit: %r held for %s digest", title, ", ".join(decision.held))
+        return decision.route if admitted else None
 
     def _poke(self) -> None:
         self._settled.clear()
         self._wake.set()
+
+    def _start_soon(self) -> bool:
+        """Start due rows on the loop's next turn, without waking the delivery loop first.
+
+        A callback scheduled now runs after the current one returns, so after the enqueuing
+        transaction (the engine's, which does not await inside it) committed; ``_start_due``
+        still refuses to start anything while a transaction is open. False (the caller wakes
+        the delivery loop instead) when not called on the running loop's thread.
+        """
+        loop = self._loop
+        if loop is None or not self._running or threading.get_ident() != self._loop_thread:
+            return False
+        if not self._start_soon_pending:
+            self._start_soon_pending = True
+            loop.call_soon(self._started_soon)
+        return True
+
+    def _started_soon(self) -> None:
+        self._start_soon_pending = False
+        before = len(self._in_flight)
+        if self._stopping or not self._start_due(self._now()) or len(self._in_flight) == before:
+            self._poke()  # nothing started here (refused, rolled back, no room): the loop decides
+        # else each send started wakes the delivery loop when it finishes
+
+    def _start_due(self, now: float) -> bool:
+        """Start every due row there is room for. False, starting none, while a transaction
+        is open on the connection: what it wrote is not committed, so it must not be sent."""
+        if self._outbox.uncommitted:
+            return False
+        free = MAX_IN_FLIGHT - len(self._in_flight)
+        if free > 0:
+            for row in self._outbox.due(now, free, self._in_flight):
+                self._start(row)
+        return True
 
     def _refresh_pending(self) -> None:
         self._metrics.outbox_pending.set(self._outbox.pending_count())
@@ -298,8 +361,20 @@ class Dispatcher:
         return min(max(due - now, 0.0), MAX_SLEEP)
 
     def _start(self, row: OutboxRow) -> None:
+        """Run the stages up to the send now, so apprise starts without waiting for a task to
+        be scheduled; a task awaits the send and settles the row."""
         self._settled.clear()
-        task = asyncio.create_task(self._deliver(row), name=f"deliver-{row.id}")
+        try:
+            sending = self._begin(row)
+        except Exception:
+            self._internal_error(row)
+            sending = None
+        if sending is None:  # settled without a send (or failed): re-check the outbox
+            with contextlib.suppress(sqlite3.Error):
+                self._refresh_pending()
+            self._poke()
+            return
+        task = asyncio.create_task(self._deliver(*sending), name=f"deliver-{row.id}")
         self._in_flight[row.id] = task
         task.add_done_callback(functools.partial(self._finished, row.id))
 
@@ -307,57 +382,56 @@ class Dispatcher:
         self._in_flight.pop(row_id, None)
         self._poke()
 
-    async def _deliver(self, row: OutboxRow) -> None:
-        try:
-            await self._attempt(row)
-        except Exception:
-            # A bug must not hot-loop on one row: back off like a failed send.
-            log.exception("delivering %s failed unexpectedly; retrying later", row.key)
-            now = self._now()
-            with contextlib.suppress(sqlite3.Error):
-                self._outbox.record_failure(
-                    row.id,
-                    delivered=(),
-                    retry=row.retry,
-                    error="internal error",
-                    now=now,
-                    next_attempt_at=now + self._backoff(row),
-                )
+    def _internal_error(self, row: OutboxRow) -> None:
+        """Called in an ``except`` block: a bug must not hot-loop on one row, so it backs off
+        like a failed send."""
+        log.exception("delivering %s failed unexpectedly; retrying later", row.key)  # noqa: LOG004
+        now = self._now()
         with contextlib.suppress(sqlite3.Error):
-            self._refresh_pending()
+            self._outbox.record_failure(
+                row.id,
+                delivered=(),
+                retry=row.retry,
+                error="internal error",
+                now=now,
+                next_attempt_at=now + self._backoff(row),
+            )
 
-    async def _attempt(self, row: OutboxRow) -> None:
+    def _begin(self, row: OutboxRow) -> tuple[OutboxRow, _Sending] | None:
+        """Seal a digest, route a row written unrouted, pick the channels and start the send.
+        None when the row was settled without a send."""
         now = self._now()
         if row.kind == "digest" and row.digest_open:
             row = self._seal(row)
         route = row.route
-        if route is None:
-            decision = self._limiter.decide(row.tags, now)
-            admitted = self._outbox.route(
-                row.id, decision.route, decision.buckets, decision.held, now
-            )
-            if decision.held:
-                self._metrics.notifications.labels("digested").inc()
-                log.info("rate limit: %r held for %s digest", row.title, ", ".join(decision.held))
-            if not admitted:
-                return
-            route = decision.route
+        if route is None:  # written by a version that routed rows only when sending them
+            route = self._admit(row.id, row.title, row.tags, now)
+            if route is None:
+                return None
         channels = self._channels
         targets = self._targets(channels, row, route)
-        if not targets:
-            if row.done:  # channels that still lacked it are gone from the config
-                self._outbox.record_sent(row.id, (), self._now())
-                return
-            if not channels.channels:  # no usable apprise config yet: wait for a reload
-                result = SendResult(False, frozenset(), frozenset(), True, "no channels loaded")
-            else:  # a tag no channel has will not start matching by itself
-                wanted = ", ".join(route) or ALL
-                result = SendResult(
-                    False, frozenset(), frozenset(), False, f"no channel matches tags: {wanted}"
-                )
-        else:
-            result = await self._send(channels, targets, route, row)
+        if targets:
+            return row, self._send(channels, targets, route, row)
+        if row.done:  # channels that still lacked it are gone from the config
+            self._outbox.record_sent(row.id, (), self._now())
+            return None
+        if not channels.channels:  # no usable apprise config yet: wait for a reload
+            result = SendResult(False, frozenset(), frozenset(), True, "no channels loaded")
+        else:  # a tag no channel has will not start matching by itself
+            wanted = ", ".join(route) or ALL
+            result = SendResult(
+                False, frozenset(), frozenset(), False, f"no channel matches tags: {wanted}"
+            )
         self._settle(row, result)
+        return None
+
+    async def _deliver(self, row: OutboxRow, sending: _Sending) -> None:
+        try:
+            self._settle(row, await sending.result())
+        except Exception:
+            self._internal_error(row)
+        with contextlib.suppress(sqlite3.Error):
+            self._refresh_pending()
 
     def _seal(self, row: OutboxRow) -> OutboxRow:
         bucket = row.digest_tag or ALL
@@ -378,9 +452,9 @@ class Dispatcher:
             # Every channel that failed was edited or removed: send to all still owed it.
         return remaining
 
-    async def _send(
+    def _send(
         self, channels: Channels, targets: list[Channel], route: tuple[str, ...], row: OutboxRow
-    ) -> SendResult:
+    ) -> _Sending:
         timeout = self._settings.delivery.timeout
         call = functools.partial(
             channels.send,
@@ -391,16 +465,8 @@ class Dispatcher:
             severity=row.severity,
             timeout=timeout,
         )
-        all_keys = frozenset(c.key for c in targets)
-        try:
-            return await asyncio.wait_for(run_in_thread(call), timeout + THREAD_GRACE)
-        except TimeoutError:
-            return SendResult(
-                False, frozenset(), all_keys, True, f"apprise did not return within {timeout}s"
-            )
-        except Exception as exc:
-            error = self._redactor(f"apprise raised {type(exc).__name__}: {exc}")
-            return SendResult(False, frozenset(), all_keys, True, error)
+        keys = frozenset(c.key for c in targets)
+        return _Sending(self._senders.submit(call), keys, timeout, self._redactor)
 
     def _settle(self, row: OutboxRow, result: SendResult) -> None:
         now = self._now()
@@ -459,7 +525,10 @@ class Dispatcher:
                 tags=tuple(self._settings.errors_to),
                 created_at=now,
             )
-        reported = self._outbox.record_dead(row.id, result.delivered, error, now, report)
+        with self._outbox.transaction():
+            reported = self._outbox.record_dead(row.id, result.delivered, error, now, report)
+            if report is not None and reported is not None:
+                self._admit(reported, report.title, report.tags, now)
         self._metrics.notifications.labels("dead_lettered").inc()
         log.error(
             "gave up on %r (%s) after %d attempt(s): %s",
@@ -482,3 +551,30 @@ class Dispatcher:
 
     def _backoff(self, row: OutboxRow) -> float:
         return backoff_delay(row.attempts + 1, self._settings.delivery.backoff_cap, rng=self._rng)
+
+
+class _Sending:
+    """One apprise call started on a send worker; ``result`` waits for it, at most the
+    delivery timeout plus ``THREAD_GRACE``. A call still running then is abandoned: its
+    worker stays busy until apprise returns, and the pool starts another for other sends."""
+
+    def __init__(
+        self, future: asyncio.Future[SendResult], keys: frozenset[str], timeout: float,
+        redactor: Redactor,
+    ) -> None:  # fmt: skip
+        self._future = future
+        self._keys = keys
+        self._timeout = timeout
+        self._redactor = redactor
+
+    async def result(self) -> SendResult:
+        try:
+            return await asyncio.wait_for(self._future, self._timeout + THREAD_GRACE)
+        except TimeoutError:
+            return SendResult(
+                False, frozenset(), self._keys, True,
+                f"apprise did not return within {self._timeout}s",
+            )  # fmt: skip
+        except Exception as exc:
+            error = self._redactor(f"apprise raised {type(exc).__name__}: {exc}")
+            return SendResult(False, frozenset(), self._keys, True, error)

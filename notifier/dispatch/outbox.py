@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal, cast
 if TYPE_CHECKING:
     from notifier.dispatch import Severity
 
-__all__ = ["KEEP_FINISHED", "Kind", "Outbox", "OutboxRow", "State"]
+__all__ = ["KEEP_FINISHED", "Kind", "NewRow", "Outbox", "OutboxRow", "State"]
 
 KEEP_FINISHED = 7 * 86400.0
 
@@ -137,7 +137,8 @@ def _dump(values: Iterable[str]) -> str:
 
 
 class Outbox:
-    """The SQLite tables behind delivery. Every method is one short transaction."""
+    """The SQLite tables behind delivery. Every writing method is one short transaction, or
+    part of the caller's (``transaction()``, or the rule engine's own)."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
@@ -148,10 +149,13 @@ class Outbox:
             self._db.executescript(SCHEMA)
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` … ``COMMIT`` around the block, or the transaction already
+        open on the connection; the writing methods called inside it join it."""
         with self._lock:
             if self._db.in_transaction:
-                # The rule engine's own transaction: its state change and this row commit together.
+                # The rule engine's (its state change and this row commit together) or an
+                # outer ``transaction()``: join it.
                 yield self._db
                 return
             self._db.execute("BEGIN IMMEDIATE")
@@ -165,8 +169,9 @@ class Outbox:
     # -- writing ---------------------------------------------------------------------------
 
     def add(self, row: NewRow, now: float, *, due: float | None = None) -> int | None:
-        """Insert unless the key exists; durable on return. Returns the new id or None."""
-        with self._transaction() as db:
+        """Insert unless the key exists; durable once the transaction it joined (or its own)
+        commits. Returns the new id or None."""
+        with self.transaction() as db:
             return self._insert(db, row, now, due)
 
     @staticmethod
@@ -202,7 +207,7 @@ class Outbox:
         """Apply a rate-limit decision in one transaction: the tags the row may go to, the
         budget it used (``buckets``) and the held buckets folded into their open digests
         (``held``: bucket -> when its digest is due). False when nothing was admitted."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.executemany(
                 "INSERT INTO outbox_sends (tag, at) VALUES (?, ?)", [(b, now) for b in buckets]
             )
@@ -262,14 +267,14 @@ class Outbox:
 
     def seal_digest(self, digest_id: int, title: str, body: str, severity: Severity) -> None:
         """Close a digest to new items and store the text it will be sent with."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute(
                 "UPDATE outbox SET digest_open = 0, title = ?, body = ?, severity = ? WHERE id = ?",
                 (title, body, severity, digest_id),
             )
 
     def record_sent(self, row_id: int, delivered: Iterable[str], now: float) -> None:
-        with self._transaction() as db:
+        with self.transaction() as db:
             done = self._done(db, row_id) | set(delivered)
             db.execute(
                 "UPDATE outbox SET state = 'sent', attempts = attempts + 1,"
@@ -288,7 +293,7 @@ class Outbox:
         now: float,
         next_attempt_at: float,
     ) -> None:
-        with self._transaction() as db:
+        with self.transaction() as db:
             done = self._done(db, row_id) | set(delivered)
             db.execute(
                 "UPDATE outbox SET attempts = attempts + 1,"
@@ -313,7 +318,7 @@ class Outbox:
         report: NewRow | None,
     ) -> int | None:
         """Give a row up and, in the same transaction, enqueue its report (if any)."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             done = self._done(db, row_id) | set(delivered)
             db.execute(
                 "UPDATE outbox SET state = 'dead', attempts = attempts + 1,"
@@ -331,7 +336,7 @@ class Outbox:
     def prune(self, now: float, keep: float = KEEP_FINISHED, window: float = 86400.0) -> int:
         """Forget finished rows older than ``keep`` and rate-limit entries older than
         ``window``; returns how many outbox rows went."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             cur = db.execute(
                 "DELETE FROM outbox WHERE state != 'pending' AND finished_at < ?", (now - keep,)
             )
@@ -339,6 +344,11 @@ class Outbox:
             return cur.rowcount
 
     # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def uncommitted(self) -> bool:
+        """A transaction is open on the connection: rows it wrote are not durable yet."""
+        return self._db.in_transaction
 
     def get(self, row_id: int) -> OutboxRow | None:
         with self._lock:

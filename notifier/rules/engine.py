@@ -220,6 +220,8 @@ class Engine:
         self._states: dict[tuple[str, str], AlertState] = {}
         self._timers: list[tuple[float, str, str]] = []
         self._last_price: dict[PairKey, float] = {}
+        self._quote_pairs: dict[PairKey, _QuotePair] = {}  # built lazily for ``_pairs_of``
+        self._pairs_of: RuleSet | None = None
         self._last_intent: dict[str, IntentEvent] = {}
         self._error_logged: dict[str, float] = {}
         if store is not None:
@@ -314,23 +316,45 @@ class Engine:
             self._on_feed(event)
 
     def _on_quote(self, event: QuoteEvent) -> None:
-        rules = self.rules.by_pair.get(event.pair)
-        previous = self._last_price.get(event.pair)
-        if not rules:
-            return
-        variables = _quote_variables(rules[0], event, previous)
-        if variables["price"] is not None:
-            self._last_price[event.pair] = variables["price"]
+        pair = self._quote_pairs.get(event.pair) if self._pairs_of is self.rules else None
+        if pair is None:
+            pair = self._quote_pair(event.pair)
+            if pair is None:
+                return
+        variables = pair.variables(event, self._last_price.get(event.pair))
+        price = variables["price"]
+        if price is not None:
+            self._last_price[event.pair] = price
         now = self._clock()
         variables["now"] = now
-        self._quote_evaluations.inc(len(rules))
-        key = rules[0].key
+        self._quote_evaluations.inc(len(pair.rules))
+        key = pair.key
         states = self._states
-        for rule in rules:
-            if (rule.id, key) in states:
+        for rule, state_key in pair.rules:
+            if state_key in states:
                 self._evaluate_state(rule, key, variables, now)
-            elif self._when(rule, variables):  # no state: inactive, and a quote rule is its when
+                continue
+            # No state: inactive, and a quote rule is its when (``_when``, inlined: per quote).
+            when = rule.when
+            try:
+                holds = when is None or bool(when(variables))
+            except SandboxError as exc:
+                self._expr_error(rule, "when", exc)
+                continue
+            if holds:
                 self._activate(rule, None, key, variables, now)
+
+    def _quote_pair(self, pair: PairKey) -> _QuotePair | None:
+        """The pair's rules and constants, built once per rule set; None when no rule wants it."""
+        if self._pairs_of is not self.rules:
+            self._quote_pairs, self._pairs_of = {}, self.rules
+        found = self._quote_pairs.get(pair)
+        if found is None:
+            rules = self.rules.by_pair.get(pair)
+            if not rules:
+                return None
+            found = self._quote_pairs[pair] = _QuotePair(rules)
+        return found
 
     def _on_order(self, event: OrderEvent) -> None:
         maker = event.order.maker if event.order else None
@@ -652,31 +676,55 @@ def _human(raw: int | None, decimals: int | None) -> float | None:
     return raw / float(10) ** decimals
 
 
-def _quote_variables(rule: QuoteRule, event: QuoteEvent, previous: float | None) -> dict[str, Any]:
-    amount = int(event.pair[2])
-    exact_in = event.pair[3]
-    raw_in, raw_out = (amount, event.amount_out) if exact_in else (event.amount_out, amount)
-    human_in = _human(raw_in, rule.decimals_in)
-    human_out = _human(raw_out, rule.decimals_out)
-    if human_in is not None and human_out is not None:
-        price: float | None = human_out / human_in if human_in else None
-    else:
-        price = raw_out / raw_in if raw_in else None
-    return {
-        "price": price,
-        "previous_price": previous,
-        "amount_in": human_in if human_in is not None else raw_in,
-        "amount_out": human_out if human_out is not None else raw_out,
-        "amount_out_raw": event.amount_out,
-        "price_impact_bps": event.price_impact_bps,
-        "hops": event.hops,
-        "slot": event.slot,
-        "pair": f"{rule.symbol_in}/{rule.symbol_out}",
-        "token_in": rule.symbol_in,
-        "token_out": rule.symbol_out,
-        "exact_in": exact_in,
-        "event_at": event.at,
-    }
+class _QuotePair:
+    """What every quote of one pair shares, computed once per rule set: its rules with their
+    state keys, and the constants its variables come from (the first rule's tokens)."""
+
+    __slots__ = ("amount", "exact_in", "key", "name", "rules", "scale_in", "scale_out", "symbols")
+
+    def __init__(self, rules: list[QuoteRule]) -> None:
+        first = rules[0]
+        self.key = first.key
+        self.rules = [(rule, (rule.id, self.key)) for rule in rules]
+        self.amount = int(first.pair[2])
+        self.exact_in = first.pair[3]
+        self.scale_in = _scale(first.decimals_in)
+        self.scale_out = _scale(first.decimals_out)
+        self.symbols = (first.symbol_in, first.symbol_out)
+        self.name = f"{first.symbol_in}/{first.symbol_out}"
+
+    def variables(self, event: QuoteEvent, previous: float | None) -> dict[str, Any]:
+        """A new dict per quote: a state keeps the variables it fired or resolved with."""
+        amount_out = event.amount_out
+        exact_in = self.exact_in
+        raw_in, raw_out = (self.amount, amount_out) if exact_in else (amount_out, self.amount)
+        scale_in, scale_out = self.scale_in, self.scale_out
+        human_in = None if scale_in is None else raw_in / scale_in
+        human_out = None if scale_out is None else raw_out / scale_out
+        if human_in is not None and human_out is not None:
+            price: float | None = human_out / human_in if human_in else None
+        else:
+            price = raw_out / raw_in if raw_in else None
+        return {
+            "price": price,
+            "previous_price": previous,
+            "amount_in": human_in if human_in is not None else raw_in,
+            "amount_out": human_out if human_out is not None else raw_out,
+            "amount_out_raw": amount_out,
+            "price_impact_bps": event.price_impact_bps,
+            "hops": event.hops,
+            "slot": event.slot,
+            "pair": self.name,
+            "token_in": self.symbols[0],
+            "token_out": self.symbols[1],
+            "exact_in": exact_in,
+            "event_at": event.at,
+        }
+
+
+def _scale(decimals: int | None) -> float | None:
+    """The divisor ``_human`` uses, computed once: ``raw / scale`` is the same float."""
+    return None if decimals is None else float(10) ** decimals
 
 
 def _order_variables(event: OrderEvent, tokens: TokenTable) -> dict[str, Any]:

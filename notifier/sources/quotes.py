@@ -36,8 +36,10 @@ def _wire(pair: PairKey) -> WireKey:
 
 
 def _as_int(value: Any) -> int:
-    if type(value) is int:  # the common case first: this runs four times per quote frame
+    if type(value) is int:  # the common cases first: this runs four times per quote frame
         return value
+    if type(value) is str:  # amounts come as digit strings
+        return int(value)
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise TypeError(f"not an integer: {value!r}")
     return int(value)
@@ -326,13 +328,16 @@ class QuoteStream:
         except (KeyError, TypeError, ValueError) as exc:
             self._malformed(connection, f"bad quote ({describe_error(exc)})", data)
             return
-        if not (isinstance(wire[0], str) and isinstance(wire[1], str) and isinstance(wire[2], str)):
-            self._malformed(connection, "bad quote (in/out/amount not strings)", data)
-            return
-        pair = connection.pairs.get(wire)
-        if pair is None:
+        try:
+            pair = connection.pairs.get(wire)
+        except TypeError:  # unhashable: a list or an object where a string belongs
+            pair = None
+        if pair is None:  # a hit needs no type check: only a str equals a subscribed str
+            if not all(isinstance(part, str) for part in wire):
+                self._malformed(connection, "bad quote (in/out/amount not strings)", data)
             return  # unsubscribed meanwhile, or not ours
-        self._health.event()
+        at = time.time()
+        self._health.event(at)
         self._sink.emit(
             QuoteEvent(
                 pair=pair,
@@ -340,7 +345,7 @@ class QuoteStream:
                 price_impact_bps=impact,
                 hops=hops,
                 slot=slot,
-                at=time.time(),
+                at=at,
             )
         )
 

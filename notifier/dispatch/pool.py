@@ -1,0 +1,108 @@
+"""The thread boundary in front of apprise: long-lived worker threads for blocking sends.
+
+apprise blocks, so each send runs off the event loop. Starting a thread per send costs a
+thread start and a first wait for the GIL on the latency path; ``SendPool`` keeps idle
+workers waiting on a queue instead. Unlike ``concurrent.futures.ThreadPoolExecutor`` it
+never makes a job wait for a busy worker: when none is idle it starts another, so a call
+that hangs past its caller's timeout holds only its own worker. Workers are daemon threads,
+so a hung call never keeps the process from exiting either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+__all__ = ["SendPool"]
+
+T = TypeVar("T")
+
+_Job = tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
+
+
+class SendPool:
+    """Runs blocking calls on worker threads and hands each result to an asyncio future.
+
+    At most ``keep`` workers stay idle; more start while every worker is busy (a burst, or
+    calls that hang) and exit once they are done and ``keep`` others are idle. Cancelling
+    the future only stops waiting: the call itself cannot be interrupted.
+    """
+
+    def __init__(self, keep: int, name: str = "notifier-send") -> None:
+        self._keep = keep
+        self._name = name
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # workers waiting for a job that no queued job is promised to
+        self._workers = 0
+        self._closed = False
+
+    @property
+    def workers(self) -> int:
+        """Worker threads alive now (idle, busy or stuck in a call)."""
+        return self._workers
+
+    def submit(self, call: Callable[[], T]) -> asyncio.Future[T]:
+        """Start ``call`` on a worker now; the future (of the running loop) gets its outcome."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("send pool is closed")
+            start = self._idle == 0
+            if start:
+                self._workers += 1
+            else:
+                self._idle -= 1
+        self._jobs.put((call, future, loop))
+        if start:
+            threading.Thread(target=self._work, name=self._name, daemon=True).start()
+        return future
+
+    def close(self) -> None:
+        """Let idle workers exit and refuse new jobs; busy ones exit when their call returns.
+        Does not wait for them. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            idle, self._idle = self._idle, 0
+        for _ in range(idle):
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                break
+            _run(*job)
+            del job  # drop the result before waiting again
+            with self._lock:
+                if self._closed or self._idle >= self._keep:
+                    break
+                self._idle += 1
+        with self._lock:
+            self._workers -= 1
+
+
+def _run(
+    call: Callable[[], Any], future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop
+) -> None:
+    try:
+        result = call()
+    except BaseException as exc:  # handed to the awaiting coroutine, not swallowed
+        report = functools.partial(future.set_exception, exc)
+    else:
+        report = functools.partial(future.set_result, result)
+    with contextlib.suppress(RuntimeError):  # loop already closed: nobody is waiting
+        loop.call_soon_threadsafe(_settle, future, report)
+
+
+def _settle(future: asyncio.Future[Any], report: Callable[[], None]) -> None:
+    if not future.done():  # the caller may have stopped waiting (timeout, cancel)
+        report()
