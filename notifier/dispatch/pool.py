@@ -76,31 +76,31 @@ class SendPool:
             self._jobs.put(None)
 
     def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                break
-            _run(*job)
-            del job  # drop the result before waiting again
+        while (job := self._jobs.get()) is not None:
+            call, future, loop = job
+            report = _outcome(call, future)
             with self._lock:
-                if self._closed or self._idle >= self._keep:
-                    break
-                self._idle += 1
+                # Counted idle before the caller hears back, so its next job reuses this one.
+                stay = not self._closed and self._idle < self._keep
+                if stay:
+                    self._idle += 1
+                else:
+                    self._workers -= 1
+            with contextlib.suppress(RuntimeError):  # loop already closed: nobody is waiting
+                loop.call_soon_threadsafe(_settle, future, report)
+            del job, call, future, report  # drop the result before waiting again
+            if not stay:
+                return
         with self._lock:
             self._workers -= 1
 
 
-def _run(
-    call: Callable[[], Any], future: asyncio.Future[Any], loop: asyncio.AbstractEventLoop
-) -> None:
+def _outcome(call: Callable[[], Any], future: asyncio.Future[Any]) -> Callable[[], None]:
     try:
         result = call()
     except BaseException as exc:  # handed to the awaiting coroutine, not swallowed
-        report = functools.partial(future.set_exception, exc)
-    else:
-        report = functools.partial(future.set_result, result)
-    with contextlib.suppress(RuntimeError):  # loop already closed: nobody is waiting
-        loop.call_soon_threadsafe(_settle, future, report)
+        return functools.partial(future.set_exception, exc)
+    return functools.partial(future.set_result, result)
 
 
 def _settle(future: asyncio.Future[Any], report: Callable[[], None]) -> None:

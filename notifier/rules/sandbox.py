@@ -416,12 +416,19 @@ def _is_scalar_constant(value: Any) -> bool:
 
 
 def _native_expression(source: str) -> Evaluator | None:
-    """A closure evaluating ``source`` exactly as Jinja does, or None if it needs Jinja."""
-    expr = Parser(_ENV, source, state="variable").parse_expression()
-    expr.set_environment(_ENV)
+    """A closure evaluating ``source`` exactly as Jinja does, or None if it needs Jinja.
+
+    Parsed and constant-folded as ``compile_expression`` does; if either fails, None too, so
+    that Jinja's own compilation reports the error, word for word.
+    """
     try:
+        parser = Parser(_ENV, source, state="variable")
+        expr = parser.parse_expression()
+        if not parser.stream.eos:
+            return None
+        expr.set_environment(_ENV)
         return _native(optimize(expr, _ENV))
-    except (_NotNative, RecursionError):
+    except Exception:  # _NotNative, or an error compile_expression raises too
         return None
 
 
@@ -540,11 +547,12 @@ class Expression:
     ) -> None:
         self.source = source
         _parse("{{ " + source + " }}", known=known)
-        with _loading():
-            compiled = _ENV.compile_expression(source, undefined_to_none=False)
-            closure = _native_expression(source) if native else None
+        closure = _native_expression(source) if native else None
         self.native = closure is not None
-        self._compiled: Evaluator = compiled if closure is None else closure
+        if closure is None:
+            with _loading():
+                closure = _ENV.compile_expression(source, undefined_to_none=False)
+        self._compiled: Evaluator = closure
 
     def __call__(self, variables: Mapping[str, Any]) -> Any:
         """Evaluate; raises ``SandboxError`` for a refused operation or a runtime error."""
