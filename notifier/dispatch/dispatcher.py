@@ -20,6 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from notifier.config import Settings
@@ -113,7 +114,7 @@ class Dispatcher:
         self._settled = asyncio.Event()
         self._stopped = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
-        self._senders = SendPool(MAX_IN_FLIGHT)
+        self._senders = SendPool(keep=MAX_IN_FLIGHT)  # a worker per row that can be in flight
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._start_soon_pending = False
@@ -287,10 +288,9 @@ class Dispatcher:
             return False
         self._metrics.notifications.labels("queued").inc()
         self._refresh_pending()
-        if route is not None and self._start_soon():
-            self._settled.clear()  # the pick-up wakes the delivery loop if it starts nothing
-        else:
-            self.wake()
+        if route is not None:
+            self._start_soon()
+        self.wake()  # also covers what the pick-up does not start (no room, other thread)
         return True
 
     def _admit(
@@ -309,28 +309,25 @@ class Dispatcher:
         self._settled.clear()
         self._wake.set()
 
-    def _start_soon(self) -> bool:
-        """Start due rows on the loop's next turn, without waking the delivery loop first.
+    def _start_soon(self) -> None:
+        """Start due rows on the loop's next turn, ahead of the delivery loop's wake-up.
 
-        A callback scheduled now runs after the current one returns, so after the enqueuing
-        transaction (the engine's, which does not await inside it) committed; ``_start_due``
-        still refuses to start anything while a transaction is open. False (the caller wakes
-        the delivery loop instead) when not called on the running loop's thread.
+        Called on the loop's thread, a callback scheduled now runs after the current one
+        returns, so after the enqueuing transaction (the engine's, which does not await inside
+        it) committed; ``_start_due`` still refuses to start anything while a transaction is
+        open. From any other thread the delivery loop's wake-up does it.
         """
         loop = self._loop
         if loop is None or not self._running or threading.get_ident() != self._loop_thread:
-            return False
+            return
         if not self._start_soon_pending:
             self._start_soon_pending = True
             loop.call_soon(self._started_soon)
-        return True
 
     def _started_soon(self) -> None:
         self._start_soon_pending = False
-        before = len(self._in_flight)
-        if self._stopping or not self._start_due(self._now()) or len(self._in_flight) == before:
-            self._poke()  # nothing started here (refused, rolled back, no room): the loop decides
-        # else each send started wakes the delivery loop when it finishes
+        if not self._stopping:
+            self._start_due(self._now())  # if refused, the woken delivery loop re-checks
 
     def _start_due(self, now: float) -> bool:
         """Start every due row there is room for. False, starting none, while a transaction
@@ -553,28 +550,23 @@ class Dispatcher:
         return backoff_delay(row.attempts + 1, self._settings.delivery.backoff_cap, rng=self._rng)
 
 
+@dataclass(frozen=True, slots=True)
 class _Sending:
     """One apprise call started on a send worker; ``result`` waits for it, at most the
     delivery timeout plus ``THREAD_GRACE``. A call still running then is abandoned: its
     worker stays busy until apprise returns, and the pool starts another for other sends."""
 
-    def __init__(
-        self, future: asyncio.Future[SendResult], keys: frozenset[str], timeout: float,
-        redactor: Redactor,
-    ) -> None:  # fmt: skip
-        self._future = future
-        self._keys = keys
-        self._timeout = timeout
-        self._redactor = redactor
+    future: asyncio.Future[SendResult]
+    keys: frozenset[str]
+    timeout: float
+    redactor: Redactor
 
     async def result(self) -> SendResult:
         try:
-            return await asyncio.wait_for(self._future, self._timeout + THREAD_GRACE)
+            return await asyncio.wait_for(self.future, self.timeout + THREAD_GRACE)
         except TimeoutError:
-            return SendResult(
-                False, frozenset(), self._keys, True,
-                f"apprise did not return within {self._timeout}s",
-            )  # fmt: skip
+            error = f"apprise did not return within {self.timeout}s"
+            return SendResult(False, frozenset(), self.keys, True, error)
         except Exception as exc:
-            error = self._redactor(f"apprise raised {type(exc).__name__}: {exc}")
-            return SendResult(False, frozenset(), self._keys, True, error)
+            error = self.redactor(f"apprise raised {type(exc).__name__}: {exc}")
+            return SendResult(False, frozenset(), self.keys, True, error)
