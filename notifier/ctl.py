@@ -51,7 +51,6 @@ __all__ = [
     "client_url",
     "fetch_status",
     "render_status",
-    "rfc3339",
     "track",
     "untrack",
 ]
@@ -114,13 +113,6 @@ class StatusDoc(TypedDict):
 
 class ControlError(Exception):
     """The daemon could not be reached or refused the request; the message says which."""
-
-
-def rfc3339(timestamp: float | None) -> str | None:
-    """Unix seconds as ``2025-01-31T12:00:00Z`` (None stays None)."""
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def client_url(listen: str) -> str:

@@ -19,18 +19,18 @@ import watchfiles
 
 from notifier import __version__
 from notifier.config import ConfigError, Settings
-from notifier.ctl import rfc3339
 from notifier.dispatch import Dispatcher
+from notifier.eventlog import event_to_json
 from notifier.events import Event, Interest, PairKey, QuoteEvent
 from notifier.http import HttpApi, HttpError
 from notifier.metrics import Metrics
-from notifier.replay import event_to_json
 from notifier.rules import ReloadResult, RuleRepository
 from notifier.rules.engine import Engine, StateStore
 from notifier.rules.loader import RULE_SUFFIXES
 from notifier.sources import SOURCES, Source, SourceContext, load_plugins
 from notifier.store import open_database
 from notifier.systemd import SystemdNotifier
+from notifier.timestamps import rfc3339
 
 __all__ = ["Daemon", "EventQueue", "StartupError", "running"]
 

@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from notifier import ctl
+from notifier import ctl, timestamps
 from notifier.config import ConfigError, HttpSettings
 from notifier.http import (
     ControlAccess,
@@ -420,5 +420,5 @@ def test_render_status_tolerates_an_empty_document() -> None:
 
 def test_rfc3339() -> None:
     """The status document's timestamps are UTC with a Z."""
-    assert ctl.rfc3339(NOW) == "2025-01-31T12:00:00Z"
-    assert ctl.rfc3339(None) is None
+    assert timestamps.rfc3339(NOW) == "2025-01-31T12:00:00Z"
+    assert timestamps.rfc3339(None) is None

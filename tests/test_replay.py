@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from notifier.cli import main
+from notifier.eventlog import event_from_json, event_to_json
 from notifier.events import Event, FeedEvent, IntentEvent, OrderEvent, OrderInfo, QuoteEvent
-from notifier.replay import event_from_json, event_to_json
 from tests.support import SOL, SOL_USDC, USDC
 
 MAKER = "0x00000000000000000000000000000000000d3e70"

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
-# The stage modules import ``Notification``/``Severity`` from here for typing only.
 from notifier.dispatch.dispatcher import Dispatcher
 from notifier.dispatch.probe import ChannelResult, check_apprise_config, notify_test
+from notifier.notification import Notification, Severity
 
 __all__ = [
     "ChannelResult",
@@ -17,23 +14,3 @@ __all__ = [
     "check_apprise_config",
     "notify_test",
 ]
-
-Severity = Literal["info", "success", "warning", "failure"]
-
-
-@dataclass(frozen=True, slots=True)
-class Notification:
-    """One message a rule decided to send.
-
-    ``key`` is the dedup key (rule id, state key, transition and sequence): the outbox accepts
-    a key once, so a restart can never send the same decision twice.
-    """
-
-    key: str
-    rule_id: str
-    title: str
-    body: str
-    severity: Severity = "info"
-    tags: tuple[str, ...] = ()  # apprise tags; empty = every channel
-    created_at: float = 0.0  # wall clock when the rule decided
-    event_at: float | None = None  # when the triggering frame was received, for latency

@@ -33,7 +33,7 @@ from notifier.durations import format_duration
 from notifier.metrics import Metrics
 
 if TYPE_CHECKING:
-    from notifier.dispatch import Notification
+    from notifier.notification import Notification
 
 __all__ = ["MAX_IN_FLIGHT", "Dispatcher", "backoff_delay", "run_in_thread"]
 

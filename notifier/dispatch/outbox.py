@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, cast
 
 if TYPE_CHECKING:
-    from notifier.dispatch import Severity
+    from notifier.notification import Severity
 
 __all__ = ["KEEP_FINISHED", "Kind", "NewRow", "Outbox", "OutboxRow", "State"]
 

@@ -16,7 +16,7 @@ from notifier.dispatch.outbox import Outbox
 from notifier.durations import format_duration
 
 if TYPE_CHECKING:
-    from notifier.dispatch import Severity
+    from notifier.notification import Severity
 
 __all__ = ["ALL", "Decision", "RateLimiter", "render_digest"]
 

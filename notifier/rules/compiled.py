@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from notifier.dispatch import Severity
 from notifier.events import PairKey
+from notifier.notification import Severity
 from notifier.rules.loader import Location, ParsedRule, RuleError
 from notifier.rules.model import FeedSpec, IntentSpec, OrderSpec, QuoteSpec
 from notifier.rules.sandbox import SandboxError, Template, compile_expression, compile_template

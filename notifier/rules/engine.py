@@ -20,7 +20,6 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
-from notifier.dispatch import Notification, Severity
 from notifier.events import (
     Event,
     FeedEvent,
@@ -31,6 +30,7 @@ from notifier.events import (
     QuoteEvent,
 )
 from notifier.metrics import Metrics
+from notifier.notification import Notification, Severity
 from notifier.rules.compiled import (
     RESOLVED_PREFIX,
     FeedRule,

@@ -16,9 +16,9 @@ from pydantic import (
     model_validator,
 )
 
-from notifier.dispatch import Severity
 from notifier.durations import parse_duration
 from notifier.events import FeedName
+from notifier.notification import Severity
 
 __all__ = [
     "ORDER_EVENTS",
