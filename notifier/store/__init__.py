@@ -1,0 +1,9 @@
+"""The daemon's state: one ``Store`` owns the database, hands out transactions and migrates
+the schema at start. SQLite (``sqlite.py``) is the embedded default."""
+
+from __future__ import annotations
+
+from notifier.store.migrations import MIGRATIONS, Migration
+from notifier.store.sqlite import DB_FILENAME, Store, StoreError, open_database
+
+__all__ = ["DB_FILENAME", "MIGRATIONS", "Migration", "Store", "StoreError", "open_database"]

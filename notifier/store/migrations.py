@@ -1,0 +1,98 @@
+"""The schema, as numbered steps applied in order at start (``PRAGMA user_version`` records
+the last one applied). Never edit a released step: append a new one.
+
+Step 1 is the schema of 0.1.0, whose components created their own tables with ``IF NOT
+EXISTS``; a database from 0.1.0 (user_version 0, tables present) passes through it unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MIGRATIONS", "Migration"]
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    summary: str
+    sql: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "rule state, outbox, rate-limit log, Fusion order cache and sync marks, intent tracking",
+        """
+CREATE TABLE IF NOT EXISTS rule_state (
+    rule_id TEXT, key TEXT, fingerprint TEXT, state TEXT, since REAL, last_notified REAL,
+    last_fired REAL, repeats INTEGER, silenced INTEGER, variables BLOB,
+    PRIMARY KEY (rule_id, key)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id               INTEGER PRIMARY KEY,
+    key              TEXT NOT NULL UNIQUE,
+    kind             TEXT NOT NULL CHECK (kind IN ('rule', 'digest', 'error')),
+    rule_id          TEXT NOT NULL,
+    title            TEXT NOT NULL,
+    body             TEXT NOT NULL,
+    severity         TEXT NOT NULL,
+    tags             TEXT NOT NULL,          -- JSON list as enqueued; [] = every channel
+    route            TEXT,                   -- JSON tags left after rate limiting; NULL = not yet
+    created_at       REAL NOT NULL,
+    event_at         REAL,
+    enqueued_at      REAL NOT NULL,
+    state            TEXT NOT NULL DEFAULT 'pending'
+                     CHECK (state IN ('pending', 'sent', 'digested', 'dead')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    first_attempt_at REAL,
+    next_attempt_at  REAL NOT NULL,
+    finished_at      REAL,
+    last_error       TEXT,                   -- secret-free summary of the last failure
+    done_channels    TEXT NOT NULL DEFAULT '[]',  -- channel keys that confirmed
+    retry_channels   TEXT,                   -- channel keys still to do; NULL = all routed
+    digest_tag       TEXT,                   -- kind digest: the bucket it summarises
+    digest_open      INTEGER NOT NULL DEFAULT 0  -- kind digest: still collecting items
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS outbox_open_digest ON outbox (digest_tag) WHERE digest_open = 1;
+CREATE TABLE IF NOT EXISTS outbox_digest_items (
+    digest_id INTEGER NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+    source_id INTEGER NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+    PRIMARY KEY (digest_id, source_id)
+);
+CREATE TABLE IF NOT EXISTS outbox_sends (   -- rate-limit log: one row per tag per admission
+    tag TEXT NOT NULL,
+    at  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_sends_tag ON outbox_sends (tag, at);
+CREATE TABLE IF NOT EXISTS fusion_orders (
+    chain INTEGER NOT NULL,
+    order_hash TEXT NOT NULL,
+    maker TEXT NOT NULL,
+    receiver TEXT NOT NULL,
+    maker_asset TEXT NOT NULL,
+    taker_asset TEXT NOT NULL,
+    making_amount TEXT NOT NULL,
+    taking_amount TEXT NOT NULL,
+    deadline TEXT,
+    remaining_maker_amount TEXT,
+    state TEXT,
+    final INTEGER NOT NULL DEFAULT 0,
+    touched REAL NOT NULL,
+    PRIMARY KEY (chain, order_hash)
+);
+CREATE TABLE IF NOT EXISTS fusion_sync (
+    chain INTEGER PRIMARY KEY,
+    seen_until REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS intent_tracking (
+    intent_id TEXT PRIMARY KEY,
+    label TEXT,
+    pinned INTEGER NOT NULL DEFAULT 0,
+    last_status TEXT,
+    updated_at REAL NOT NULL
+);
+""",
+    ),
+)
