@@ -12,16 +12,22 @@ The status document (``GET /api/v1/status``; ``StatusDoc`` below) is::
       "rules": {"loaded": 12,
                 "files": [{"path": "/etc/notifier/rules/sol.yaml",
                            "rules": ["sol-above-200", "sol-below-150", "eth-above-4k"],
-                           "error_count": 1,
+                           "error_count": 1, "kept": true,
                            "errors": ["/etc/notifier/rules/sol.yaml:4:7: unknown key 'whn'"]}]},
       "alerts": [{"rule": "sol-above-200", "key": "SOL/USDC", "state": "firing",
-                  "since": "2025-01-31T11:55:00Z", "value": 201.3}],  # value: any JSON or null
+                  "since": "2025-01-31T11:55:00Z", "due": null, "value": 201.3},
+                 {"rule": "sol-below-150", "key": "SOL/USDC", "state": "pending",
+                  "since": "2025-01-31T11:59:50Z", "due": "2025-01-31T12:00:20Z",
+                  "value": 149.2}],                  # value: any JSON or null
+      "alert_counts": {"firing": 1, "pending": 1},
       "outbox": {"pending": 0, "sent": 42, "dead": 0, "failed": 1},
       "intents": [{"id": "fe5601fb-…", "label": "rent", "status": "Deposited"}]  # optional
     }
 
 Times are RFC 3339 UTC strings (``rfc3339()``). ``errors`` may be shortened; ``error_count`` is
-the full number. A file with errors keeps its last good version running.
+the full number. A file with errors keeps its last good version running (``kept``); a file
+that never loaded cleanly runs nothing. ``GET /api/v1/alerts?state=pending`` (or ``firing``)
+returns one kind of alert.
 """
 
 from __future__ import annotations
@@ -82,8 +88,9 @@ class RulesDoc(TypedDict):
 class AlertDoc(TypedDict):
     rule: str
     key: str
-    state: str
-    since: str | None
+    state: str  # "pending" | "firing"
+    since: str | None  # pending: when the condition began; firing: when it fired
+    due: NotRequired[str | None]  # pending: when it fires unless the condition clears
     value: Any
 
 
@@ -247,9 +254,11 @@ def render_status(status: Mapping[str, Any], *, now: float | None = None) -> str
     lines += ["", summary + (f", {len(failing)} failing" if failing else "")]
     for f in files:
         count = int(f.get("error_count") or 0)
-        state = f"{count} error(s), last good version kept" if count else "ok"
         running = f.get("rules") or 0
         running = len(running) if isinstance(running, list) else running
+        kept = f.get("kept", bool(running))  # older daemons: running rules mean a kept version
+        outcome = "last good version kept" if kept else "not loaded"
+        state = f"{count} error(s), {outcome}" if count else "ok"
         lines.append(f"  {_cell(f.get('path'))}: {running} rule(s), {state}")
         errors: Sequence[Any] = f.get("errors") or []
         lines += [f"    {_cell(error)}" for error in errors]
@@ -257,19 +266,24 @@ def render_status(status: Mapping[str, Any], *, now: float | None = None) -> str
             lines.append(f"    … and {count - len(errors)} more")
 
     alerts: Sequence[Mapping[str, Any]] = status.get("alerts") or []
-    lines += ["", f"ALERTS: {len(alerts)} firing" if alerts else "ALERTS: none firing"]
-    rows = [
-        [
-            _cell(a.get("rule")),
-            _cell(a.get("key")),
-            _cell(a.get("state")),
-            _ago(a.get("since"), clock),
-            _value(a.get("value")),
-        ]
-        for a in alerts
-    ]
-    if rows:
-        lines += _table(["RULE", "KEY", "STATE", "SINCE", "VALUE"], rows)
+    firing = [a for a in alerts if a.get("state") != "pending"]
+    pending = [a for a in alerts if a.get("state") == "pending"]
+    lines += ["", f"FIRING: {len(firing)}" if firing else "FIRING: none"]
+    if firing:
+        rows = [
+            [_cell(a.get("rule")), _cell(a.get("key")), _ago(a.get("since"), clock),
+             _value(a.get("value"))]
+            for a in firing
+        ]  # fmt: skip
+        lines += _table(["RULE", "KEY", "SINCE", "VALUE"], rows)
+    lines += ["", f"PENDING: {len(pending)}" if pending else "PENDING: none"]
+    if pending:
+        rows = [
+            [_cell(a.get("rule")), _cell(a.get("key")), _ago(a.get("since"), clock),
+             _until(a.get("due"), clock), _value(a.get("value"))]
+            for a in pending
+        ]  # fmt: skip
+        lines += _table(["RULE", "KEY", "SINCE", "FIRES", "VALUE"], rows)
 
     intents: Sequence[Mapping[str, Any]] | None = status.get("intents")
     if intents is not None:
@@ -313,18 +327,34 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
-def _ago(stamp: object, now: float) -> str:
+def _moment(stamp: object) -> float | None:
+    """Unix seconds from an RFC 3339 string (or a number, as older daemons sent)."""
     if isinstance(stamp, int | float) and not isinstance(stamp, bool) and math.isfinite(stamp):
-        return f"{_duration(now - stamp)} ago"  # unix seconds, as older daemons sent
+        return float(stamp)
     if not isinstance(stamp, str) or not stamp:
-        return "never"
+        return None
     try:
         moment = datetime.fromisoformat(stamp)
     except ValueError:
-        return _cell(stamp)
+        return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return f"{_duration(now - moment.timestamp())} ago"
+    return moment.timestamp()
+
+
+def _until(stamp: object, now: float) -> str:
+    """When a pending alert fires: ``in 25s``, or ``due`` once its time has come."""
+    moment = _moment(stamp)
+    if moment is None:
+        return "?"
+    return f"in {_duration(moment - now)}" if moment > now else "due"
+
+
+def _ago(stamp: object, now: float) -> str:
+    moment = _moment(stamp)
+    if moment is None:
+        return _cell(stamp) if isinstance(stamp, str) and stamp else "never"
+    return f"{_duration(now - moment)} ago"
 
 
 def _duration(seconds: object) -> str:

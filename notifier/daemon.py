@@ -370,9 +370,11 @@ class Daemon:
     def summary(self) -> str:
         up = sum(1 for s in self.sources if s.status().up)
         rules = len(self.engine.rules.rules) if hasattr(self, "engine") else 0
-        firing = self.engine.firing_count() if hasattr(self, "engine") else 0
+        counts = self.engine.alert_counts() if hasattr(self, "engine") else {}
         failed = sum(1 for f in self.last_reload.files if f.failed) if self.last_reload else 0
-        text = f"feeds {up}/{len(self.sources)} up, {rules} rules, {firing} firing"
+        text = f"feeds {up}/{len(self.sources)} up, {rules} rules, {counts.get('firing', 0)} firing"
+        if counts.get("pending"):
+            text += f", {counts['pending']} pending"
         return text + (f", {failed} rule file(s) with errors" if failed else "")
 
     # -- DaemonView (HTTP API) -------------------------------------------------------------
@@ -398,11 +400,13 @@ class Daemon:
                         "rules": list(f.rules),
                         "error_count": len(f.errors),
                         "errors": [str(e) for e in f.errors],
+                        "kept": f.failed and bool(f.rules),
                     }
                     for f in files
                 ],
             },
             "alerts": self.alerts(),
+            "alert_counts": self.engine.alert_counts(),
             "outbox": self.dispatcher.stats(),
             **self._intents_json(),
         }
@@ -418,11 +422,13 @@ class Daemon:
             ]
         }
 
-    def alerts(self) -> list[dict[str, Any]]:
-        """Firing and pending alerts, times as RFC 3339 strings (the status document's form)."""
+    def alerts(self, state: str | None = None) -> list[dict[str, Any]]:
+        """Firing and pending alerts (or only those in ``state``), times as RFC 3339 strings
+        (the status document's form)."""
         return [
             {**alert, "since": rfc3339(alert.get("since")), "due": rfc3339(alert.get("due"))}
             for alert in self.engine.alerts()
+            if state is None or alert["state"] == state
         ]
 
     def _poller(self) -> Any:

@@ -6,7 +6,7 @@ Routes::
     GET    /readyz                  200 / 503 {"ready": bool, "down": [feed, ...]}
     GET    /metrics                 Prometheus text exposition
     GET    /api/v1/status           the status document (see ``notifier.ctl``)
-    GET    /api/v1/alerts           the "alerts" list of the status document
+    GET    /api/v1/alerts           the "alerts" list of the status document; ?state=firing|pending
     PUT    /api/v1/intents/{id}     track an intent; optional body {"label": "..."}
     DELETE /api/v1/intents/{id}     stop tracking it
 
@@ -67,8 +67,9 @@ class DaemonView(Protocol):
         """The status document, JSON-ready (shape in ``notifier.ctl``)."""
         ...
 
-    def alerts(self) -> list[dict[str, Any]]:
-        """Firing alerts, as in the status document's ``alerts``."""
+    def alerts(self, state: str | None = None) -> list[dict[str, Any]]:
+        """Firing and pending alerts (or only those in ``state``), as in the status
+        document's ``alerts``."""
         ...
 
     def feeds_ready(self) -> tuple[bool, list[str]]:
@@ -246,8 +247,11 @@ class HttpApi:
     async def _status(self, _request: web.Request) -> web.Response:
         return _json(self._view.status())
 
-    async def _alerts(self, _request: web.Request) -> web.Response:
-        return _json(self._view.alerts())
+    async def _alerts(self, request: web.Request) -> web.Response:
+        state = request.query.get("state")
+        if state not in (None, "firing", "pending"):
+            return _error(400, "state must be 'firing' or 'pending'")
+        return _json(self._view.alerts(state))
 
     def _refuse(self, request: web.Request) -> web.Response | None:
         access = control_access(request.remote, request.headers.get("Authorization"), self._token)

@@ -361,38 +361,69 @@ def test_unusable_http_listen_exits_78_naming_the_key(tmp_path: Path, listen: st
 # -- the CLI and HTTP API against a running daemon ----------------------------------------------
 
 
-async def test_status_shows_a_firing_alert_and_no_secret(
+async def test_status_shows_firing_and_pending_apart_and_no_secret(
     tmp_path: Path, sim: Simulator, receiver: HttpReceiver
 ) -> None:
-    """``notifier status`` lists the firing rule and key; ``--json`` is the status document;
-    neither shows an API key or the channel's password."""
-    settings = daemon_settings(tmp_path, sim, receiver, SOL_ABOVE_200)
+    """``notifier status`` lists firing and pending alerts apart, a pending one with when it
+    fires; ``--json`` and ``/api/v1/alerts?state=`` say the same; no API key or channel
+    password shows anywhere."""
+    rules = SOL_ABOVE_200 + SOL_ABOVE_150_FOR_AN_HOUR
+    settings = daemon_settings(tmp_path, sim, receiver, rules)
     apprise_url = receiver.url("alerts", user="bot", password=APPRISE_PASSWORD)
     write_apprise_yaml(settings.apprise_config, [(apprise_url, "admin, phone")])
     secrets = (SIM_KEYS.fusion, SIM_KEYS.quotes, SIM_KEYS.intents, APPRISE_PASSWORD)
     async with running(settings) as daemon:
         await set_price(sim, daemon, 201.5)
-        await wait_until(lambda: [a["state"] for a in daemon.alerts()] == ["firing"])
+        await wait_until(
+            lambda: sorted(a["state"] for a in daemon.alerts()) == ["firing", "pending"]
+        )
         key = str(daemon.alerts()[0]["key"])
         url = api_url(daemon)
 
         code, out, err = await run_cli("status", "--url", url)
         assert code == 0, err
-        alerts_table = out.split("ALERTS: 1 firing\n", 1)[1]
-        row = next(line for line in alerts_table.splitlines() if "sol-above-200" in line)
-        assert row.split()[:3] == ["sol-above-200", key, "firing"]
+        firing_table = out.split("FIRING: 1\n", 1)[1].split("\n\n", 1)[0]
+        row = next(line for line in firing_table.splitlines() if "sol-above-200" in line)
+        assert row.split()[:2] == ["sol-above-200", key]
         assert row.endswith(" ago  price=201.5")
+        assert "sol-above-150" not in firing_table
+        pending_table = out.split("PENDING: 1\n", 1)[1].split("\n\n", 1)[0]
+        row = next(line for line in pending_table.splitlines() if "sol-above-150" in line)
+        assert row.split()[:2] == ["sol-above-150", key]
+        assert " in 59m" in row  # fires an hour after the condition began
         assert out.endswith(" dead\n")  # the report's last line, and no blank line after it
         assert not any(secret in out for secret in secrets)
 
         code, out, err = await run_cli("status", "--url", url, "--json")
         assert code == 0, err
         doc = json.loads(out)
-        assert [(a["rule"], a["key"], a["state"]) for a in doc["alerts"]] == [
-            ("sol-above-200", key, "firing")
+        assert sorted((a["rule"], a["key"], a["state"]) for a in doc["alerts"]) == [
+            ("sol-above-150", key, "pending"),
+            ("sol-above-200", key, "firing"),
         ]
+        assert doc["alert_counts"] == {"firing": 1, "pending": 1}
+        pending = next(a for a in doc["alerts"] if a["state"] == "pending")
+        assert pending["due"] is not None
+        assert pending["due"] > pending["since"]
         assert {f["name"] for f in doc["feeds"]} == {"order", "quote", "intent"}
         assert not any(secret in out for secret in secrets)
+
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/api/v1/alerts", params={"state": "pending"}) as resp:
+                assert [a["rule"] for a in await resp.json()] == ["sol-above-150"]
+            async with http.get(f"{url}/api/v1/alerts", params={"state": "firing"}) as resp:
+                assert [a["rule"] for a in await resp.json()] == ["sol-above-200"]
+            async with http.get(f"{url}/api/v1/alerts", params={"state": "bogus"}) as resp:
+                assert resp.status == 400
+
+
+SOL_ABOVE_150_FOR_AN_HOUR = """\
+  - id: sol-above-150
+    on: quote
+    pair: {in: SOL, out: USDC, amount: 1}
+    above: 150
+    for: 1h
+"""
 
 
 async def test_metrics_parse_and_cover_the_pipeline(

@@ -73,7 +73,15 @@ STATUS: dict[str, Any] = {
             "state": "firing",
             "since": "2025-01-31T11:55:00Z",
             "value": 201.345678,
-        }
+        },
+        {
+            "rule": "sol-below-150",
+            "key": "SOL/USDC",
+            "state": "pending",
+            "since": "2025-01-31T11:59:50Z",
+            "due": "2025-01-31T12:00:20Z",
+            "value": {"price": 149.2},
+        },
     ],
     "outbox": {"pending": 2, "sent": 42, "dead": 1, "failed": 5},
     "intents": [{"id": INTENT, "label": "rent", "status": "Deposited"}],
@@ -94,9 +102,9 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         return STATUS
 
-    def alerts(self) -> list[dict[str, Any]]:
+    def alerts(self, state: str | None = None) -> list[dict[str, Any]]:
         alerts: list[dict[str, Any]] = STATUS["alerts"]
-        return alerts
+        return [a for a in alerts if state is None or a["state"] == state]
 
     def feeds_ready(self) -> tuple[bool, list[str]]:
         return not self.down, list(self.down)
@@ -187,6 +195,8 @@ async def test_status_and_alerts_are_the_daemons_json(
         assert await response.json() == STATUS
     async with http.get(url(api, "/api/v1/alerts")) as response:
         assert await response.json() == STATUS["alerts"]
+    async with http.get(url(api, "/api/v1/alerts?state=pending")) as response:
+        assert [a["rule"] for a in await response.json()] == ["sol-below-150"]
 
 
 async def test_track_then_untrack_an_intent(
@@ -393,14 +403,18 @@ def test_render_status() -> None:
         "\n"
         "RULES: 4 loaded from 2 file(s), 1 failing\n"
         "  rules/sol.yaml: 4 rule(s), ok\n"
-        "  rules/broken.yaml: 0 rule(s), 3 error(s), last good version kept\n"
+        "  rules/broken.yaml: 0 rule(s), 3 error(s), not loaded\n"
         "    rules/broken.yaml:3:5: unknown key 'whn'\n"
         "    rules/broken.yaml:9:7: invalid duration '5x'\n"
         "    … and 1 more\n"
         "\n"
-        "ALERTS: 1 firing\n"
-        "  RULE           KEY       STATE   SINCE      VALUE\n"
-        "  sol-above-200  SOL/USDC  firing  5m00s ago  201.346\n"
+        "FIRING: 1\n"
+        "  RULE           KEY       SINCE      VALUE\n"
+        "  sol-above-200  SOL/USDC  5m00s ago  201.346\n"
+        "\n"
+        "PENDING: 1\n"
+        "  RULE           KEY       SINCE    FIRES   VALUE\n"
+        "  sol-below-150  SOL/USDC  10s ago  in 20s  price=149.2\n"
         "\n"
         f"INTENTS: 1 tracked\n"
         "  ID                                    STATUS     LABEL\n"
@@ -414,7 +428,7 @@ def test_render_status_tolerates_an_empty_document() -> None:
     """A partial document (older daemon) still renders instead of raising."""
     text = ctl.render_status({}, now=NOW)
     assert text.startswith("notifier ?, up ?, NOT READY\n")
-    assert "ALERTS: none firing" in text
+    assert "FIRING: none\n\nPENDING: none\n" in text
     assert text.endswith("OUTBOX: 0 pending, 0 sent, 0 failed, 0 dead\n")
 
 

@@ -663,6 +663,14 @@ class Engine:
     def firing_count(self) -> int:
         return sum(1 for st in self._states.values() if st.state == "firing")
 
+    def alert_counts(self) -> dict[str, int]:
+        """How many (rule, key) states are firing and how many pending."""
+        counts = {"firing": 0, "pending": 0}
+        for st in self._states.values():
+            if st.state != "inactive":
+                counts[st.state] += 1
+        return counts
+
     def _update_firing_metric(self) -> None:
         self._metrics.alerts_firing.set(self.firing_count())
 
