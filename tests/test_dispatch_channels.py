@@ -13,7 +13,7 @@ from notifier.dispatch.console import render
 from notifier.dispatch.dispatcher import backoff_delay
 from notifier.dispatch.outbox import KEEP_FINISHED
 from notifier.metrics import Metrics
-from notifier.store import open_database
+from notifier.store import Store
 from tests.receivers import (
     FakeClock,
     HttpReceiver,
@@ -71,7 +71,7 @@ async def test_reload_swaps_the_channel_generation_but_keeps_a_working_one_over_
 ) -> None:
     async with HttpReceiver() as http:
         config = write_apprise_yaml(tmp_path / "apprise.yml", [(http.url("old"), "")])
-        dispatcher = Dispatcher(open_database(tmp_path), settings_for(tmp_path, config), Metrics())
+        dispatcher = Dispatcher(Store.open(tmp_path), settings_for(tmp_path, config), Metrics())
         write_apprise_yaml(config, [(http.url("new"), ""), (http.url("new2"), "")])
         assert dispatcher.reload_channels() == []
         assert dispatcher.stats()["channels"] == 2
@@ -93,7 +93,7 @@ async def test_notifications_wait_for_a_config_when_none_is_loaded(tmp_path: Pat
     """Without any channel (missing file) rows stay pending and go out after a reload."""
     async with HttpReceiver() as http:
         config = tmp_path / "apprise.yml"
-        dispatcher = Dispatcher(open_database(tmp_path), settings_for(tmp_path, config), Metrics())
+        dispatcher = Dispatcher(Store.open(tmp_path), settings_for(tmp_path, config), Metrics())
         assert dispatcher.channel_errors == ["apprise config not found"]
         async with running(dispatcher):
             dispatcher.enqueue(Notification(key="early", rule_id="r", title="early", body="b"))
@@ -111,7 +111,7 @@ async def test_console_channel_prints_one_readable_block(
 ) -> None:
     """``console://`` in an apprise config prints severity, title and body."""
     config = write_apprise_yaml(tmp_path / "apprise.yml", [("console://", "")])
-    dispatcher = Dispatcher(open_database(tmp_path), settings_for(tmp_path, config), Metrics())
+    dispatcher = Dispatcher(Store.open(tmp_path), settings_for(tmp_path, config), Metrics())
     async with running(dispatcher):
         dispatcher.enqueue(
             Notification(
@@ -137,7 +137,7 @@ async def test_finished_rows_dedup_for_a_week_then_are_pruned(tmp_path: Path) ->
     clock = FakeClock()
     config = write_apprise_yaml(tmp_path / "apprise.yml", [("console://", "")])
     dispatcher = Dispatcher(
-        open_database(tmp_path), settings_for(tmp_path, config), Metrics(), now=clock
+        Store.open(tmp_path), settings_for(tmp_path, config), Metrics(), now=clock
     )
     n = Notification(key="weekly", rule_id="r", title="t", body="b")
     async with running(dispatcher):

@@ -34,6 +34,7 @@ from notifier.metrics import Metrics
 
 if TYPE_CHECKING:
     from notifier.notification import Notification
+    from notifier.store import Store
 
 __all__ = ["MAX_IN_FLIGHT", "Dispatcher", "backoff_delay", "run_in_thread"]
 
@@ -45,7 +46,7 @@ MAX_IN_FLIGHT = 8  # rows being sent at once; apprise fans out per service on it
 PRUNE_EVERY = 3600.0
 MAX_SLEEP = 60.0  # re-check the outbox at least this often (clock jumps, pruning)
 THREAD_GRACE = 5.0  # apprise enforces the timeout itself; this only catches a hung apprise
-RECHECK = 0.01  # a transaction is open on the connection: look for due rows again this soon
+RECHECK = 0.01  # a transaction is open on the store: look for due rows again this soon
 BACKOFF_BASE = 1.0
 
 
@@ -91,7 +92,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        db: sqlite3.Connection,
+        store: Store,
         settings: Settings,
         metrics: Metrics,
         *,
@@ -102,7 +103,8 @@ class Dispatcher:
         self._metrics = metrics
         self._now = now
         self._rng = rng
-        self._outbox = Outbox(db)
+        self._store = store
+        self._outbox = Outbox(store)
         self._limiter = RateLimiter(
             settings.delivery.rate_limit, settings.delivery.rate_limits, self._outbox
         )
@@ -270,7 +272,7 @@ class Dispatcher:
 
     def close(self) -> None:
         """Release the send workers and detach the log redaction filters (``drain`` does it
-        too); idempotent. The connection belongs to the caller."""
+        too); idempotent. The store belongs to the caller."""
         self._senders.close()
         self._detach_redactor()
 
@@ -279,7 +281,7 @@ class Dispatcher:
     def _add(self, row: NewRow) -> bool:
         now = self._now()
         # One commit (the engine's, when it enqueues): the row and its rate-limit decision.
-        with self._outbox.transaction():
+        with self._store.transaction():
             row_id = self._outbox.add(row, now)
             route = None if row_id is None else self._admit(row_id, row.title, row.tags, now)
         if row_id is None:
@@ -331,7 +333,7 @@ class Dispatcher:
 
     def _start_due(self, now: float) -> bool:
         """Start every due row there is room for. False, starting none, while a transaction
-        is open on the connection: what it wrote is not committed, so it must not be sent."""
+        is open on the store: what it wrote is not committed, so it must not be sent."""
         if self._outbox.uncommitted:
             return False
         free = MAX_IN_FLIGHT - len(self._in_flight)
@@ -522,7 +524,7 @@ class Dispatcher:
                 tags=tuple(self._settings.errors_to),
                 created_at=now,
             )
-        with self._outbox.transaction():
+        with self._store.transaction():
             reported = self._outbox.record_dead(row.id, result.delivered, error, now, report)
             if report is not None and reported is not None:
                 self._admit(reported, report.title, report.tags, now)

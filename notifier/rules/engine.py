@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import heapq
 import logging
-import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import orjson
 
@@ -41,6 +41,9 @@ from notifier.rules.compiled import (
 )
 from notifier.rules.sandbox import SandboxError
 from notifier.tokens import TokenTable
+
+if TYPE_CHECKING:
+    from notifier.store import Store
 
 __all__ = ["AlertState", "Engine", "NotificationSink", "RuleSet", "StateStore"]
 
@@ -71,21 +74,17 @@ class AlertState:
 
 
 class StateStore:
-    """The ``rule_state`` table: one row per non-trivial ``AlertState``."""
+    """The ``rule_state`` table: one row per non-trivial ``AlertState``. Each write joins the
+    caller's ``transaction()`` or commits on its own."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS rule_state (rule_id TEXT, key TEXT, fingerprint TEXT,"
-            " state TEXT, since REAL, last_notified REAL, last_fired REAL, repeats INTEGER,"
-            " silenced INTEGER, variables BLOB, PRIMARY KEY (rule_id, key))"
-        )
+    def __init__(self, store: Store) -> None:
+        self._store = store
 
     def load(self) -> list[AlertState]:
-        rows = self._db.execute(
+        rows = self._store.read(
             "SELECT rule_id, key, fingerprint, state, since, last_notified, last_fired, repeats,"
             " silenced, variables FROM rule_state"
-        ).fetchall()
+        )
         return [
             AlertState(
                 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), orjson.loads(r[9])
@@ -94,40 +93,30 @@ class StateStore:
         ]
 
     def save(self, st: AlertState) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO rule_state VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                st.rule_id,
-                st.key,
-                st.fingerprint,
-                st.state,
-                st.since,
-                st.last_notified,
-                st.last_fired,
-                st.repeats,
-                int(st.silenced),
-                orjson.dumps(st.variables, default=str),
-            ),
-        )
+        with self._store.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO rule_state VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    st.rule_id,
+                    st.key,
+                    st.fingerprint,
+                    st.state,
+                    st.since,
+                    st.last_notified,
+                    st.last_fired,
+                    st.repeats,
+                    int(st.silenced),
+                    orjson.dumps(st.variables, default=str),
+                ),
+            )
 
     def delete(self, rule_id: str, key: str) -> None:
-        self._db.execute("DELETE FROM rule_state WHERE rule_id=? AND key=?", (rule_id, key))
+        with self._store.transaction() as db:
+            db.execute("DELETE FROM rule_state WHERE rule_id=? AND key=?", (rule_id, key))
 
-    def transaction(self) -> _Transaction:
-        return _Transaction(self._db)
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``: a state change and its outbox row land together."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+    def transaction(self) -> AbstractContextManager[object]:
+        """The store's transaction: a state change and the outbox row it causes commit together."""
+        return self._store.transaction()
 
 
 class RuleSet:
