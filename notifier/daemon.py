@@ -25,8 +25,9 @@ from notifier.events import Event, Interest, PairKey, QuoteEvent
 from notifier.http import HttpApi, HttpError
 from notifier.metrics import Metrics
 from notifier.rules import ReloadResult, RuleRepository
-from notifier.rules.engine import Engine, StateStore
+from notifier.rules.engine import Engine
 from notifier.rules.loader import RULE_SUFFIXES
+from notifier.rules.state import StateStore
 from notifier.sources import SOURCES, Source, SourceContext, load_plugins
 from notifier.store import Store
 from notifier.systemd import SystemdNotifier

@@ -12,7 +12,9 @@ import pytest
 from notifier.dispatch import Notification
 from notifier.events import FeedEvent, IntentEvent, OrderEvent, OrderInfo, PairKey, QuoteEvent
 from notifier.metrics import Metrics
-from notifier.rules.engine import Engine, RuleSet, StateStore
+from notifier.rules.engine import Engine
+from notifier.rules.ruleset import RuleSet
+from notifier.rules.state import StateStore
 from notifier.store import Store
 from tests.receivers import FakeClock
 from tests.support import SOL, SOL_USDC, USDC, compile_text

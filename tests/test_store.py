@@ -14,7 +14,9 @@ from notifier.config import Settings
 from notifier.dispatch import Dispatcher, Notification
 from notifier.events import QuoteEvent
 from notifier.metrics import Metrics
-from notifier.rules.engine import Engine, RuleSet, StateStore
+from notifier.rules.engine import Engine
+from notifier.rules.ruleset import RuleSet
+from notifier.rules.state import StateStore
 from notifier.store import DB_FILENAME, MIGRATIONS, Migration, Store, StoreError
 from tests.receivers import closed_port_url, write_apprise_yaml
 from tests.support import SOL_USDC, compile_text
