@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,6 @@ import pytest
 from notifier.config import DeliverySettings, Settings
 from notifier.dispatch import Dispatcher, Notification, check_apprise_config, notify_test
 from notifier.dispatch.console import render
-from notifier.dispatch.dispatcher import backoff_delay
 from notifier.dispatch.outbox import KEEP_FINISHED
 from notifier.metrics import Metrics
 from notifier.store import Store
@@ -150,13 +148,3 @@ async def test_finished_rows_dedup_for_a_week_then_are_pruned(tmp_path: Path) ->
         await dispatcher.wait_settled()
         assert dispatcher.stats()["sent"] == 0
         assert dispatcher.enqueue(n)
-
-
-def test_backoff_is_full_jitter_exponential_and_capped() -> None:
-    rng = random.Random(7).random
-    for attempt in range(1, 40):
-        delay = backoff_delay(attempt, cap=300.0, rng=rng)
-        assert 0.0 <= delay <= min(300.0, 2.0 ** (attempt - 1))
-    assert backoff_delay(3, cap=300.0, rng=lambda: 1.0) == 4.0
-    assert backoff_delay(30, cap=300.0, rng=lambda: 1.0) == 300.0
-    assert backoff_delay(5, cap=0.05, rng=lambda: 1.0) == 0.05

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from notifier.config import Settings
 from notifier.dispatch.channels import Channel, Channels, SendResult
-from notifier.dispatch.dispatcher import THREAD_GRACE, run_in_thread
+from notifier.dispatch.pool import THREAD_GRACE, run_in_thread
 from notifier.dispatch.redact import Redactor
 
 __all__ = ["ChannelResult", "check_apprise_config", "notify_test"]
