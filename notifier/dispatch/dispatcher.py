@@ -24,11 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from notifier.config import Settings
 from notifier.dispatch import digest
-from notifier.dispatch.channels import Channels, SendResult, describe
+from notifier.dispatch.channels import SECRET_LOGGERS, Channels, SendResult, describe, url_secrets
 from notifier.dispatch.outbox import NewRow, Outbox, OutboxRow
 from notifier.dispatch.pool import SendPool
 from notifier.dispatch.ratelimit import RateLimiter
-from notifier.dispatch.redact import Redactor
 from notifier.dispatch.retry import RetryPolicy, dead_letter_report, is_error_report
 from notifier.dispatch.send import Sending, owed, start, unsendable
 from notifier.durations import format_duration
@@ -74,8 +73,8 @@ class Dispatcher:
         self._limiter = RateLimiter(
             settings.delivery.rate_limit, settings.delivery.rate_limits, self._outbox
         )
-        self._redactor = Redactor()
-        self._detach_redactor = self._redactor.attach()
+        self._redactor = url_secrets()
+        self._detach_redactor = self._redactor.attach(SECRET_LOGGERS)
         self._channels = Channels.load(settings.apprise_config, self._redactor)
         self.channel_errors: list[str] = list(self._channels.errors)
         self._wake = asyncio.Event()
