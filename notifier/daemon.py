@@ -25,10 +25,11 @@ from notifier.events import Event, Interest, PairKey, QuoteEvent
 from notifier.http import HttpApi, HttpError
 from notifier.metrics import Metrics
 from notifier.rules import ReloadResult, RuleRepository
-from notifier.rules.engine import Engine, StateStore
+from notifier.rules.engine import Engine
 from notifier.rules.loader import RULE_SUFFIXES
+from notifier.rules.state import StateStore
 from notifier.sources import SOURCES, Source, SourceContext, load_plugins
-from notifier.store import open_database
+from notifier.store import Store
 from notifier.systemd import SystemdNotifier
 from notifier.timestamps import rfc3339
 
@@ -125,10 +126,10 @@ class Daemon:
 
     async def startup(self) -> None:
         s = self.settings
-        self.db = open_database(s.effective_state_dir)
+        self.store = Store.open(s.effective_state_dir)
         self.tokens = s.token_table()
         self.repository = RuleRepository(s.rules_dir, self.tokens)
-        self.dispatcher = Dispatcher(self.db, s, self.metrics)
+        self.dispatcher = Dispatcher(self.store, s, self.metrics)
         channel_errors = self.dispatcher.channel_errors  # loaded by its constructor
         if channel_errors:
             raise StartupError(f"{s.apprise_config}: " + "; ".join(channel_errors))
@@ -137,11 +138,13 @@ class Daemon:
             first.ruleset,
             self.dispatcher,
             tokens=self.tokens,
-            store=StateStore(self.db),
+            store=StateStore(self.store),
             metrics=self.metrics,
         )
         self._after_reload(first, time.perf_counter())
-        context = SourceContext(settings=s, sink=self.queue, metrics=self.metrics, db=self.db)
+        # Transitional: the sources still take the raw connection until they move onto Store.
+        db = self.store.connection
+        context = SourceContext(settings=s, sink=self.queue, metrics=self.metrics, db=db)
         table = dict(SOURCES)
         for problem in load_plugins(table):
             log.error("source plugin: %s", problem)
@@ -206,8 +209,8 @@ class Daemon:
             await self.http.stop()
         if self._record is not None:
             self._record.close()
-        if hasattr(self, "db"):
-            self.db.close()
+        if hasattr(self, "store"):
+            self.store.close()
         log.info("notifier stopped")
 
     def _spawn(self, coro: Any, name: str) -> None:

@@ -11,8 +11,9 @@ Line breaks inside a message or traceback are written as the two characters ``\n
 traceback stays on the line of its event (``sed 's/\\n/\n/g'`` unfolds it) and journald never
 splits one event into entries of the wrong priority.
 
-``register_secret`` adds strings that ``RedactFilter`` replaces with ``***`` in every line.
-It is a safety net only: code must still never log a secret.
+``register_secret`` adds strings that the handler's ``Secrets`` filter (``notifier.secrets``)
+replaces with ``***`` in every line. It is a safety net only: code must still never log a
+secret.
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 from typing import TextIO
-from urllib.parse import quote
+
+from notifier.secrets import Secrets
 
 __all__ = [
     "LineFormatter",
-    "RedactFilter",
     "journal_attached",
     "redact",
     "register_secret",
@@ -34,51 +34,18 @@ __all__ = [
     "syslog_priority",
 ]
 
-REDACTED = "***"
-MIN_SECRET_CHARS = 4  # shorter values would blank out ordinary words in every line
-
-_secrets: tuple[str, ...] = ()
-_secrets_lock = threading.Lock()
+# The handler's redactor: secrets the process registers (API keys from the config).
+_registered = Secrets(name="notifier.logs")
 
 
 def register_secret(value: str) -> None:
     """Redact ``value`` (and its URL-encoded form) from every log line from now on."""
-    global _secrets  # noqa: PLW0603 -- one process-wide set, read lock-free by every handler
-    value = value.strip()
-    if len(value) < MIN_SECRET_CHARS:
-        return
-    forms = {value, quote(value, safe="")}
-    with _secrets_lock:
-        # Longest first, so a secret containing another is replaced whole.
-        _secrets = tuple(sorted(set(_secrets) | forms, key=len, reverse=True))
+    _registered.add([value.strip()])
 
 
 def redact(text: str) -> str:
     """``text`` with every registered secret replaced by ``***``."""
-    for secret in _secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
-
-
-class RedactFilter(logging.Filter):
-    """Replaces registered secrets in a record's message, traceback and stack before output."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not _secrets:
-            return True
-        try:
-            message = record.getMessage()
-        except Exception:
-            return True
-        record.msg, record.args = redact(message), None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        if record.stack_info:
-            record.stack_info = redact(record.stack_info)
-        return True
+    return _registered(text)
 
 
 def syslog_priority(levelno: int) -> int:
@@ -141,7 +108,7 @@ def setup_logging(level: str, *, stream: TextIO | None = None) -> None:
     handler = logging.StreamHandler(target)
     handler.set_name("notifier")
     handler.setFormatter(LineFormatter(journal=journal_attached(target)))
-    handler.addFilter(RedactFilter())
+    handler.addFilter(_registered)
 
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == "notifier"]:

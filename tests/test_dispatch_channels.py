@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
@@ -10,10 +9,9 @@ import pytest
 from notifier.config import DeliverySettings, Settings
 from notifier.dispatch import Dispatcher, Notification, check_apprise_config, notify_test
 from notifier.dispatch.console import render
-from notifier.dispatch.dispatcher import backoff_delay
 from notifier.dispatch.outbox import KEEP_FINISHED
 from notifier.metrics import Metrics
-from notifier.store import open_database
+from notifier.store import Store
 from tests.receivers import (
     FakeClock,
     HttpReceiver,
@@ -71,7 +69,7 @@ async def test_reload_swaps_the_channel_generation_but_keeps_a_working_one_over_
 ) -> None:
     async with HttpReceiver() as http:
         config = write_apprise_yaml(tmp_path / "apprise.yml", [(http.url("old"), "")])
-        dispatcher = Dispatcher(open_database(tmp_path), settings_for(tmp_path, config), Metrics())
+        dispatcher = Dispatcher(Store.open(tmp_path), settings_for(tmp_path, config), Metrics())
         write_apprise_yaml(config, [(http.url("new"), ""), (http.url("new2"), "")])
         assert dispatcher.reload_channels() == []
         assert dispatcher.stats()["channels"] == 2
@@ -93,7 +91,7 @@ async def test_notifications_wait_for_a_config_when_none_is_loaded(tmp_path: Pat
     """Without any channel (missing file) rows stay pending and go out after a reload."""
     async with HttpReceiver() as http:
         config = tmp_path / "apprise.yml"
-        dispatcher = Dispatcher(open_database(tmp_path), settings_for(tmp_path, config), Metrics())
+        dispatcher = Dispatcher(Store.open(tmp_path), settings_for(tmp_path, config), Metrics())
         assert dispatcher.channel_errors == ["apprise config not found"]
         async with running(dispatcher):
             dispatcher.enqueue(Notification(key="early", rule_id="r", title="early", body="b"))
@@ -111,7 +109,7 @@ async def test_console_channel_prints_one_readable_block(
 ) -> None:
     """``console://`` in an apprise config prints severity, title and body."""
     config = write_apprise_yaml(tmp_path / "apprise.yml", [("console://", "")])
-    dispatcher = Dispatcher(open_database(tmp_path), settings_for(tmp_path, config), Metrics())
+    dispatcher = Dispatcher(Store.open(tmp_path), settings_for(tmp_path, config), Metrics())
     async with running(dispatcher):
         dispatcher.enqueue(
             Notification(
@@ -137,7 +135,7 @@ async def test_finished_rows_dedup_for_a_week_then_are_pruned(tmp_path: Path) ->
     clock = FakeClock()
     config = write_apprise_yaml(tmp_path / "apprise.yml", [("console://", "")])
     dispatcher = Dispatcher(
-        open_database(tmp_path), settings_for(tmp_path, config), Metrics(), now=clock
+        Store.open(tmp_path), settings_for(tmp_path, config), Metrics(), now=clock
     )
     n = Notification(key="weekly", rule_id="r", title="t", body="b")
     async with running(dispatcher):
@@ -150,13 +148,3 @@ async def test_finished_rows_dedup_for_a_week_then_are_pruned(tmp_path: Path) ->
         await dispatcher.wait_settled()
         assert dispatcher.stats()["sent"] == 0
         assert dispatcher.enqueue(n)
-
-
-def test_backoff_is_full_jitter_exponential_and_capped() -> None:
-    rng = random.Random(7).random
-    for attempt in range(1, 40):
-        delay = backoff_delay(attempt, cap=300.0, rng=rng)
-        assert 0.0 <= delay <= min(300.0, 2.0 ** (attempt - 1))
-    assert backoff_delay(3, cap=300.0, rng=lambda: 1.0) == 4.0
-    assert backoff_delay(30, cap=300.0, rng=lambda: 1.0) == 300.0
-    assert backoff_delay(5, cap=0.05, rng=lambda: 1.0) == 0.05

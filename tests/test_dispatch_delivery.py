@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 from notifier.config import DeliverySettings, Settings
 from notifier.dispatch import Dispatcher, Notification
 from notifier.metrics import Metrics
-from notifier.store import open_database
+from notifier.store import Store
 from tests.receivers import (
     FakeClock,
     HttpReceiver,
@@ -58,7 +60,7 @@ async def test_one_notification_reaches_http_and_smtp_exactly_once(tmp_path: Pat
             tmp_path / "apprise.yml", [(http.url(), "ops"), (smtp.url(), "ops")]
         )
         metrics = Metrics()
-        dispatcher = Dispatcher(open_database(tmp_path), make_settings(tmp_path, config), metrics)
+        dispatcher = Dispatcher(Store.open(tmp_path), make_settings(tmp_path, config), metrics)
         async with running(dispatcher):
             assert dispatcher.enqueue(note("k1", "SOL at 201", "ops", severity="warning"))
             await http.wait_until(lambda: len(http.delivered) == 1)
@@ -91,7 +93,7 @@ async def test_tags_route_to_matching_channels_and_no_tags_reach_every_channel(
                 (http.url("admin"), "admin"),
             ],
         )
-        dispatcher = Dispatcher(open_database(tmp_path), make_settings(tmp_path, config), Metrics())
+        dispatcher = Dispatcher(Store.open(tmp_path), make_settings(tmp_path, config), Metrics())
         async with running(dispatcher):
             dispatcher.enqueue(note("to-phone", None, "phone"))
             dispatcher.enqueue(note("to-phone-or-email", None, "phone", "email"))
@@ -116,7 +118,7 @@ async def test_unknown_tag_is_dead_lettered_and_reported_to_errors_to(tmp_path: 
             tmp_path / "apprise.yml", [(http.url("phone"), "phone"), (http.url("admin"), "admin")]
         )
         metrics = Metrics()
-        dispatcher = Dispatcher(open_database(tmp_path), make_settings(tmp_path, config), metrics)
+        dispatcher = Dispatcher(Store.open(tmp_path), make_settings(tmp_path, config), metrics)
         async with running(dispatcher):
             dispatcher.enqueue(note("typo", "SOL alert", "phnoe"))
             await http.wait_until(lambda: len(http.delivered) == 1)
@@ -139,7 +141,7 @@ async def test_receiver_answering_500_gets_the_message_once_it_recovers(
     async with HttpReceiver() as http:
         config = write_apprise_yaml(tmp_path / "apprise.yml", [(http.url(), "")])
         metrics = Metrics()
-        dispatcher = Dispatcher(open_database(tmp_path), make_settings(tmp_path, config), metrics)
+        dispatcher = Dispatcher(Store.open(tmp_path), make_settings(tmp_path, config), metrics)
         http.fail_status = 500
         async with running(dispatcher):
             dispatcher.enqueue(note("flaky"))
@@ -166,7 +168,7 @@ async def test_partial_failure_retries_only_the_failed_channel(tmp_path: Path) -
         config = write_apprise_yaml(
             tmp_path / "apprise.yml", [(good.url("good"), "ops"), (flaky.url("flaky"), "ops")]
         )
-        dispatcher = Dispatcher(open_database(tmp_path), make_settings(tmp_path, config), Metrics())
+        dispatcher = Dispatcher(Store.open(tmp_path), make_settings(tmp_path, config), Metrics())
         flaky.fail_status = 500
         async with running(dispatcher):
             dispatcher.enqueue(note("half", None, "ops"))
@@ -184,7 +186,7 @@ async def test_duplicate_key_is_not_queued_or_sent_again(tmp_path: Path) -> None
     async with HttpReceiver() as http:
         config = write_apprise_yaml(tmp_path / "apprise.yml", [(http.url(), "")])
         metrics = Metrics()
-        dispatcher = Dispatcher(open_database(tmp_path), make_settings(tmp_path, config), metrics)
+        dispatcher = Dispatcher(Store.open(tmp_path), make_settings(tmp_path, config), metrics)
         assert dispatcher.enqueue(note("same-key", "first"))
         assert not dispatcher.enqueue(note("same-key", "second"))
         async with running(dispatcher):
@@ -202,17 +204,17 @@ async def test_restart_sends_pending_rows_and_never_resends_sent_ones(tmp_path: 
     async with HttpReceiver() as http:
         config = write_apprise_yaml(tmp_path / "apprise.yml", [(http.url(), "")])
         settings = make_settings(tmp_path, config)
-        db = open_database(settings.state_dir)
-        first = Dispatcher(db, settings, Metrics())
+        store = Store.open(settings.state_dir)
+        first = Dispatcher(store, settings, Metrics())
         async with running(first):
             first.enqueue(note("confirmed"))
             await http.wait_until(lambda: len(http.delivered) == 1)
             await first.wait_settled()
         first.enqueue(note("unconfirmed"))  # its loop is gone: stays pending
         first.close()
-        db.close()
+        store.close()
 
-        second = Dispatcher(open_database(settings.state_dir), settings, Metrics())
+        second = Dispatcher(Store.open(settings.state_dir), settings, Metrics())
         assert second.pending_count() == 1
         async with running(second):
             await http.wait_until(lambda: len(http.delivered) == 2)
@@ -233,7 +235,7 @@ async def test_dead_channel_is_dead_lettered_after_retry_for_and_reported_once(
         )
         settings = make_settings(tmp_path, config, retry_for=600.0, backoff_cap=30.0)
         metrics = Metrics()
-        dispatcher = Dispatcher(open_database(tmp_path), settings, metrics, now=clock)
+        dispatcher = Dispatcher(Store.open(tmp_path), settings, metrics, now=clock)
         async with running(dispatcher):
             dispatcher.enqueue(note("lost", "fill on chain 1", "phone"))
             for _ in range(200):
@@ -257,7 +259,7 @@ async def test_dead_channel_is_dead_lettered_after_retry_for_and_reported_once(
         tmp_path / "dead.yml", [(closed_port_url("a"), "phone"), (closed_port_url("b"), "admin")]
     )
     settings = make_settings(tmp_path / "two", config, retry_for=60.0, backoff_cap=30.0)
-    dispatcher = Dispatcher(open_database(tmp_path / "two"), settings, Metrics(), now=clock2)
+    dispatcher = Dispatcher(Store.open(tmp_path / "two"), settings, Metrics(), now=clock2)
     async with running(dispatcher):
         dispatcher.enqueue(note("lost-too", None, "phone"))
         for _ in range(200):
@@ -277,7 +279,7 @@ async def test_drain_lets_in_flight_send_finish_and_leaves_cut_off_ones_pending(
     async with HttpReceiver() as http:
         config = write_apprise_yaml(tmp_path / "apprise.yml", [(http.url(), "")])
         settings = make_settings(tmp_path, config, timeout=30.0)
-        dispatcher = Dispatcher(open_database(tmp_path), settings, Metrics())
+        dispatcher = Dispatcher(Store.open(tmp_path), settings, Metrics())
         http.hang_next(1)
         async with running(dispatcher, grace=0.2) as task:
             dispatcher.enqueue(note("stuck"))
@@ -287,30 +289,42 @@ async def test_drain_lets_in_flight_send_finish_and_leaves_cut_off_ones_pending(
         assert dispatcher.stats()["sent"] == 0
 
 
+def traced_store(tmp_path: Path) -> tuple[Store, list[str]]:
+    """A store whose connection records every statement it runs."""
+    conn = sqlite3.connect(tmp_path / "traced.db", isolation_level=None, check_same_thread=False)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    store = Store(conn)
+    store.migrate()
+    statements.clear()
+    return store, statements
+
+
 def test_enqueue_writes_the_row_and_its_rate_limit_decision_in_one_commit(
     tmp_path: Path,
 ) -> None:
     """One fsync'd commit per notification, and none of its own inside the engine's
     transaction: the route and the rate-limit admission are in it already."""
     config = write_apprise_yaml(tmp_path / "apprise.yml", [(closed_port_url(), "ops")])
-    db = open_database(tmp_path)
-    dispatcher = Dispatcher(db, make_settings(tmp_path, config), Metrics())
-    statements: list[str] = []
-    db.set_trace_callback(statements.append)
+    store, statements = traced_store(tmp_path)
+    dispatcher = Dispatcher(store, make_settings(tmp_path, config), Metrics())
     assert dispatcher.enqueue(note("alone", None, "ops"))
     assert statements.count("COMMIT") == 1
 
     statements.clear()
-    db.execute("BEGIN IMMEDIATE")  # as the rule engine does around a state change
-    assert dispatcher.enqueue(note("joined", None, "ops"))
-    assert "COMMIT" not in statements
-    db.execute("COMMIT")
-    db.set_trace_callback(None)
+    with store.transaction():  # as the rule engine does around a state change
+        assert dispatcher.enqueue(note("joined", None, "ops"))
+        assert "COMMIT" not in statements
+    assert statements.count("COMMIT") == 1
 
-    routes = db.execute("SELECT key, route FROM outbox ORDER BY id").fetchall()
+    routes = store.read("SELECT key, route FROM outbox ORDER BY id")
     assert routes == [("alone", '["ops"]'), ("joined", '["ops"]')]
-    assert db.execute("SELECT COUNT(*) FROM outbox_sends WHERE tag = 'ops'").fetchone() == (2,)
+    assert store.read("SELECT COUNT(*) FROM outbox_sends WHERE tag = 'ops'") == [(2,)]
     dispatcher.close()
+
+
+class RollBack(Exception):
+    """Raised inside a transaction to roll it back."""
 
 
 async def test_nothing_is_sent_before_the_enqueuing_transaction_commits(tmp_path: Path) -> None:
@@ -318,19 +332,18 @@ async def test_nothing_is_sent_before_the_enqueuing_transaction_commits(tmp_path
     never sent."""
     async with HttpReceiver() as http:
         config = write_apprise_yaml(tmp_path / "apprise.yml", [(http.url(), "")])
-        db = open_database(tmp_path)
-        dispatcher = Dispatcher(db, make_settings(tmp_path, config), Metrics())
+        store = Store.open(tmp_path)
+        dispatcher = Dispatcher(store, make_settings(tmp_path, config), Metrics())
         async with running(dispatcher):
             await dispatcher.wait_settled()
-            db.execute("BEGIN IMMEDIATE")
-            dispatcher.enqueue(note("rolled-back"))
-            await asyncio.sleep(0.1)
-            db.execute("ROLLBACK")
-            db.execute("BEGIN IMMEDIATE")
-            dispatcher.enqueue(note("committed"))
-            await asyncio.sleep(0.1)
-            assert http.arrivals == 0
-            db.execute("COMMIT")
+            with contextlib.suppress(RollBack), store.transaction():
+                dispatcher.enqueue(note("rolled-back"))
+                await asyncio.sleep(0.1)
+                raise RollBack
+            with store.transaction():
+                dispatcher.enqueue(note("committed"))
+                await asyncio.sleep(0.1)
+                assert http.arrivals == 0
             await http.wait_until(lambda: len(http.delivered) == 1)
             await dispatcher.wait_settled()
         assert http.delivered_titles() == ["committed"]
@@ -342,7 +355,7 @@ async def test_enqueue_starts_the_send_on_the_next_loop_turn(tmp_path: Path) -> 
     the enqueuing code returns, the send is already running."""
     async with HttpReceiver() as http:
         config = write_apprise_yaml(tmp_path / "apprise.yml", [(http.url(), "")])
-        dispatcher = Dispatcher(open_database(tmp_path), make_settings(tmp_path, config), Metrics())
+        dispatcher = Dispatcher(Store.open(tmp_path), make_settings(tmp_path, config), Metrics())
         async with running(dispatcher):
             await dispatcher.wait_settled()
             dispatcher.enqueue(note("prompt"))
@@ -359,7 +372,7 @@ async def test_a_hung_send_does_not_hold_up_the_next_notification(tmp_path: Path
     async with HttpReceiver() as http:
         config = write_apprise_yaml(tmp_path / "apprise.yml", [(http.url(), "")])
         settings = make_settings(tmp_path, config, timeout=30.0)
-        dispatcher = Dispatcher(open_database(tmp_path), settings, Metrics())
+        dispatcher = Dispatcher(Store.open(tmp_path), settings, Metrics())
         http.hang_next(1)
         async with running(dispatcher, grace=0.2):
             dispatcher.enqueue(note("stuck"))

@@ -10,7 +10,7 @@ from pathlib import Path
 from notifier.config import DeliverySettings, Settings
 from notifier.dispatch import Dispatcher
 from notifier.metrics import Metrics
-from notifier.store import open_database
+from notifier.store import Store
 from tests.receivers import HttpReceiver, running, write_apprise_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,12 +23,12 @@ from pathlib import Path
 from notifier.config import DeliverySettings, Settings
 from notifier.dispatch import Dispatcher, Notification
 from notifier.metrics import Metrics
-from notifier.store import open_database
+from notifier.store import Store
 
 async def main(state: str, config: str, key: str) -> None:
     settings = Settings(apprise_config=Path(config), state_dir=Path(state), errors_to=[],
                         delivery=DeliverySettings(timeout=60.0, backoff_cap=0.05))
-    dispatcher = Dispatcher(open_database(Path(state)), settings, Metrics())
+    dispatcher = Dispatcher(Store.open(Path(state)), settings, Metrics())
     dispatcher.enqueue(Notification(key=key, rule_id="r", title=key, body="from the child"))
     print("ENQUEUED", flush=True)
     loop = asyncio.create_task(dispatcher.run())
@@ -91,7 +91,7 @@ async def test_process_killed_before_confirming_is_resent_once_after_restart(
         await kill(child)
 
         dispatcher = Dispatcher(
-            open_database(tmp_path / "state"), settings_for(tmp_path, config), Metrics()
+            Store.open(tmp_path / "state"), settings_for(tmp_path, config), Metrics()
         )
         assert dispatcher.pending_count() == 1
         async with running(dispatcher):
@@ -112,7 +112,7 @@ async def test_process_killed_after_confirming_is_not_resent(tmp_path: Path) -> 
         await kill(child)
 
         dispatcher = Dispatcher(
-            open_database(tmp_path / "state"), settings_for(tmp_path, config), Metrics()
+            Store.open(tmp_path / "state"), settings_for(tmp_path, config), Metrics()
         )
         assert dispatcher.pending_count() == 0
         async with running(dispatcher):

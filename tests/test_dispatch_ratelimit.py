@@ -9,7 +9,7 @@ from notifier.config import DeliverySettings, RateLimitSettings, Settings
 from notifier.dispatch import Dispatcher, Notification, Severity
 from notifier.dispatch.outbox import NewRow, Outbox
 from notifier.metrics import Metrics
-from notifier.store import open_database
+from notifier.store import Store
 from tests.receivers import FakeClock, HttpReceiver, running, write_apprise_yaml
 
 
@@ -59,7 +59,7 @@ async def test_burst_of_50_arrives_as_5_messages_plus_one_digest_naming_the_rest
         )
         metrics = Metrics()
         dispatcher = Dispatcher(
-            open_database(tmp_path), limited_settings(tmp_path, config), metrics, now=clock
+            Store.open(tmp_path), limited_settings(tmp_path, config), metrics, now=clock
         )
         async with running(dispatcher):
             for i in range(50):
@@ -97,18 +97,18 @@ async def test_digest_survives_a_restart(tmp_path: Path) -> None:
     async with HttpReceiver() as http:
         config = write_apprise_yaml(tmp_path / "apprise.yml", [(http.url(), "burst")])
         settings = limited_settings(tmp_path, config)
-        db = open_database(tmp_path)
-        first = Dispatcher(db, settings, Metrics(), now=clock)
+        store = Store.open(tmp_path)
+        first = Dispatcher(store, settings, Metrics(), now=clock)
         async with running(first):
             for i in range(8):
                 first.enqueue(burst_note(i))
             await first.wait_settled()
         assert len(http.delivered) == 5
         first.close()
-        db.close()
+        store.close()
 
         clock.advance(61.0)
-        second = Dispatcher(open_database(tmp_path), settings, Metrics(), now=clock)
+        second = Dispatcher(Store.open(tmp_path), settings, Metrics(), now=clock)
         async with running(second):
             await http.wait_until(lambda: len(http.delivered) == 6)
             await second.wait_settled()
@@ -124,14 +124,14 @@ async def test_rows_written_without_a_route_are_rate_limited_when_first_sent(
     clock = FakeClock()
     async with HttpReceiver() as http:
         config = write_apprise_yaml(tmp_path / "apprise.yml", [(http.url(), "burst")])
-        db = open_database(tmp_path)
-        legacy = Outbox(db)
+        store = Store.open(tmp_path)
+        legacy = Outbox(store)
         for i in range(8):
             n = burst_note(i)
             row = NewRow(n.key, "rule", n.rule_id, n.title, n.body, n.severity, n.tags, clock())
             assert legacy.add(row, clock()) is not None
-        assert db.execute("SELECT COUNT(*) FROM outbox WHERE route IS NULL").fetchone() == (8,)
-        dispatcher = Dispatcher(db, limited_settings(tmp_path, config), Metrics(), now=clock)
+        assert store.read("SELECT COUNT(*) FROM outbox WHERE route IS NULL") == [(8,)]
+        dispatcher = Dispatcher(store, limited_settings(tmp_path, config), Metrics(), now=clock)
         async with running(dispatcher):
             await dispatcher.wait_settled()
             assert len(http.delivered) == 5

@@ -12,7 +12,7 @@ import pytest
 from notifier.config import DeliverySettings, Settings
 from notifier.dispatch import Dispatcher, Notification, check_apprise_config, notify_test
 from notifier.metrics import Metrics
-from notifier.store import open_database
+from notifier.store import Store
 from tests.receivers import FakeClock, HttpReceiver, running, write_apprise_yaml
 
 TOKEN = "s3cr3tT0kenSeed9"
@@ -43,8 +43,8 @@ async def test_seeded_token_never_appears_in_logs_errors_stats_or_reports(
             errors_to=["admin"],
             delivery=DeliverySettings(timeout=5.0, backoff_cap=1.0, retry_for=10.0),
         )
-        db = open_database(tmp_path)
-        dispatcher = Dispatcher(db, settings, Metrics(), now=clock)
+        store = Store.open(tmp_path)
+        dispatcher = Dispatcher(store, settings, Metrics(), now=clock)
         errors = dispatcher.reload_channels()
         assert len(errors) == 2  # both lines are reported…
         assert any("contains both 'tag' and 'tags'" in e for e in errors)
@@ -69,7 +69,7 @@ async def test_seeded_token_never_appears_in_logs_errors_stats_or_reports(
     )
     report = admin.delivered[0]
     assert report.title == "Undeliverable: t"
-    stored = db.execute("SELECT * FROM outbox").fetchall()
+    stored = store.read("SELECT * FROM outbox")
     everything = "\n".join(
         [
             caplog.text,
@@ -98,7 +98,7 @@ async def test_learnt_secrets_are_masked_in_apprise_and_urllib3_log_records(
         tmp_path / "apprise.yml", [(f"json://bot:{TOKEN}@127.0.0.1:9/x", "")]
     )
     settings = Settings(apprise_config=config, state_dir=tmp_path)
-    dispatcher = Dispatcher(open_database(tmp_path), settings, Metrics())
+    dispatcher = Dispatcher(Store.open(tmp_path), settings, Metrics())
     caplog.clear()
     logging.getLogger("apprise").warning("posting to json://bot:%s@127.0.0.1:9/x", TOKEN)
     logging.getLogger("urllib3.connectionpool").debug('"POST /x?token=%s HTTP/1.1" 200', TOKEN)

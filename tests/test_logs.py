@@ -13,6 +13,7 @@ import pytest
 
 from notifier import logs
 from notifier.logs import register_secret, setup_logging
+from notifier.secrets import Secrets
 
 TIMESTAMPED = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} (\w+) ([\w.]+): (.*)")
 
@@ -22,7 +23,7 @@ def isolated_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test gets the root logger and the secret registry as they were."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    monkeypatch.setattr(logs, "_secrets", ())
+    monkeypatch.setattr(logs, "_registered", Secrets(name="notifier.logs"))
     monkeypatch.delenv("JOURNAL_STREAM", raising=False)
     yield
     for handler in root.handlers[:]:

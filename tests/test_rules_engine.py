@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +12,10 @@ import pytest
 from notifier.dispatch import Notification
 from notifier.events import FeedEvent, IntentEvent, OrderEvent, OrderInfo, PairKey, QuoteEvent
 from notifier.metrics import Metrics
-from notifier.rules.engine import Engine, RuleSet, StateStore
+from notifier.rules.engine import Engine
+from notifier.rules.ruleset import RuleSet
+from notifier.rules.state import StateStore
+from notifier.store import Store
 from tests.receivers import FakeClock
 from tests.support import SOL, SOL_USDC, USDC, compile_text
 
@@ -19,6 +23,14 @@ SOL_USDC_10: PairKey = (SOL, USDC, "10000000000", True)
 MAKER = "0x00000000000000000000000000000000000d3e70"
 OTHER_MAKER = "0x1111111111111111111111111111111111111111"
 T0 = 1_700_000_000.0
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """The state database in ``tmp_path``, closed after the test."""
+    opened = Store.open(tmp_path)
+    yield opened
+    opened.close()
 
 
 class Sink:
@@ -47,16 +59,16 @@ def ruleset(text: str, path: str = "rules.yaml") -> RuleSet:
 class Rig:
     """An engine with its clock, sink and metrics; ``restart`` builds a new one on the same DB."""
 
-    def __init__(self, rules: str, db: sqlite3.Connection | None = None) -> None:
+    def __init__(self, rules: str, store: Store | None = None) -> None:
         self.clock = FakeClock(T0)  # the only fake: time that moves when a test says so
         self.sink = Sink()
         self.metrics = Metrics()
-        self.db = db
+        self.store = store
         self.rules = ruleset(rules)
         self.engine = self._engine(self.rules)
 
     def _engine(self, rules: RuleSet) -> Engine:
-        store = StateStore(self.db) if self.db is not None else None
+        store = StateStore(self.store) if self.store is not None else None
         return Engine(rules, self.sink, store=store, clock=self.clock, metrics=self.metrics)
 
     def restart(self, rules: str | None = None) -> None:
@@ -455,10 +467,10 @@ rules:
 
 
 def test_a_pending_rule_resumes_after_restart_and_fires_once_at_the_original_due_time(
-    db: sqlite3.Connection,
+    store: Store,
 ) -> None:
     """The pending timer is in SQLite: a new engine fires it at since + for, exactly once."""
-    rig = Rig(FOR, db)
+    rig = Rig(FOR, store)
     rig.at(5)
     rig.quote(184)
     rig.at(20)
@@ -477,10 +489,10 @@ def test_a_pending_rule_resumes_after_restart_and_fires_once_at_the_original_due
 
 
 def test_a_pending_rule_whose_due_time_passed_during_downtime_fires_on_the_first_tick(
-    db: sqlite3.Connection,
+    store: Store,
 ) -> None:
     """Down across the due time: the restored timer is already due and fires once."""
-    rig = Rig(FOR, db)
+    rig = Rig(FOR, store)
     rig.quote(184)
     rig.clock.value = T0 + 120
     rig.restart()
@@ -489,9 +501,9 @@ def test_a_pending_rule_whose_due_time_passed_during_downtime_fires_on_the_first
     assert rig.titles == ["down 184.0"]
 
 
-def test_a_firing_alert_does_not_notify_again_after_restart(db: sqlite3.Connection) -> None:
+def test_a_firing_alert_does_not_notify_again_after_restart(store: Store) -> None:
     """A restored firing state stays firing without a second message, and resolves later."""
-    rig = Rig(HYSTERESIS, db)
+    rig = Rig(HYSTERESIS, store)
     rig.quote(201)
     rig.restart()
     assert rig.engine.firing_count() == 1
@@ -502,9 +514,9 @@ def test_a_firing_alert_does_not_notify_again_after_restart(db: sqlite3.Connecti
     assert rig.titles == ["firing 201.0", "RESOLVED resolved 197.0"]
 
 
-def test_cooldown_survives_a_restart(db: sqlite3.Connection) -> None:
+def test_cooldown_survives_a_restart(store: Store) -> None:
     """The last firing time is persisted, so a restart does not reopen the window."""
-    rig = Rig(COOLDOWN, db)
+    rig = Rig(COOLDOWN, store)
     rig.quote(201)
     rig.at(60)
     rig.quote(199)
@@ -519,9 +531,9 @@ def test_cooldown_survives_a_restart(db: sqlite3.Connection) -> None:
     assert [t for t in rig.titles if t.startswith("firing")] == ["firing 201.0", "firing 204.0"]
 
 
-def test_repeat_survives_a_restart(db: sqlite3.Connection) -> None:
+def test_repeat_survives_a_restart(store: Store) -> None:
     """A firing rule with ``repeat`` keeps its schedule across a restart."""
-    rig = Rig(REPEAT, db)
+    rig = Rig(REPEAT, store)
     rig.quote(200, impact=150)
     rig.at(1800)
     rig.restart()
@@ -530,9 +542,9 @@ def test_repeat_survives_a_restart(db: sqlite3.Connection) -> None:
     assert rig.titles == ["firing 150", "repeat 150"]
 
 
-def test_a_changed_rule_starts_fresh_after_restart(db: sqlite3.Connection) -> None:
+def test_a_changed_rule_starts_fresh_after_restart(store: Store) -> None:
     """State belongs to the rule's text: a different fingerprint drops the pending timer."""
-    rig = Rig(FOR, db)
+    rig = Rig(FOR, store)
     rig.quote(184)
     rig.restart(FOR.replace("for: 30s", "for: 40s"))
     assert rig.engine.alerts() == []
@@ -545,12 +557,12 @@ def test_a_changed_rule_starts_fresh_after_restart(db: sqlite3.Connection) -> No
 
 
 def test_swap_keeps_unchanged_rules_state_and_drops_changed_and_removed(
-    db: sqlite3.Connection,
+    store: Store,
 ) -> None:
     """A reload keeps (rule, key) states whose rule text did not change, in memory and SQLite."""
     below_ten = FOR.removeprefix("rules:\n").replace("amount: 1}", "amount: 10}")
     every_quote = REPEAT.removeprefix("rules:\n").replace("price_impact_bps > 100", "hops >= 1")
-    rig = Rig(HYSTERESIS + below_ten + every_quote, db)
+    rig = Rig(HYSTERESIS + below_ten + every_quote, store)
     rig.quote(201)  # sol-above-200 and impact fire
     rig.quote(184, SOL_USDC_10)  # sol-below-185 pending
     states = {a["rule"]: a["state"] for a in rig.engine.alerts()}
@@ -558,7 +570,7 @@ def test_swap_keeps_unchanged_rules_state_and_drops_changed_and_removed(
 
     rig.engine.swap(ruleset(HYSTERESIS + below_ten.replace("for: 30s", "for: 45s")))
     assert [(a["rule"], a["state"]) for a in rig.engine.alerts()] == [("sol-above-200", "firing")]
-    assert db.execute("SELECT rule_id FROM rule_state").fetchall() == [("sol-above-200",)]
+    assert store.read("SELECT rule_id FROM rule_state") == [("sol-above-200",)]
     rig.at(60)
     rig.quote(205)  # still firing: no second firing message after the swap
     rig.quote(197)
@@ -737,9 +749,9 @@ def test_overdue_needs_created_at() -> None:
     assert rig.titles == []
 
 
-def test_overdue_pending_timer_survives_a_restart(db: sqlite3.Connection) -> None:
+def test_overdue_pending_timer_survives_a_restart(store: Store) -> None:
     """The overdue deadline is persisted like any pending timer."""
-    rig = Rig(OVERDUE, db)
+    rig = Rig(OVERDUE, store)
     rig.intent("i1", "Deposited", "Created")
     rig.at(600)
     rig.restart()

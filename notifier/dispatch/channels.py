@@ -28,13 +28,31 @@ from apprise import (
 )
 
 from notifier.dispatch import console as _console  # noqa: F401 - registers console://
-from notifier.dispatch.redact import Redactor, mask_urls
+from notifier.secrets import Secrets, mask_urls
 
-__all__ = ["MATCH_ALL", "Channel", "Channels", "SendResult", "tag_filter"]
+__all__ = [
+    "MATCH_ALL",
+    "PRIVACY_MASK",
+    "SECRET_LOGGERS",
+    "Channel",
+    "Channels",
+    "SendResult",
+    "tag_filter",
+    "url_secrets",
+]
 
 log = logging.getLogger("notifier.dispatch")
 
 MATCH_ALL = "all"  # apprise's tag filter that reaches every channel, tagged or not
+PRIVACY_MASK = "****"  # what apprise's privacy URLs show: masked text reads the same
+# apprise logs on one logger; urllib3 logs request lines (paths, queries) at debug.
+SECRET_LOGGERS = ("apprise", "urllib3.connectionpool", "notifier.dispatch")
+
+
+def url_secrets() -> Secrets:
+    """The redactor for the secrets ``Channels`` learns from apprise URLs."""
+    return Secrets(mask=PRIVACY_MASK, name="notifier.dispatch.secrets")
+
 
 _NOTIFY_TYPES: dict[str, NotifyType] = {
     "info": NotifyType.INFO,
@@ -91,7 +109,7 @@ class _LoadErrors(logging.Filter):
         if record.thread != self._thread:
             return True
         try:
-            message = mask_urls(record.getMessage())
+            message = mask_urls(record.getMessage(), PRIVACY_MASK)
         except (TypeError, ValueError):
             return True
         record.msg, record.args = message, None
@@ -104,7 +122,7 @@ class Channels:
     """One generation of the apprise config: its services and the one ``Apprise`` for them."""
 
     def __init__(
-        self, services: Sequence[NotifyBase], errors: Sequence[str], redactor: Redactor
+        self, services: Sequence[NotifyBase], errors: Sequence[str], redactor: Secrets
     ) -> None:
         self.asset = AppriseAsset()
         self.apprise = Apprise(asset=self.asset)
@@ -116,7 +134,7 @@ class Channels:
             full = _url(service)
             label = _url(service, privacy=True)
             password = getattr(service, "password", None)
-            redactor.learn(full, label, [password] if isinstance(password, str) else [])
+            redactor.learn_url(full, label, [password] if isinstance(password, str) else [])
             channel = Channel(
                 key=hashlib.sha256(full.encode()).hexdigest()[:24],
                 label=label,
@@ -128,7 +146,7 @@ class Channels:
             self._by_service[id(service)] = channel
 
     @classmethod
-    def load(cls, path: Path, redactor: Redactor) -> Channels:
+    def load(cls, path: Path, redactor: Secrets) -> Channels:
         """Parse ``path``; every problem apprise reports lands in ``errors`` (URLs masked,
         without the path: callers prefix it)."""
         if not path.is_file():

@@ -1,12 +1,12 @@
 """Delivery: outbox row and rate limit (one commit) → send through apprise → confirm, retry
 or give up.
 
-Each stage is a small method: ``Outbox`` (durable rows and dedup), ``RateLimiter`` (per-tag
-budget, digests; decided in the transaction that writes the row), ``Channels.send`` (apprise,
-on a ``SendPool`` worker, with a timeout). A row is started on the event loop's next turn
-after the enqueuing transaction, never before it committed. A failure apprise calls
-retryable backs off with full jitter until ``delivery.retry_for`` after the first attempt;
-then the row is dead-lettered and reported to the ``errors_to`` tags.
+Each stage is a small module this class schedules: ``outbox`` (durable rows and dedup),
+``ratelimit`` (per-tag budget, decided in the transaction that writes the row) and ``digest``
+(what it held back), ``send`` (apprise on a ``SendPool`` worker, with a timeout), ``retry``
+(full-jitter backoff until ``delivery.retry_for``, then dead-letter and report to the
+``errors_to`` tags). A row is started on the event loop's next turn after the enqueuing
+transaction, never before it committed.
 """
 
 from __future__ import annotations
@@ -20,65 +20,31 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from notifier.config import Settings
-from notifier.dispatch.channels import Channel, Channels, SendResult, describe
+from notifier.dispatch import digest
+from notifier.dispatch.channels import SECRET_LOGGERS, Channels, SendResult, describe, url_secrets
 from notifier.dispatch.outbox import NewRow, Outbox, OutboxRow
 from notifier.dispatch.pool import SendPool
-from notifier.dispatch.ratelimit import ALL, RateLimiter, render_digest
-from notifier.dispatch.redact import Redactor
+from notifier.dispatch.ratelimit import RateLimiter
+from notifier.dispatch.retry import RetryPolicy, dead_letter_report, is_error_report
+from notifier.dispatch.send import Sending, owed, start, unsendable
 from notifier.durations import format_duration
 from notifier.metrics import Metrics
 
 if TYPE_CHECKING:
     from notifier.notification import Notification
+    from notifier.store import Store
 
-__all__ = ["MAX_IN_FLIGHT", "Dispatcher", "backoff_delay", "run_in_thread"]
+__all__ = ["MAX_IN_FLIGHT", "Dispatcher"]
 
 log = logging.getLogger("notifier.dispatch")
-
-T = TypeVar("T")
 
 MAX_IN_FLIGHT = 8  # rows being sent at once; apprise fans out per service on its own pool
 PRUNE_EVERY = 3600.0
 MAX_SLEEP = 60.0  # re-check the outbox at least this often (clock jumps, pruning)
-THREAD_GRACE = 5.0  # apprise enforces the timeout itself; this only catches a hung apprise
-RECHECK = 0.01  # a transaction is open on the connection: look for due rows again this soon
-BACKOFF_BASE = 1.0
-
-
-def backoff_delay(
-    attempt: int, cap: float, base: float = BACKOFF_BASE, rng: Callable[[], float] = random.random
-) -> float:
-    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2^(attempt-1)))."""
-    ceiling = min(cap, min(base, cap) * 2.0 ** min(max(attempt - 1, 0), 32))
-    return rng() * ceiling
-
-
-def run_in_thread(call: Callable[[], T]) -> asyncio.Future[T]:
-    """Run a blocking ``call`` in a daemon thread; a send stuck in a channel then never keeps
-    the process from exiting, and cancelling the future just stops waiting for it."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(outcome: Callable[[], None]) -> None:
-        if not future.done():
-            outcome()
-
-    def work() -> None:
-        try:
-            result = call()
-        except BaseException as exc:  # handed to the awaiting coroutine, not swallowed
-            report = functools.partial(future.set_exception, exc)
-        else:
-            report = functools.partial(future.set_result, result)
-        with contextlib.suppress(RuntimeError):  # loop already closed: nobody is waiting
-            loop.call_soon_threadsafe(settle, report)
-
-    threading.Thread(target=work, name="notifier-send", daemon=True).start()
-    return future
+RECHECK = 0.01  # a transaction is open on the store: look for due rows again this soon
 
 
 class Dispatcher:
@@ -91,7 +57,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        db: sqlite3.Connection,
+        store: Store,
         settings: Settings,
         metrics: Metrics,
         *,
@@ -101,13 +67,14 @@ class Dispatcher:
         self._settings = settings
         self._metrics = metrics
         self._now = now
-        self._rng = rng
-        self._outbox = Outbox(db)
+        self._retry = RetryPolicy(settings.delivery.retry_for, settings.delivery.backoff_cap, rng)
+        self._store = store
+        self._outbox = Outbox(store)
         self._limiter = RateLimiter(
             settings.delivery.rate_limit, settings.delivery.rate_limits, self._outbox
         )
-        self._redactor = Redactor()
-        self._detach_redactor = self._redactor.attach()
+        self._redactor = url_secrets()
+        self._detach_redactor = self._redactor.attach(SECRET_LOGGERS)
         self._channels = Channels.load(settings.apprise_config, self._redactor)
         self.channel_errors: list[str] = list(self._channels.errors)
         self._wake = asyncio.Event()
@@ -270,7 +237,7 @@ class Dispatcher:
 
     def close(self) -> None:
         """Release the send workers and detach the log redaction filters (``drain`` does it
-        too); idempotent. The connection belongs to the caller."""
+        too); idempotent. The store belongs to the caller."""
         self._senders.close()
         self._detach_redactor()
 
@@ -279,7 +246,7 @@ class Dispatcher:
     def _add(self, row: NewRow) -> bool:
         now = self._now()
         # One commit (the engine's, when it enqueues): the row and its rate-limit decision.
-        with self._outbox.transaction():
+        with self._store.transaction():
             row_id = self._outbox.add(row, now)
             route = None if row_id is None else self._admit(row_id, row.title, row.tags, now)
         if row_id is None:
@@ -331,7 +298,7 @@ class Dispatcher:
 
     def _start_due(self, now: float) -> bool:
         """Start every due row there is room for. False, starting none, while a transaction
-        is open on the connection: what it wrote is not committed, so it must not be sent."""
+        is open on the store: what it wrote is not committed, so it must not be sent."""
         if self._outbox.uncommitted:
             return False
         free = MAX_IN_FLIGHT - len(self._in_flight)
@@ -391,79 +358,39 @@ class Dispatcher:
                 retry=row.retry,
                 error="internal error",
                 now=now,
-                next_attempt_at=now + self._backoff(row),
+                next_attempt_at=now + self._retry.backoff(row),
             )
 
-    def _begin(self, row: OutboxRow) -> tuple[OutboxRow, _Sending] | None:
+    def _begin(self, row: OutboxRow) -> tuple[OutboxRow, Sending] | None:
         """Seal a digest, route a row written unrouted, pick the channels and start the send.
         None when the row was settled without a send."""
         now = self._now()
         if row.kind == "digest" and row.digest_open:
-            row = self._seal(row)
+            row = digest.seal(self._outbox, self._limiter, row)
         route = row.route
         if route is None:  # written by a version that routed rows only when sending them
             route = self._admit(row.id, row.title, row.tags, now)
             if route is None:
                 return None
         channels = self._channels
-        targets = self._targets(channels, row, route)
+        targets = owed(channels, row, route)
         if targets:
-            return row, self._send(channels, targets, route, row)
+            timeout = self._settings.delivery.timeout
+            started = start(self._senders, channels, targets, route, row, timeout=timeout)
+            return row, started
         if row.done:  # channels that still lacked it are gone from the config
             self._outbox.record_sent(row.id, (), self._now())
             return None
-        if not channels.channels:  # no usable apprise config yet: wait for a reload
-            result = SendResult(False, frozenset(), frozenset(), True, "no channels loaded")
-        else:  # a tag no channel has will not start matching by itself
-            wanted = ", ".join(route) or ALL
-            result = SendResult(
-                False, frozenset(), frozenset(), False, f"no channel matches tags: {wanted}"
-            )
-        self._settle(row, result)
+        self._settle(row, unsendable(channels, route))
         return None
 
-    async def _deliver(self, row: OutboxRow, sending: _Sending) -> None:
+    async def _deliver(self, row: OutboxRow, sending: Sending) -> None:
         try:
             self._settle(row, await sending.result())
         except Exception:
             self._internal_error(row)
         with contextlib.suppress(sqlite3.Error):
             self._refresh_pending()
-
-    def _seal(self, row: OutboxRow) -> OutboxRow:
-        bucket = row.digest_tag or ALL
-        items = self._outbox.digest_items(row.id)
-        title, body, severity = render_digest(bucket, items, self._limiter.limit(bucket))
-        self._outbox.seal_digest(row.id, title, body, severity)
-        sealed = self._outbox.get(row.id)
-        assert sealed is not None
-        return sealed
-
-    @staticmethod
-    def _targets(channels: Channels, row: OutboxRow, route: tuple[str, ...]) -> list[Channel]:
-        remaining = [c for c in channels.select(route) if c.key not in row.done]
-        if row.retry:
-            narrowed = [c for c in remaining if c.key in row.retry]
-            if narrowed:
-                return narrowed
-            # Every channel that failed was edited or removed: send to all still owed it.
-        return remaining
-
-    def _send(
-        self, channels: Channels, targets: list[Channel], route: tuple[str, ...], row: OutboxRow
-    ) -> _Sending:
-        timeout = self._settings.delivery.timeout
-        call = functools.partial(
-            channels.send,
-            targets=targets,
-            tags=route,
-            title=row.title,
-            body=row.body,
-            severity=row.severity,
-            timeout=timeout,
-        )
-        keys = frozenset(c.key for c in targets)
-        return _Sending(self._senders.submit(call), keys, timeout, self._redactor)
 
     def _settle(self, row: OutboxRow, result: SendResult) -> None:
         now = self._now()
@@ -477,17 +404,15 @@ class Dispatcher:
                 log.debug("delivered %r (%s)", row.title, row.key)
             return
         error = result.error or "delivery failed"
-        first = row.first_attempt_at if row.first_attempt_at is not None else now
-        deadline = first + self._settings.delivery.retry_for
-        if result.retryable and now < deadline:
-            next_at = min(now + self._backoff(row), deadline)
+        retry = self._retry.retry(row, result, now)
+        if retry is not None:
             self._outbox.record_failure(
                 row.id,
                 delivered=result.delivered,
                 retry=result.failed,
                 error=error,
                 now=now,
-                next_attempt_at=next_at,
+                next_attempt_at=retry.at,
             )
             self._metrics.notifications.labels("failed").inc()
             # Logged once per row; later attempts only at debug, until it succeeds or dies.
@@ -497,32 +422,18 @@ class Dispatcher:
                 "delivery of %r (%s) failed, retrying for up to %s: %s",
                 row.title,
                 row.key,
-                format_duration(deadline - now),
+                format_duration(retry.deadline - now),
                 error,
             )
             return
         self._dead_letter(row, result, error, now)
 
     def _dead_letter(self, row: OutboxRow, result: SendResult, error: str, now: float) -> None:
+        errors_to = self._settings.errors_to
         report = None
-        if self._settings.errors_to and not self._is_error_report(row):
-            tried = format_duration(max(now - (row.first_attempt_at or now), 0.0))
-            report = NewRow(
-                key=f"error:dead-letter:{row.key}",
-                kind="error",
-                rule_id=row.rule_id,
-                title=f"Undeliverable: {row.title}",
-                body=(
-                    f"notifier gave up delivering this notification after "
-                    f"{row.attempts + 1} attempt(s) over {tried}.\n"
-                    f"rule: {row.rule_id}\nkey: {row.key}\ntags: {', '.join(row.tags) or ALL}\n"
-                    f"last error: {error}"
-                ),
-                severity="failure",
-                tags=tuple(self._settings.errors_to),
-                created_at=now,
-            )
-        with self._outbox.transaction():
+        if errors_to and not is_error_report(row, self._digest_kinds(row)):
+            report = dead_letter_report(row, error, now, errors_to)
+        with self._store.transaction():
             reported = self._outbox.record_dead(row.id, result.delivered, error, now, report)
             if report is not None and reported is not None:
                 self._admit(reported, report.title, report.tags, now)
@@ -538,35 +449,7 @@ class Dispatcher:
             self._metrics.notifications.labels("queued").inc()
             self.wake()
 
-    def _is_error_report(self, row: OutboxRow) -> bool:
-        if row.kind == "error":
-            return True
-        if row.kind == "digest":
-            items = self._outbox.digest_items(row.id)
-            return bool(items) and all(kind == "error" for kind, *_ in items)
-        return False
-
-    def _backoff(self, row: OutboxRow) -> float:
-        return backoff_delay(row.attempts + 1, self._settings.delivery.backoff_cap, rng=self._rng)
-
-
-@dataclass(frozen=True, slots=True)
-class _Sending:
-    """One apprise call started on a send worker; ``result`` waits for it, at most the
-    delivery timeout plus ``THREAD_GRACE``. A call still running then is abandoned: its
-    worker stays busy until apprise returns, and the pool starts another for other sends."""
-
-    future: asyncio.Future[SendResult]
-    keys: frozenset[str]
-    timeout: float
-    redactor: Redactor
-
-    async def result(self) -> SendResult:
-        try:
-            return await asyncio.wait_for(self.future, self.timeout + THREAD_GRACE)
-        except TimeoutError:
-            error = f"apprise did not return within {self.timeout}s"
-            return SendResult(False, frozenset(), self.keys, True, error)
-        except Exception as exc:
-            error = self.redactor(f"apprise raised {type(exc).__name__}: {exc}")
-            return SendResult(False, frozenset(), self.keys, True, error)
+    def _digest_kinds(self, row: OutboxRow) -> list[str]:
+        if row.kind != "digest":
+            return []
+        return [kind for kind, *_ in self._outbox.digest_items(row.id)]

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, cast
 
 if TYPE_CHECKING:
     from notifier.notification import Severity
+    from notifier.store import Store
 
 __all__ = ["KEEP_FINISHED", "Kind", "NewRow", "Outbox", "OutboxRow", "State"]
 
@@ -25,46 +24,6 @@ KEEP_FINISHED = 7 * 86400.0
 
 Kind = Literal["rule", "digest", "error"]
 State = Literal["pending", "sent", "digested", "dead"]
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id               INTEGER PRIMARY KEY,
-    key              TEXT NOT NULL UNIQUE,
-    kind             TEXT NOT NULL CHECK (kind IN ('rule', 'digest', 'error')),
-    rule_id          TEXT NOT NULL,
-    title            TEXT NOT NULL,
-    body             TEXT NOT NULL,
-    severity         TEXT NOT NULL,
-    tags             TEXT NOT NULL,          -- JSON list as enqueued; [] = every channel
-    route            TEXT,                   -- JSON tags left after rate limiting; NULL = not yet
-    created_at       REAL NOT NULL,
-    event_at         REAL,
-    enqueued_at      REAL NOT NULL,
-    state            TEXT NOT NULL DEFAULT 'pending'
-                     CHECK (state IN ('pending', 'sent', 'digested', 'dead')),
-    attempts         INTEGER NOT NULL DEFAULT 0,
-    first_attempt_at REAL,
-    next_attempt_at  REAL NOT NULL,
-    finished_at      REAL,
-    last_error       TEXT,                   -- secret-free summary of the last failure
-    done_channels    TEXT NOT NULL DEFAULT '[]',  -- channel keys that confirmed
-    retry_channels   TEXT,                   -- channel keys still to do; NULL = all routed
-    digest_tag       TEXT,                   -- kind digest: the bucket it summarises
-    digest_open      INTEGER NOT NULL DEFAULT 0  -- kind digest: still collecting items
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
-CREATE INDEX IF NOT EXISTS outbox_open_digest ON outbox (digest_tag) WHERE digest_open = 1;
-CREATE TABLE IF NOT EXISTS outbox_digest_items (
-    digest_id INTEGER NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
-    source_id INTEGER NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
-    PRIMARY KEY (digest_id, source_id)
-);
-CREATE TABLE IF NOT EXISTS outbox_sends (   -- rate-limit log: one row per tag per admission
-    tag TEXT NOT NULL,
-    at  REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS outbox_sends_tag ON outbox_sends (tag, at);
-"""
 
 _COLUMNS = (
     "id, key, kind, rule_id, title, body, severity, tags, route, attempts, first_attempt_at,"
@@ -137,41 +96,19 @@ def _dump(values: Iterable[str]) -> str:
 
 
 class Outbox:
-    """The SQLite tables behind delivery. Every writing method is one short transaction, or
-    part of the caller's (``transaction()``, or the rule engine's own)."""
+    """The outbox tables (created by the store's migrations). Every writing method is one
+    ``store.transaction()``: its own, or part of the caller's (the rule engine's, or the
+    dispatcher's around a row and its rate-limit decision)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-        # The connection may be shared with other components and enqueue may come from
-        # another thread: one lock keeps each BEGIN…COMMIT whole.
-        self._lock = threading.RLock()
-        with self._lock:
-            self._db.executescript(SCHEMA)
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` … ``COMMIT`` around the block, or the transaction already
-        open on the connection; the writing methods called inside it join it."""
-        with self._lock:
-            if self._db.in_transaction:
-                # The rule engine's (its state change and this row commit together) or an
-                # outer ``transaction()``: join it.
-                yield self._db
-                return
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def __init__(self, store: Store) -> None:
+        self._store = store
 
     # -- writing ---------------------------------------------------------------------------
 
     def add(self, row: NewRow, now: float, *, due: float | None = None) -> int | None:
         """Insert unless the key exists; durable once the transaction it joined (or its own)
         commits. Returns the new id or None."""
-        with self.transaction() as db:
+        with self._store.transaction() as db:
             return self._insert(db, row, now, due)
 
     @staticmethod
@@ -207,7 +144,7 @@ class Outbox:
         """Apply a rate-limit decision in one transaction: the tags the row may go to, the
         budget it used (``buckets``) and the held buckets folded into their open digests
         (``held``: bucket -> when its digest is due). False when nothing was admitted."""
-        with self.transaction() as db:
+        with self._store.transaction() as db:
             db.executemany(
                 "INSERT INTO outbox_sends (tag, at) VALUES (?, ?)", [(b, now) for b in buckets]
             )
@@ -257,24 +194,23 @@ class Outbox:
 
     def digest_items(self, digest_id: int) -> list[tuple[str, str, str, str]]:
         """(kind, rule_id, severity, title) of every row folded into a digest, oldest first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT o.kind, o.rule_id, o.severity, o.title FROM outbox_digest_items i"
-                " JOIN outbox o ON o.id = i.source_id WHERE i.digest_id = ? ORDER BY o.id",
-                (digest_id,),
-            ).fetchall()
+        rows = self._store.read(
+            "SELECT o.kind, o.rule_id, o.severity, o.title FROM outbox_digest_items i"
+            " JOIN outbox o ON o.id = i.source_id WHERE i.digest_id = ? ORDER BY o.id",
+            (digest_id,),
+        )
         return [(str(k), str(r), str(s), str(t)) for k, r, s, t in rows]
 
     def seal_digest(self, digest_id: int, title: str, body: str, severity: Severity) -> None:
         """Close a digest to new items and store the text it will be sent with."""
-        with self.transaction() as db:
+        with self._store.transaction() as db:
             db.execute(
                 "UPDATE outbox SET digest_open = 0, title = ?, body = ?, severity = ? WHERE id = ?",
                 (title, body, severity, digest_id),
             )
 
     def record_sent(self, row_id: int, delivered: Iterable[str], now: float) -> None:
-        with self.transaction() as db:
+        with self._store.transaction() as db:
             done = self._done(db, row_id) | set(delivered)
             db.execute(
                 "UPDATE outbox SET state = 'sent', attempts = attempts + 1,"
@@ -293,7 +229,7 @@ class Outbox:
         now: float,
         next_attempt_at: float,
     ) -> None:
-        with self.transaction() as db:
+        with self._store.transaction() as db:
             done = self._done(db, row_id) | set(delivered)
             db.execute(
                 "UPDATE outbox SET attempts = attempts + 1,"
@@ -318,7 +254,7 @@ class Outbox:
         report: NewRow | None,
     ) -> int | None:
         """Give a row up and, in the same transaction, enqueue its report (if any)."""
-        with self.transaction() as db:
+        with self._store.transaction() as db:
             done = self._done(db, row_id) | set(delivered)
             db.execute(
                 "UPDATE outbox SET state = 'dead', attempts = attempts + 1,"
@@ -336,7 +272,7 @@ class Outbox:
     def prune(self, now: float, keep: float = KEEP_FINISHED, window: float = 86400.0) -> int:
         """Forget finished rows older than ``keep`` and rate-limit entries older than
         ``window``; returns how many outbox rows went."""
-        with self.transaction() as db:
+        with self._store.transaction() as db:
             cur = db.execute(
                 "DELETE FROM outbox WHERE state != 'pending' AND finished_at < ?", (now - keep,)
             )
@@ -347,25 +283,21 @@ class Outbox:
 
     @property
     def uncommitted(self) -> bool:
-        """A transaction is open on the connection: rows it wrote are not durable yet."""
-        return self._db.in_transaction
+        """A transaction is open on the store: rows it wrote are not durable yet."""
+        return self._store.in_transaction
 
     def get(self, row_id: int) -> OutboxRow | None:
-        with self._lock:
-            r = self._db.execute(
-                f"SELECT {_COLUMNS} FROM outbox WHERE id = ?", (row_id,)
-            ).fetchone()
-        return None if r is None else OutboxRow.from_db(r)
+        rows = self._store.read(f"SELECT {_COLUMNS} FROM outbox WHERE id = ?", (row_id,))
+        return OutboxRow.from_db(rows[0]) if rows else None
 
     def due(self, now: float, limit: int, exclude: Iterable[int] = ()) -> list[OutboxRow]:
         """Pending rows due at ``now``, earliest first, skipping ids already in flight."""
         skip = set(exclude)
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
-                " ORDER BY next_attempt_at, id LIMIT ?",
-                (now, limit + len(skip)),
-            ).fetchall()
+        rows = self._store.read(
+            f"SELECT {_COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
+            " ORDER BY next_attempt_at, id LIMIT ?",
+            (now, limit + len(skip)),
+        )
         return [OutboxRow.from_db(r) for r in rows if r[0] not in skip][:limit]
 
     def next_due(self, exclude: Iterable[int] = ()) -> float | None:
@@ -373,45 +305,36 @@ class Outbox:
         skip = list(exclude)
         marks = ",".join("?" * len(skip))
         where = f" AND id NOT IN ({marks})" if skip else ""
-        with self._lock:
-            found = self._db.execute(
-                f"SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'{where}", skip
-            ).fetchone()
-        return None if found is None or found[0] is None else float(found[0])
+        ((due,),) = self._store.read(
+            f"SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'{where}", skip
+        )
+        return None if due is None else float(due)
 
     def sends_since(self, bucket: str, since: float) -> tuple[int, float | None]:
         """How many admissions ``bucket`` had after ``since``, and the oldest of them."""
-        with self._lock:
-            count, oldest = self._db.execute(
-                "SELECT COUNT(*), MIN(at) FROM outbox_sends WHERE tag = ? AND at > ?",
-                (bucket, since),
-            ).fetchone()
+        ((count, oldest),) = self._store.read(
+            "SELECT COUNT(*), MIN(at) FROM outbox_sends WHERE tag = ? AND at > ?",
+            (bucket, since),
+        )
         return int(count), None if oldest is None else float(oldest)
 
     def pending_count(self) -> int:
-        with self._lock:
-            (count,) = self._db.execute(
-                "SELECT COUNT(*) FROM outbox WHERE state = 'pending'"
-            ).fetchone()
+        ((count,),) = self._store.read("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
         return int(count)
 
     def counts(self) -> dict[str, int]:
         """Rows per state, plus ``failed``: pending rows that have failed at least once."""
-        with self._lock:
-            found = dict(
-                self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
-            )
-            (failing,) = self._db.execute(
-                "SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND attempts > 0"
-            ).fetchone()
+        rows = self._store.read(
+            "SELECT state, COUNT(*), SUM(attempts > 0) FROM outbox GROUP BY state"
+        )
+        found = {state: (int(count), int(failing)) for state, count, failing in rows}
         states: tuple[State, ...] = ("pending", "sent", "digested", "dead")
-        result: dict[str, int] = {s: int(found.get(s, 0)) for s in states}
-        result["failed"] = int(failing)
+        result: dict[str, int] = {s: found.get(s, (0, 0))[0] for s in states}
+        result["failed"] = found.get("pending", (0, 0))[1]
         return result
 
     def oldest_pending(self) -> float | None:
-        with self._lock:
-            (oldest,) = self._db.execute(
-                "SELECT MIN(enqueued_at) FROM outbox WHERE state = 'pending'"
-            ).fetchone()
+        ((oldest,),) = self._store.read(
+            "SELECT MIN(enqueued_at) FROM outbox WHERE state = 'pending'"
+        )
         return None if oldest is None else float(oldest)

@@ -18,9 +18,11 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["SendPool"]
+__all__ = ["THREAD_GRACE", "SendPool", "run_in_thread"]
 
 T = TypeVar("T")
+
+THREAD_GRACE = 5.0  # apprise enforces the timeout itself; this only catches a hung apprise
 
 _Job = tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
 
@@ -106,3 +108,27 @@ def _outcome(call: Callable[[], Any], future: asyncio.Future[Any]) -> Callable[[
 def _settle(future: asyncio.Future[Any], report: Callable[[], None]) -> None:
     if not future.done():  # the caller may have stopped waiting (timeout, cancel)
         report()
+
+
+def run_in_thread(call: Callable[[], T]) -> asyncio.Future[T]:
+    """Run a blocking ``call`` in a daemon thread; a send stuck in a channel then never keeps
+    the process from exiting, and cancelling the future just stops waiting for it."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def work() -> None:
+        try:
+            result = call()
+        except BaseException as exc:  # handed to the awaiting coroutine, not swallowed
+            report = functools.partial(future.set_exception, exc)
+        else:
+            report = functools.partial(future.set_result, result)
+        with contextlib.suppress(RuntimeError):  # loop already closed: nobody is waiting
+            loop.call_soon_threadsafe(settle, report)
+
+    threading.Thread(target=work, name="notifier-send", daemon=True).start()
+    return future

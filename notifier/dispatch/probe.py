@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from notifier.config import Settings
-from notifier.dispatch.channels import Channel, Channels, SendResult
-from notifier.dispatch.dispatcher import THREAD_GRACE, run_in_thread
-from notifier.dispatch.redact import Redactor
+from notifier.dispatch.channels import SECRET_LOGGERS, Channel, Channels, SendResult, url_secrets
+from notifier.dispatch.pool import THREAD_GRACE, run_in_thread
 
 __all__ = ["ChannelResult", "check_apprise_config", "notify_test"]
 
@@ -23,7 +22,7 @@ TEST_TITLE = "notifier test notification"
 
 def check_apprise_config(settings: Settings) -> list[str]:
     """Every problem apprise reports in ``settings.apprise_config`` (URLs masked, no path)."""
-    return Channels.load(settings.apprise_config, Redactor()).errors
+    return Channels.load(settings.apprise_config, url_secrets()).errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +41,8 @@ async def notify_test(settings: Settings, tag: str | None) -> list[ChannelResult
     An empty list means no channel is configured (problems are logged; see
     ``check_apprise_config``) or none matches ``tag``.
     """
-    redactor = Redactor()
-    detach = redactor.attach()
+    redactor = url_secrets()
+    detach = redactor.attach(SECRET_LOGGERS)
     try:
         channels = await asyncio.to_thread(Channels.load, settings.apprise_config, redactor)
         for error in channels.errors:

@@ -1,7 +1,8 @@
 """The rule engine: events in, notifications out.
 
 State rules (quote, feed, intent without ``to``) keep a state per key — inactive → pending
-(``for``) → firing → resolved — persisted in SQLite so timers and cooldowns survive restarts.
+(``for``) → firing → resolved — persisted by ``StateStore`` (``state.py``) so timers and cooldowns
+survive restarts; their variables come from ``variables.py``, their messages from ``messages.py``.
 Event rules (order, intent ``to``) notify once per distinct event. The engine is synchronous and
 clock-driven: the daemon calls ``handle`` per event and ``tick`` when ``next_due`` passes;
 ``notifier replay`` drives the same object on a virtual clock.
@@ -11,175 +12,37 @@ from __future__ import annotations
 
 import heapq
 import logging
-import sqlite3
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
-import orjson
-
-from notifier.events import (
-    Event,
-    FeedEvent,
-    IntentEvent,
-    Interest,
-    OrderEvent,
-    PairKey,
-    QuoteEvent,
-)
+from notifier.events import Event, FeedEvent, IntentEvent, OrderEvent, PairKey, QuoteEvent
 from notifier.metrics import Metrics
-from notifier.notification import Notification, Severity
-from notifier.rules.compiled import (
-    RESOLVED_PREFIX,
-    FeedRule,
-    IntentRule,
-    OrderRule,
-    QuoteRule,
-    Rule,
-)
+from notifier.notification import Notification
+from notifier.rules.compiled import FeedRule, IntentRule, Rule
+from notifier.rules.messages import Transition, notification
+from notifier.rules.ruleset import RuleSet
 from notifier.rules.sandbox import SandboxError
+from notifier.rules.state import AlertState, StateStore, alert_views
+from notifier.rules.variables import (
+    QuotePair,
+    feed_variables,
+    intent_variables,
+    order_variables,
+    refreshed,
+)
 from notifier.tokens import TokenTable
 
-__all__ = ["AlertState", "Engine", "NotificationSink", "RuleSet", "StateStore"]
+# RuleSet and StateStore are re-exported for ``notifier.rules``, which imports them from here.
+__all__ = ["Engine", "NotificationSink", "RuleSet", "StateStore"]
 
 log = logging.getLogger(__name__)
 
-Transition = Literal["firing", "repeat", "resolved", "event"]
 PARTIAL_EVENTS = frozenset({"order_filled_partially", "order_balance_or_allowance_change"})
 
 
 class NotificationSink(Protocol):
     def enqueue(self, notification: Notification) -> bool: ...
-
-
-@dataclass(slots=True)
-class AlertState:
-    """One (rule, key) that is pending or firing, or inactive but inside its cooldown."""
-
-    rule_id: str
-    key: str
-    fingerprint: str
-    state: Literal["inactive", "pending", "firing"]
-    since: float  # pending: when the condition began; firing: when it fired
-    last_notified: float = 0.0
-    last_fired: float = 0.0
-    repeats: int = 0
-    silenced: bool = False  # fired inside its cooldown: no notification was sent
-    variables: dict[str, Any] = field(default_factory=dict)
-
-
-class StateStore:
-    """The ``rule_state`` table: one row per non-trivial ``AlertState``."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS rule_state (rule_id TEXT, key TEXT, fingerprint TEXT,"
-            " state TEXT, since REAL, last_notified REAL, last_fired REAL, repeats INTEGER,"
-            " silenced INTEGER, variables BLOB, PRIMARY KEY (rule_id, key))"
-        )
-
-    def load(self) -> list[AlertState]:
-        rows = self._db.execute(
-            "SELECT rule_id, key, fingerprint, state, since, last_notified, last_fired, repeats,"
-            " silenced, variables FROM rule_state"
-        ).fetchall()
-        return [
-            AlertState(
-                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), orjson.loads(r[9])
-            )
-            for r in rows
-        ]
-
-    def save(self, st: AlertState) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO rule_state VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                st.rule_id,
-                st.key,
-                st.fingerprint,
-                st.state,
-                st.since,
-                st.last_notified,
-                st.last_fired,
-                st.repeats,
-                int(st.silenced),
-                orjson.dumps(st.variables, default=str),
-            ),
-        )
-
-    def delete(self, rule_id: str, key: str) -> None:
-        self._db.execute("DELETE FROM rule_state WHERE rule_id=? AND key=?", (rule_id, key))
-
-    def transaction(self) -> _Transaction:
-        return _Transaction(self._db)
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``: a state change and its outbox row land together."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-class RuleSet:
-    """An immutable set of compiled rules with the indexes events are routed by."""
-
-    def __init__(self, rules: Iterable[Rule] = ()) -> None:
-        self.rules: dict[str, Rule] = {r.id: r for r in rules}
-        self.by_pair: dict[PairKey, list[QuoteRule]] = defaultdict(list)
-        self.orders: dict[tuple[int | None, str | None], list[OrderRule]] = defaultdict(list)
-        self.intents: dict[str | None, list[IntentRule]] = defaultdict(list)
-        self.feeds: dict[str, list[FeedRule]] = defaultdict(list)
-        for rule in self.rules.values():
-            if isinstance(rule, QuoteRule):
-                self.by_pair[rule.pair].append(rule)
-            elif isinstance(rule, OrderRule):
-                for chain in rule.chains or (None,):
-                    for maker in rule.makers or (None,):
-                        self.orders[(chain, maker)].append(rule)
-            elif isinstance(rule, IntentRule):
-                for intent_id in rule.intents or (None,):
-                    self.intents[intent_id].append(rule)
-            elif isinstance(rule, FeedRule):
-                self.feeds[rule.feed].append(rule)
-
-    def order_rules(self, chain: int, maker: str | None) -> list[OrderRule]:
-        found: list[OrderRule] = []
-        for c in (chain, None):
-            if maker:
-                found += self.orders.get((c, maker.lower()), ())
-            found += self.orders.get((c, None), ())
-        return found
-
-    def interest(self) -> Interest:
-        makers: set[str] = set()
-        chains: set[int] = set()
-        any_maker = False
-        intents: set[str] = set()
-        for rule in self.rules.values():
-            if isinstance(rule, OrderRule):
-                if rule.makers is None:
-                    any_maker = True
-                else:
-                    makers |= rule.makers
-                chains |= rule.chains or set()
-            elif isinstance(rule, IntentRule) and rule.intents:
-                intents |= rule.intents
-        return Interest(
-            pairs=frozenset(self.by_pair),
-            intents=frozenset(intents),
-            makers=frozenset() if any_maker else frozenset(makers),
-            chains=frozenset(chains),
-        )
 
 
 def _truthy(
@@ -220,7 +83,7 @@ class Engine:
         self._states: dict[tuple[str, str], AlertState] = {}
         self._timers: list[tuple[float, str, str]] = []
         self._last_price: dict[PairKey, float] = {}
-        self._quote_pairs: dict[PairKey, _QuotePair] = {}  # built lazily for ``_pairs_of``
+        self._quote_pairs: dict[PairKey, QuotePair] = {}  # built lazily for ``_pairs_of``
         self._pairs_of: RuleSet | None = None
         self._last_intent: dict[str, IntentEvent] = {}
         self._error_logged: dict[str, float] = {}
@@ -283,7 +146,7 @@ class Engine:
             if rule is None or st is None:
                 continue
             if st.state == "pending" and now >= st.since + rule.for_:
-                variables = self._refresh(rule, st.variables, now)
+                variables = refreshed(rule, st.variables, now)
                 if self._condition(rule, variables):
                     self._fire(rule, st, variables, now)
                 else:
@@ -291,17 +154,9 @@ class Engine:
             elif st.state == "firing" and rule.repeat and now >= _repeat_due(rule, st):
                 st.repeats += 1
                 st.silenced = False  # the user now knows it fires: its resolve is news too
-                variables = self._refresh(rule, st.variables, now)
+                variables = refreshed(rule, st.variables, now)
                 self._notify(rule, st, variables, "repeat", now, save=True)
                 self._schedule(_repeat_due(rule, st), rule.id, key)
-
-    def _refresh(self, rule: Rule, variables: dict[str, Any], now: float) -> dict[str, Any]:
-        """Recompute time-dependent variables (``age``, ``down_seconds``) at timer time."""
-        if isinstance(rule, IntentRule) and variables.get("created_at") is not None:
-            return {**variables, "age": now - float(variables["created_at"]), "now": now}
-        if isinstance(rule, FeedRule) and variables.get("down_since") is not None:
-            return {**variables, "down_seconds": now - float(variables["down_since"]), "now": now}
-        return {**variables, "now": now}
 
     # -- events ----------------------------------------------------------------------------
 
@@ -344,7 +199,7 @@ class Engine:
             if holds:
                 self._activate(rule, None, key, variables, now)
 
-    def _quote_pair(self, pair: PairKey) -> _QuotePair | None:
+    def _quote_pair(self, pair: PairKey) -> QuotePair | None:
         """The pair's rules and constants, built once per rule set; None when no rule wants it."""
         if self._pairs_of is not self.rules:
             self._quote_pairs, self._pairs_of = {}, self.rules
@@ -353,7 +208,7 @@ class Engine:
             rules = self.rules.by_pair.get(pair)
             if not rules:
                 return None
-            found = self._quote_pairs[pair] = _QuotePair(rules)
+            found = self._quote_pairs[pair] = QuotePair(rules)
         return found
 
     def _on_order(self, event: OrderEvent) -> None:
@@ -361,7 +216,7 @@ class Engine:
         rules = self.rules.order_rules(event.chain, maker)
         if not rules:
             return
-        variables = _order_variables(event, self._tokens)
+        variables = order_variables(event, self._tokens)
         now = self._clock()
         variables["now"] = now
         self._metrics.rule_evaluations.labels("order").inc(len(rules))
@@ -388,7 +243,7 @@ class Engine:
         if not rules:
             return
         now = self._clock()
-        variables = _intent_variables(event, now)
+        variables = intent_variables(event, now)
         self._metrics.rule_evaluations.labels("intent").inc(len(rules))
         for rule in rules:
             if rule.to is not None:
@@ -412,14 +267,7 @@ class Engine:
         if not rules:
             return
         now = self._clock()
-        variables: dict[str, Any] = {
-            "feed": event.feed,
-            "up": event.up,
-            "detail": event.detail,
-            "now": now,
-            "down_since": None if event.up else event.at,
-            "down_seconds": 0.0,
-        }
+        variables = feed_variables(event, now)
         self._metrics.rule_evaluations.labels("feed").inc(len(rules))
         for rule in rules:
             self._evaluate_state(rule, event.feed, variables, now)
@@ -585,40 +433,17 @@ class Engine:
             dedup = f"{rule.id}|{st.key}|{transition}|{episode:.6f}"
             if transition == "repeat":
                 dedup += f"|{st.repeats}"
-        context = {**variables, **rule.variables_base, "transition": transition, "key": st.key}
-        title = self._render(rule, "title", context)
-        body = self._render(rule, "body", context)
-        severity: Severity = rule.severity
-        if transition == "resolved":
-            title, severity = RESOLVED_PREFIX + title, "success"
-        notification = Notification(
-            key=dedup,
-            rule_id=rule.id,
-            title=title,
-            body=body,
-            severity=severity,
-            tags=rule.tags,
-            created_at=now,
-            event_at=_float_or_none(variables.get("event_at")),
+        message = notification(
+            rule, st.key, variables, transition, now=now, dedup=dedup, on_error=self._expr_error
         )
         st.last_notified = now
         if self._store is None:
-            self._sink.enqueue(notification)
+            self._sink.enqueue(message)
             return
         with self._store.transaction():
             if save:
                 self._store.save(st)
-            self._sink.enqueue(notification)
-
-    def _render(
-        self, rule: Rule, which: Literal["title", "body"], context: Mapping[str, Any]
-    ) -> str:
-        template = rule.title if which == "title" else rule.body
-        try:
-            return template.render(context)
-        except SandboxError as exc:
-            self._expr_error(rule, which, exc)
-            return f"{rule.id}: ({which} failed to render: {exc})"
+            self._sink.enqueue(message)
 
     def _expr_error(self, rule: Rule, which: str, exc: Exception) -> None:
         self._metrics.rule_errors.labels(rule.id).inc()
@@ -633,28 +458,7 @@ class Engine:
 
     def alerts(self) -> list[dict[str, Any]]:
         """Firing and pending (rule, key) states, for status and ``/api/v1/alerts``."""
-        out = []
-        for st in self._states.values():
-            if st.state == "inactive":
-                continue
-            rule = self.rules.rules.get(st.rule_id)
-            out.append(
-                {
-                    "rule": st.rule_id,
-                    "key": st.key,
-                    "state": st.state,
-                    "since": st.since,
-                    "silenced": st.silenced,
-                    "severity": rule.severity if rule else None,
-                    "due": st.since + rule.for_ if rule and st.state == "pending" else None,
-                    "value": {
-                        k: v
-                        for k, v in st.variables.items()
-                        if k in {"price", "status", "up", "age", "detail"}
-                    },
-                }
-            )
-        return sorted(out, key=lambda a: (a["rule"], a["key"]))
+        return alert_views(self._states.values(), self.rules.rules)
 
     def last_price(self, pair: PairKey) -> float | None:
         """The last price evaluated for ``pair`` (also ``previous_price`` of the next quote)."""
@@ -675,123 +479,6 @@ class Engine:
         self._metrics.alerts_firing.set(self.firing_count())
 
 
-# -- variables -------------------------------------------------------------------------------
-
-
-def _human(raw: int | None, decimals: int | None) -> float | None:
-    if raw is None or decimals is None:
-        return None
-    return raw / float(10) ** decimals
-
-
-class _QuotePair:
-    """What every quote of one pair shares, computed once per rule set: its rules with their
-    state keys, and the constants its variables come from (the first rule's tokens)."""
-
-    __slots__ = ("amount", "exact_in", "key", "name", "rules", "scale_in", "scale_out", "symbols")
-
-    def __init__(self, rules: list[QuoteRule]) -> None:
-        first = rules[0]
-        self.key = first.key
-        self.rules = [(rule, (rule.id, self.key)) for rule in rules]
-        self.amount = int(first.pair[2])
-        self.exact_in = first.pair[3]
-        self.scale_in = _scale(first.decimals_in)
-        self.scale_out = _scale(first.decimals_out)
-        self.symbols = (first.symbol_in, first.symbol_out)
-        self.name = f"{first.symbol_in}/{first.symbol_out}"
-
-    def variables(self, event: QuoteEvent, previous: float | None) -> dict[str, Any]:
-        """A new dict per quote: a state keeps the variables it fired or resolved with."""
-        amount_out = event.amount_out
-        exact_in = self.exact_in
-        raw_in, raw_out = (self.amount, amount_out) if exact_in else (amount_out, self.amount)
-        scale_in, scale_out = self.scale_in, self.scale_out
-        human_in = None if scale_in is None else raw_in / scale_in
-        human_out = None if scale_out is None else raw_out / scale_out
-        if human_in is not None and human_out is not None:
-            price: float | None = human_out / human_in if human_in else None
-        else:
-            price = raw_out / raw_in if raw_in else None
-        return {
-            "price": price,
-            "previous_price": previous,
-            "amount_in": human_in if human_in is not None else raw_in,
-            "amount_out": human_out if human_out is not None else raw_out,
-            "amount_out_raw": amount_out,
-            "price_impact_bps": event.price_impact_bps,
-            "hops": event.hops,
-            "slot": event.slot,
-            "pair": self.name,
-            "token_in": self.symbols[0],
-            "token_out": self.symbols[1],
-            "exact_in": exact_in,
-            "event_at": event.at,
-        }
-
-
-def _scale(decimals: int | None) -> float | None:
-    """The divisor ``_human`` uses, computed once: ``raw / scale`` is the same float."""
-    return None if decimals is None else float(10) ** decimals
-
-
-def _order_variables(event: OrderEvent, tokens: TokenTable) -> dict[str, Any]:
-    order = event.order
-    remaining = event.remaining_maker_amount
-    making = order.making_amount if order else None
-    filled: float | None = None
-    if event.event == "order_filled":
-        filled = 1.0
-    elif making and remaining is not None:
-        filled = max(0.0, min(1.0, (making - remaining) / making))
-    maker_token = tokens.by_address(order.maker_asset) if order else None
-    taker_token = tokens.by_address(order.taker_asset) if order else None
-    maker_dec = maker_token.decimals if maker_token else None
-    return {
-        "event": event.event,
-        "order_hash": event.order_hash,
-        "chain": event.chain,
-        "maker": order.maker if order else None,
-        "receiver": order.receiver if order else None,
-        "maker_asset": order.maker_asset if order else None,
-        "taker_asset": order.taker_asset if order else None,
-        "making_amount": making,
-        "taking_amount": order.taking_amount if order else None,
-        "remaining_maker_amount": remaining,
-        "filled_fraction": filled,
-        "deadline": order.deadline if order else event.result.get("deadline"),
-        "maker_asset_symbol": maker_token.symbol if maker_token else None,
-        "taker_asset_symbol": taker_token.symbol if taker_token else None,
-        "making_amount_human": _human(making, maker_dec),
-        "taking_amount_human": _human(
-            order.taking_amount if order else None, taker_token.decimals if taker_token else None
-        ),
-        "remaining_maker_amount_human": _human(remaining, maker_dec),
-        "reconciled": event.reconciled,
-        "event_at": event.at,
-    }
-
-
-def _intent_variables(event: IntentEvent, now: float) -> dict[str, Any]:
-    return {
-        **event.fields,
-        "intent_id": event.intent_id,
-        "status": event.status,
-        "previous_status": event.previous_status,
-        "label": event.label,
-        "created_at": event.created_at,
-        "age": now - event.created_at if event.created_at is not None else None,
-        "swap_metadata": dict(event.swap_metadata or {}),
-        "terminal": event.terminal,
-        "now": now,
-        "event_at": event.at,
-    }
-
-
 def _repeat_due(rule: Rule, st: AlertState) -> float:
     """A repeat is due one period after the later of the firing and the last message."""
     return max(st.last_notified, st.since) + rule.repeat
-
-
-def _float_or_none(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) else None

@@ -1,0 +1,63 @@
+"""What a rule says when it fires, repeats, resolves or sees an event: its title and body
+templates rendered into a ``Notification`` for the sink."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from notifier.notification import Notification, Severity
+from notifier.rules.compiled import RESOLVED_PREFIX, Rule
+from notifier.rules.sandbox import SandboxError
+
+__all__ = ["Transition", "notification"]
+
+Transition = Literal["firing", "repeat", "resolved", "event"]
+
+
+def notification(
+    rule: Rule,
+    key: str,
+    variables: Mapping[str, Any],
+    transition: Transition,
+    *,
+    now: float,
+    dedup: str,
+    on_error: Callable[[Rule, str, Exception], None],
+) -> Notification:
+    """The notification for one transition of ``rule`` at ``key``; a template that fails
+    is reported to ``on_error`` and replaced by a line saying so."""
+    context = {**variables, **rule.variables_base, "transition": transition, "key": key}
+    title = _render(rule, "title", context, on_error)
+    body = _render(rule, "body", context, on_error)
+    severity: Severity = rule.severity
+    if transition == "resolved":
+        title, severity = RESOLVED_PREFIX + title, "success"
+    return Notification(
+        key=dedup,
+        rule_id=rule.id,
+        title=title,
+        body=body,
+        severity=severity,
+        tags=rule.tags,
+        created_at=now,
+        event_at=_float_or_none(variables.get("event_at")),
+    )
+
+
+def _render(
+    rule: Rule,
+    which: Literal["title", "body"],
+    context: Mapping[str, Any],
+    on_error: Callable[[Rule, str, Exception], None],
+) -> str:
+    template = rule.title if which == "title" else rule.body
+    try:
+        return template.render(context)
+    except SandboxError as exc:
+        on_error(rule, which, exc)
+        return f"{rule.id}: ({which} failed to render: {exc})"
+
+
+def _float_or_none(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None

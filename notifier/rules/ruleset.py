@@ -1,0 +1,64 @@
+"""``RuleSet``: the compiled rules of one generation with the indexes events are routed by,
+so an event reaches only the rules that can match it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from notifier.events import Interest, PairKey
+from notifier.rules.compiled import FeedRule, IntentRule, OrderRule, QuoteRule, Rule
+
+__all__ = ["RuleSet"]
+
+
+class RuleSet:
+    """An immutable set of compiled rules with the indexes events are routed by."""
+
+    def __init__(self, rules: Iterable[Rule] = ()) -> None:
+        self.rules: dict[str, Rule] = {r.id: r for r in rules}
+        self.by_pair: dict[PairKey, list[QuoteRule]] = defaultdict(list)
+        self.orders: dict[tuple[int | None, str | None], list[OrderRule]] = defaultdict(list)
+        self.intents: dict[str | None, list[IntentRule]] = defaultdict(list)
+        self.feeds: dict[str, list[FeedRule]] = defaultdict(list)
+        for rule in self.rules.values():
+            if isinstance(rule, QuoteRule):
+                self.by_pair[rule.pair].append(rule)
+            elif isinstance(rule, OrderRule):
+                for chain in rule.chains or (None,):
+                    for maker in rule.makers or (None,):
+                        self.orders[(chain, maker)].append(rule)
+            elif isinstance(rule, IntentRule):
+                for intent_id in rule.intents or (None,):
+                    self.intents[intent_id].append(rule)
+            elif isinstance(rule, FeedRule):
+                self.feeds[rule.feed].append(rule)
+
+    def order_rules(self, chain: int, maker: str | None) -> list[OrderRule]:
+        found: list[OrderRule] = []
+        for c in (chain, None):
+            if maker:
+                found += self.orders.get((c, maker.lower()), ())
+            found += self.orders.get((c, None), ())
+        return found
+
+    def interest(self) -> Interest:
+        makers: set[str] = set()
+        chains: set[int] = set()
+        any_maker = False
+        intents: set[str] = set()
+        for rule in self.rules.values():
+            if isinstance(rule, OrderRule):
+                if rule.makers is None:
+                    any_maker = True
+                else:
+                    makers |= rule.makers
+                chains |= rule.chains or set()
+            elif isinstance(rule, IntentRule) and rule.intents:
+                intents |= rule.intents
+        return Interest(
+            pairs=frozenset(self.by_pair),
+            intents=frozenset(intents),
+            makers=frozenset() if any_maker else frozenset(makers),
+            chains=frozenset(chains),
+        )
