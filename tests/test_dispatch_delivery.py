@@ -159,7 +159,12 @@ async def test_receiver_answering_500_gets_the_message_once_it_recovers(
         ]
         assert len(warnings) == 1
         assert "Internal server error" in warnings[0].getMessage()
-        assert any("on attempt" in r.getMessage() for r in caplog.records)
+        delivered = [
+            r.getMessage() for r in caplog.records if r.getMessage().startswith("delivered")
+        ]
+        assert len(delivered) == 1
+        assert "attempt 1)" not in delivered[0]
+        assert delivered[0].endswith(" ok")
 
 
 async def test_partial_failure_retries_only_the_failed_channel(tmp_path: Path) -> None:

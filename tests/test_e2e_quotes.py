@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from notifier.daemon import Daemon, running
 from notifier.simulator import Simulator
-from tests.receivers import HttpReceiver, wait_until
+from tests.receivers import HttpReceiver, closed_port_url, wait_until, write_apprise_yaml
 from tests.support import ONE_SOL, SOL, SOL_ABOVE_200, USDC, daemon_settings, set_price
 
 
@@ -37,6 +38,35 @@ async def test_crossing_delivers_exactly_one_notification(
     await set_price(sim, daemon, 200.2)  # a new crossing fires again
     await receiver.wait_until(lambda: len(receiver.delivered) == 2)
     assert receiver.delivered_titles()[-1] == "SOL at 200.2"
+
+
+async def test_each_decision_and_each_delivery_result_is_one_log_line(
+    tmp_path: Path, sim: Simulator, receiver: HttpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A firing logs one line naming the rule, the key, the tags and the title; its delivery
+    logs one line saying how each channel answered (privacy URLs only)."""
+    caplog.set_level(logging.INFO, logger="notifier")
+    sim.quotes.set_quote(SOL, USDC, ONE_SOL, 100_000_000)
+    settings = daemon_settings(tmp_path, sim, receiver, SOL_ABOVE_200)
+    dead = closed_port_url("down")
+    write_apprise_yaml(
+        settings.apprise_config, [(receiver.url("alerts"), "phone"), (dead, "phone")]
+    )
+    async with running(settings) as daemon:
+        await set_price(sim, daemon, 201.5)
+        await receiver.wait_until(lambda: len(receiver.delivered) == 1)
+        await wait_until(lambda: any("not delivered" in r.getMessage() for r in caplog.records))
+    lines = [r.getMessage() for r in caplog.records]
+    decisions = [line for line in lines if line.startswith("rule sol-above-200 ")]
+    assert len(decisions) == 1
+    assert decisions[0].startswith("rule sol-above-200 firing for ")
+    assert decisions[0].endswith(", to phone: 'SOL at 201.5'")
+    results = [line for line in lines if line.startswith("not delivered 'SOL at 201.5'")]
+    assert len(results) == 1
+    result = results[0]
+    assert "(rule sol-above-200, row 1, attempt 1) to phone: " in result
+    assert f"json://127.0.0.1:{receiver.port}/alerts ok" in result
+    assert "/down failed" in result
 
 
 async def test_dropped_connection_is_resubscribed(

@@ -398,10 +398,7 @@ class Dispatcher:
         if result.ok:
             self._outbox.record_sent(row.id, result.delivered, now)
             self._metrics.notifications.labels("sent").inc()
-            if row.attempts:
-                log.info("delivered %r (%s) on attempt %d", row.title, row.key, attempt)
-            else:
-                log.debug("delivered %r (%s)", row.title, row.key)
+            log.info("delivered %s", self._outcome(row, result, attempt))
             return
         error = result.error or "delivery failed"
         retry = self._retry.retry(row, result, now)
@@ -419,14 +416,26 @@ class Dispatcher:
             level = logging.WARNING if row.attempts == 0 else logging.DEBUG
             log.log(
                 level,
-                "delivery of %r (%s) failed, retrying for up to %s: %s",
-                row.title,
-                row.key,
+                "not delivered %s; retrying for up to %s: %s",
+                self._outcome(row, result, attempt),
                 format_duration(retry.deadline - now),
                 error,
             )
             return
         self._dead_letter(row, result, error, now)
+
+    def _outcome(self, row: OutboxRow, result: SendResult, attempt: int) -> str:
+        """One delivery result as a log line's subject: the row, the rule, and how each
+        channel answered (privacy URLs only)."""
+        # Privacy URLs without their query (apprise's own options): short enough to scan.
+        labels = {c.key: c.label.partition("?")[0] for c in self._channels.channels}
+        answers = [f"{labels.get(k, k)} ok" for k in sorted(result.delivered)]
+        answers += [f"{labels.get(k, k)} failed" for k in sorted(result.failed)]
+        return (
+            f"{row.title!r} (rule {row.rule_id}, row {row.id}, attempt {attempt}) to "
+            f"{', '.join(row.route or row.tags) or 'every channel'}: "
+            f"{'; '.join(answers) or 'no channel answered'}"
+        )
 
     def _dead_letter(self, row: OutboxRow, result: SendResult, error: str, now: float) -> None:
         errors_to = self._settings.errors_to

@@ -439,11 +439,15 @@ class Engine:
         st.last_notified = now
         if self._store is None:
             self._sink.enqueue(message)
-            return
-        with self._store.transaction():
-            if save:
-                self._store.save(st)
-            self._sink.enqueue(message)
+        else:
+            with self._store.transaction():
+                if save:
+                    self._store.save(st)
+                self._sink.enqueue(message)
+        log.info(
+            "rule %s %s for %s, to %s: %r",
+            rule.id, transition, st.key, ", ".join(rule.tags) or "every channel", message.title,
+        )  # fmt: skip
 
     def _expr_error(self, rule: Rule, which: str, exc: Exception) -> None:
         self._metrics.rule_errors.labels(rule.id).inc()
