@@ -362,6 +362,11 @@ class Container:
                 rc = self._stage1.wait()
             if rc != 0:
                 problems.append(f"stage 1 exited {rc}: {self.stage_log()[-500:]}")
+            # A stage 1 that died early may have left its unshare (and so PID 1) behind: they
+            # are in its process group, which holds nothing but what this run started.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._stage1.pid, signal.SIGKILL)
+                problems.append("processes of stage 1's group were left: killed")
             self._stage1 = None
         if self.alive():
             problems.append(f"PID 1 ({self.pid1}) is still alive")
