@@ -247,7 +247,8 @@ def render_status(status: Mapping[str, Any], *, now: float | None = None) -> str
     lines += ["", summary + (f", {len(failing)} failing" if failing else "")]
     for f in files:
         count = int(f.get("error_count") or 0)
-        state = f"{count} error(s), last good version kept" if count else "ok"
+        kept = "last good version kept" if f.get("loaded", True) else "not loaded"
+        state = f"{count} error(s), {kept}" if count else "ok"
         running = f.get("rules") or 0
         running = len(running) if isinstance(running, list) else running
         lines.append(f"  {_cell(f.get('path'))}: {running} rule(s), {state}")

@@ -129,7 +129,7 @@ def test_check_duplicate_id_across_files_names_both_places(
     assert main(["check", "-c", str(config), str(directory)]) == 1
     out, _ = capsys.readouterr()
     first, second = directory / "a.yaml", directory / "b.yml"
-    assert out == f"{second}:2:5: duplicate rule id 'sol-above-200' (first at {first}:2:5)\n"
+    assert out == f"{second}:2:9: duplicate rule id 'sol-above-200' (first at {first}:2:9)\n"
 
 
 def test_check_of_a_missing_path_is_an_error(

@@ -304,7 +304,7 @@ def test_duplicate_ids_across_two_files_name_both_places(tmp_path: Path) -> None
     second = write(tmp_path, "b.yaml", "rules:\n" + FEED.format(id="x") + FEED.format(id="dup"))
     errors = check_files([first, second], TokenTable())
     assert [str(e) for e in errors] == [
-        f"{second}:5:5: duplicate rule id 'dup' (first at {first}:2:5)"
+        f"{second}:5:9: duplicate rule id 'dup' (first at {first}:2:9)"
     ]
 
 
@@ -454,12 +454,134 @@ def test_new_errors_reports_each_error_once(tmp_path: Path) -> None:
     assert [e.message for e in repository.reload().new_errors] == ["unknown key 'oops2'"]
 
 
-def test_a_duplicate_id_in_a_later_file_loses_and_is_reported(tmp_path: Path) -> None:
-    """Across files the first place of an id wins; the later rule is not loaded."""
+def test_at_first_start_a_duplicate_id_puts_the_later_file_in_error(tmp_path: Path) -> None:
+    """With nothing running yet path order decides; the later file, never good, is not loaded."""
     write(tmp_path, "a.yaml", "rules:\n" + FEED.format(id="dup"))
     write(tmp_path, "b.yaml", "rules:\n" + FEED.format(id="dup") + FEED.format(id="b1"))
     result = RuleRepository(tmp_path).reload()
-    assert sorted(result.ruleset.rules) == ["b1", "dup"]
+    assert sorted(result.ruleset.rules) == ["dup"]
     assert result.ruleset.rules["dup"].location.path.endswith("a.yaml")
     (error,) = result.errors
-    assert str(error).startswith(f"{tmp_path / 'b.yaml'}:2:5: duplicate rule id 'dup'")
+    assert str(error).startswith(f"{tmp_path / 'b.yaml'}:2:9: duplicate rule id 'dup'")
+    assert report_of(result, "b.yaml")[2] is False
+
+
+def test_a_brand_new_broken_file_is_not_loaded_and_its_fix_is_reported(tmp_path: Path) -> None:
+    """``loaded`` tells a kept last good version from none; ``fixed`` names a file fixed."""
+    repository = RuleRepository(tmp_path)
+    write(tmp_path, "a.yaml", "rules: [\n")
+    assert report_of(repository.reload(), "a.yaml")[2] is False
+    write(tmp_path, "a.yaml", "rules:\n" + FEED.format(id="a1"))
+    fixed = repository.reload()
+    assert fixed.fixed == (str(tmp_path / "a.yaml"),)
+    assert repository.reload().fixed == ()
+    write(tmp_path, "a.yaml", "rules: [\n")
+    rules, errors, loaded = report_of(repository.reload(), "a.yaml")
+    assert (rules, len(errors), loaded) == (("a1",), 1, True)
+
+
+# -- duplicate ids: an id belongs to the rule that had it first --------------------------------
+
+
+def running_from(result: object, rule_id: str) -> str:
+    from notifier.rules import ReloadResult
+
+    assert isinstance(result, ReloadResult)
+    return Path(result.ruleset.rules[rule_id].location.path).name
+
+
+def report_of(result: object, name: str) -> tuple[tuple[str, ...], list[str], bool]:
+    """(active ids, error messages, loaded) of one file in a reload result."""
+    from notifier.rules import ReloadResult
+
+    assert isinstance(result, ReloadResult)
+    (report,) = [f for f in result.files if Path(f.path).name == name]
+    return report.rules, [str(e) for e in report.errors], report.loaded
+
+
+@pytest.mark.parametrize("newcomer", ["a.yaml", "z.yaml"])
+def test_a_new_file_cannot_take_over_a_running_id(tmp_path: Path, newcomer: str) -> None:
+    """Whether it sorts before or after the owner, the new file is the one in error."""
+    owner = write(tmp_path, "m.yaml", "rules:\n" + FEED.format(id="x"))
+    repository = RuleRepository(tmp_path)
+    repository.reload()
+    intruder = write(tmp_path, newcomer, "rules:\n" + FEED.format(id="y") + FEED.format(id="x"))
+    result = repository.reload()
+    assert running_from(result, "x") == "m.yaml"
+    assert sorted(result.ruleset.rules) == ["x"]  # a brand-new file in error: nothing runs
+    assert report_of(result, "m.yaml") == (("x",), [], True)
+    assert report_of(result, newcomer) == (
+        (),
+        [f"{intruder}:5:9: duplicate rule id 'x' (first at {owner}:2:9)"],
+        False,
+    )
+    assert [str(e) for e in result.new_errors] == report_of(result, newcomer)[1]
+
+
+def test_an_edited_file_that_brings_a_duplicate_keeps_its_last_good_version(
+    tmp_path: Path,
+) -> None:
+    """Adding a taken id to a running file: that file is in error and keeps its old rules."""
+    write(tmp_path, "m.yaml", "rules:\n" + FEED.format(id="x"))
+    write(tmp_path, "a.yaml", "rules:\n" + FEED.format(id="y"))
+    repository = RuleRepository(tmp_path)
+    before = repository.reload()
+    write(tmp_path, "a.yaml", "rules:\n" + FEED.format(id="y2") + FEED.format(id="x"))
+    result = repository.reload()
+    assert running_from(result, "x") == "m.yaml"
+    assert result.ruleset.rules["y"] is before.ruleset.rules["y"]
+    rules, errors, loaded = report_of(result, "a.yaml")
+    assert (rules, loaded) == (("y",), True)
+    assert errors == [
+        f"{tmp_path / 'a.yaml'}:5:9: duplicate rule id 'x' (first at {tmp_path / 'm.yaml'}:2:9)"
+    ]
+    assert report_of(result, "m.yaml") == (("x",), [], True)
+
+
+def test_renaming_the_owner_keeps_its_id_and_the_intruder_stays_in_error(tmp_path: Path) -> None:
+    """A running rule moved to a file that sorts after the intruder still owns its id."""
+    write(tmp_path, "m.yaml", "rules:\n" + FEED.format(id="x"))
+    repository = RuleRepository(tmp_path)
+    first = repository.reload()
+    write(tmp_path, "b.yaml", "rules:\n" + FEED.format(id="x"))
+    repository.reload()
+    (tmp_path / "m.yaml").rename(tmp_path / "z.yaml")
+    result = repository.reload()
+    assert running_from(result, "x") == "z.yaml"
+    assert result.ruleset.rules["x"].fingerprint == first.ruleset.rules["x"].fingerprint
+    assert report_of(result, "b.yaml")[0] == ()
+    assert report_of(result, "b.yaml")[1][0].startswith(f"{tmp_path / 'b.yaml'}:2:9: duplicate")
+    (tmp_path / "b.yaml").rename(tmp_path / "a.yaml")  # renaming the intruder changes nothing
+    renamed = repository.reload()
+    assert running_from(renamed, "x") == "z.yaml"
+    assert report_of(renamed, "a.yaml")[2] is False
+
+
+def test_two_new_files_with_one_id_at_one_reload_go_by_path_order(tmp_path: Path) -> None:
+    """No running owner: the file that sorts first has the id, the other is in error."""
+    write(tmp_path, "m.yaml", "rules:\n" + FEED.format(id="x"))
+    repository = RuleRepository(tmp_path)
+    repository.reload()
+    write(tmp_path, "c.yaml", "rules:\n" + FEED.format(id="n"))
+    write(tmp_path, "b.yaml", "rules:\n" + FEED.format(id="n") + FEED.format(id="b2"))
+    result = repository.reload()
+    assert running_from(result, "n") == "b.yaml"
+    assert sorted(result.ruleset.rules) == ["b2", "n", "x"]
+    assert report_of(result, "c.yaml")[:1] == ((),)
+    assert report_of(result, "c.yaml")[1] == [
+        f"{tmp_path / 'c.yaml'}:2:9: duplicate rule id 'n' (first at {tmp_path / 'b.yaml'}:2:9)"
+    ]
+
+
+def test_the_intruder_loads_once_the_owner_gives_the_id_up(tmp_path: Path) -> None:
+    """A file in error only for a duplicate loads, unchanged, when the owner drops the id."""
+    write(tmp_path, "m.yaml", "rules:\n" + FEED.format(id="x"))
+    repository = RuleRepository(tmp_path)
+    repository.reload()
+    write(tmp_path, "a.yaml", "rules:\n" + FEED.format(id="x") + "    description: mine\n")
+    assert repository.reload().errors
+    write(tmp_path, "m.yaml", "rules:\n" + FEED.format(id="other"))
+    result = repository.reload()
+    assert result.errors == []
+    assert running_from(result, "x") == "a.yaml"
+    assert result.fixed == (str(tmp_path / "a.yaml"),)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from pydantic import ValidationError
@@ -24,6 +24,8 @@ __all__ = [
     "ParsedFile",
     "ParsedRule",
     "RuleError",
+    "duplicate_ids",
+    "id_place",
     "list_rule_files",
     "parse_file",
     "parse_text",
@@ -234,17 +236,28 @@ def parse_file(path: Path, previous: ParsedFile | None = None) -> ParsedFile:
     return ParsedFile(path, digest, tuple(rules), tuple(errors))
 
 
+class _Placed(Protocol):
+    @property
+    def location(self) -> Location: ...
+    @property
+    def positions(self) -> Mapping[str, Location]: ...
+
+
+def id_place(rule: _Placed) -> Location:
+    """Where a rule's ``id:`` value is written: the place a duplicate id is reported."""
+    return rule.positions.get("id", rule.location)
+
+
 def duplicate_ids(files: Iterable[ParsedFile]) -> list[RuleError]:
-    """Ids must be unique across the whole rules dir; each duplicate names the first place."""
+    """Ids must be unique across the whole rules dir; in path order, each later place is an
+    error naming the first (what a first start does; a reload also respects running rules)."""
     seen: dict[str, Location] = {}
     errors = []
     for parsed in files:
         for rule in parsed.rules:
-            first = seen.setdefault(rule.spec.id, rule.location)
-            if first is not rule.location:
-                errors.append(
-                    RuleError(
-                        rule.location, f"duplicate rule id {rule.spec.id!r} (first at {first})"
-                    )
-                )
+            place = id_place(rule)
+            first = seen.setdefault(rule.spec.id, place)
+            if first is not place:
+                message = f"duplicate rule id {rule.spec.id!r} (first at {first})"
+                errors.append(RuleError(place, message))
     return errors
