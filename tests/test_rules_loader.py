@@ -8,6 +8,7 @@ import pytest
 
 from notifier.rules import RuleRepository, check_files
 from notifier.rules import loader as loader_module
+from notifier.rules.compiled import CompileError, compile_rule
 from notifier.rules.loader import Location, RuleError, parse_text
 from notifier.tokens import TokenTable
 from tests.support import compile_text
@@ -103,9 +104,9 @@ def test_unknown_keys_are_located_at_the_key_at_every_level() -> None:
     assert errors_of(text) == [
         "r.yaml:4:43: unknown key 'colour'",
         "r.yaml:6:5: unknown key 'bogus'",
-        "r.yaml:9:5: unknown key 'evnts'",
+        "r.yaml:9:5: unknown key 'evnts'; did you mean events?",
         "r.yaml:12:5: unknown key 'for'",  # order rules are event rules: no for
-        "r.yaml:13:1: unknown key 'roles'",
+        "r.yaml:13:1: unknown key 'roles'; did you mean rules?",
     ]
 
 
@@ -585,3 +586,93 @@ def test_the_intruder_loads_once_the_owner_gives_the_id_up(tmp_path: Path) -> No
     assert result.errors == []
     assert running_from(result, "x") == "a.yaml"
     assert result.fixed == (str(tmp_path / "a.yaml"),)
+
+
+# -- tokens: a known symbol for the upstream, or a well-formed address ------------------------
+
+QUOTE = (
+    "rules:\n  - id: q\n    on: quote\n    pair: {{in: {token_in}, out: {token_out}}}\n"
+    "    above: 1\n"
+)
+USDC_SYMBOL = "USDC"
+
+
+def quote_errors(
+    token_in: str, token_out: str = USDC_SYMBOL, tokens: TokenTable | None = None
+) -> list[str]:
+    text = QUOTE.format(token_in=token_in, token_out=token_out)
+    parsed, errors = parse_text(text, "r.yaml")
+    for item in parsed:
+        try:
+            compile_rule(item, tokens or TokenTable())
+        except CompileError as exc:
+            errors += exc.errors
+    return [str(e) for e in sorted(errors)]
+
+
+def test_an_unknown_token_symbol_is_located_with_a_suggestion() -> None:
+    """``in: SOLL`` is not taken as a mint: an error at the value, with a did-you-mean."""
+    assert quote_errors("SOLL") == [
+        "r.yaml:4:16: pair.in: unknown token 'SOLL'; did you mean SOL? A quote token is a Fogo "
+        "symbol (SOL, USDC) or a mint address (base58, 32 to 44 characters)"
+    ]
+    (error,) = quote_errors("SOL", "usdcc")
+    assert error.startswith("r.yaml:4:26: pair.out: unknown token 'usdcc'; did you mean USDC?")
+    (error,) = quote_errors("XYZ")
+    assert error.startswith("r.yaml:4:16: pair.in: unknown token 'XYZ'. A quote token is")
+
+
+def test_an_evm_token_is_refused_for_a_fogo_quote() -> None:
+    """WETH, or any 0x address, is an Ethereum token: quotes are on Fogo."""
+    assert quote_errors("WETH") == [
+        "r.yaml:4:16: pair.in: WETH is an EVM token (0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2); "
+        "quotes are on Fogo: use a Fogo symbol (SOL, USDC) or a mint address"
+    ]
+    address = '"0x6B175474E89094C44Da98b954EedeAC495271d0F"'  # unquoted, YAML reads a number
+    (error,) = quote_errors("SOL", address)
+    assert error.startswith("r.yaml:4:26: pair.out: DAI is an EVM token")
+    (error,) = quote_errors(f'"0x{"ab" * 20}"')
+    assert error.startswith(f"r.yaml:4:16: pair.in: {'0x' + 'ab' * 20} is an EVM address;")
+
+
+def test_known_symbols_mints_and_configured_tokens_are_accepted() -> None:
+    """Symbols in any case, base58 mints of 32 to 44 characters, and ``[tokens.X]`` symbols."""
+    bonk = "DezXAZ8z7PnrnRJjz3wXBoRgixCa6xjnB7YaB1pPB263"
+    tokens = TokenTable.with_overrides({"BONK": (bonk, 5)})
+    assert quote_errors("sol") == []
+    assert quote_errors("9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin") == []
+    assert quote_errors("BONK", tokens=tokens) == []
+    (error,) = quote_errors("BONKK", tokens=tokens)
+    assert "did you mean BONK?" in error
+    assert quote_errors(f'"{"1" * 31}"')[0].startswith("r.yaml:4:16: pair.in: unknown token")
+
+
+def test_an_order_maker_must_be_an_address_of_the_rules_chains() -> None:
+    """``0x`` and 40 hex digits on EVM chains, base58 on Solana (501); anything else is located."""
+    text = "rules:\n  - id: o\n    on: order\n    chain: {chain}\n    maker: {maker}\n"
+    evm, sol = f'"0x{"d3" * 20}"', "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
+    assert errors_of(text.format(chain=1, maker=evm)) == []
+    assert errors_of(text.format(chain=501, maker=sol)) == []
+    assert errors_of(text.format(chain="[1, 501]", maker=f"[{evm}, {sol}]")) == []
+    assert errors_of(text.format(chain=1, maker='"0xabc"')) == [
+        "r.yaml:5:12: maker: '0xabc' is not an address on chain 1: expected 0x and 40 hex digits"
+    ]
+    assert errors_of(text.format(chain=501, maker=evm)) == [
+        f"r.yaml:5:12: maker: '{evm[1:-1]}' is not an address on chain 501: expected base58, "
+        "32 to 44 characters"
+    ]
+
+
+def test_unknown_keys_suggest_the_key_meant() -> None:
+    """A misspelt key says which known key is close, at every level."""
+    text = (
+        "rules:\n  - id: a\n    on: quote\n    pair: {in: SOL, out: USDC, amout: 2}\n"
+        "    above: 1\n    resolvd: true\n"
+    )
+    assert errors_of(text) == [
+        "r.yaml:4:32: unknown key 'amout'; did you mean amount?",
+        "r.yaml:6:5: unknown key 'resolvd'; did you mean resolved?",
+    ]
+    assert errors_of("rule:\n  - id: a\n") == [
+        "r.yaml:1:1: unknown key 'rule'; did you mean rules?"
+    ]
