@@ -258,7 +258,7 @@ def test_expression_and_template_errors_are_located_all_of_them() -> None:
     )
     assert errors_of(text) == [
         "r.yaml:5:11: when: unknown variable(s): prize",
-        "r.yaml:6:12: until: unexpected 'end of print statement'",
+        "r.yaml:6:12: until: unexpected end of expression",
         "r.yaml:9:1: title: macros are not allowed in rule templates",
         "r.yaml:10:11: body: unknown variable(s): request",
     ]
@@ -675,4 +675,18 @@ def test_unknown_keys_suggest_the_key_meant() -> None:
     ]
     assert errors_of("rule:\n  - id: a\n") == [
         "r.yaml:1:1: unknown key 'rule'; did you mean rules?"
+    ]
+
+
+def test_an_expression_syntax_error_speaks_only_of_what_the_user_wrote() -> None:
+    """A condition's errors name only its own text: no ``}`` or print statement it never had."""
+    text = "rules:\n  - id: a\n    on: feed\n    feed: quote\n    when: {}\n"
+    assert errors_of(text.format("up and (down_seconds > 2")) == [
+        "r.yaml:5:11: when: unexpected end of expression, expected ')'."
+    ]
+    assert errors_of(text.format("down_seconds >")) == [
+        "r.yaml:5:11: when: unexpected end of expression"
+    ]
+    assert errors_of(text.format("'down_seconds > 1 }} 2'")) == [
+        "r.yaml:5:11: when: unexpected '}}' after the expression"
     ]

@@ -110,6 +110,10 @@ DEFAULT_TITLES = {
     "intent": "{{ rule.id }}: intent {{ label or intent_id[:8] }} {{ status }}",
     "feed": "{{ rule.id }}: {{ feed }} feed {{ 'up' if up else 'down' }}",
 }
+OVERDUE_TITLE = (
+    "{{ rule.id }}: intent {{ label or intent_id[:8] }} overdue ({{ status }}"
+    "{% if age is not none %} after {{ (age / 60) | round | int }} min{% endif %})"
+)
 DEFAULT_BODIES = {
     "quote": "{{ rule.description or rule.id }}: {{ amount_in }} {{ token_in }} → "
     "{{ amount_out }} {{ token_out }}, impact {{ price_impact_bps }} bps, {{ hops }} hop(s)",
@@ -327,7 +331,7 @@ def compile_rule(parsed: ParsedRule, tokens: TokenTable) -> Rule:
         "fingerprint": parsed.fingerprint,
         "description": spec.description,
         "when": _expr(spec.when, "when", parsed, known),
-        "title": _template(spec.title or DEFAULT_TITLES[spec.on], "title", parsed, known),
+        "title": _template(spec.title or _default_title(spec), "title", parsed, known),
         "body": _template(spec.body or DEFAULT_BODIES[spec.on], "body", parsed, known),
         "tags": tuple(spec.notify or ()),
         "severity": spec.severity,
@@ -392,6 +396,12 @@ def compile_rule(parsed: ParsedRule, tokens: TokenTable) -> Rule:
     assert isinstance(spec, FeedSpec)
     state["for_"] = max(state["for_"], spec.down_for)
     return FeedRule(kind="state", **common, **state, feed=spec.feed)
+
+
+def _default_title(spec: QuoteSpec | OrderSpec | IntentSpec | FeedSpec) -> str:
+    if isinstance(spec, IntentSpec) and spec.overdue is not None:
+        return OVERDUE_TITLE
+    return DEFAULT_TITLES[spec.on]
 
 
 def _threshold(compare: Callable[[Any, Any], bool], limit: float) -> Predicate:

@@ -353,6 +353,22 @@ def _parse(source: str, *, known: Iterable[str] | None) -> nodes.Template:
     return tree
 
 
+def _check_expression_syntax(source: str) -> None:
+    """Syntax errors of a bare condition, in its own terms: checked before it is wrapped in
+    ``{{ }}``, whose closing braces Jinja would otherwise name as what it did not expect."""
+    try:
+        parser = Parser(_ENV, source, state="variable")
+        parser.parse_expression()
+    except TemplateSyntaxError as exc:
+        message = (exc.message or "syntax error").replace("'end of template'", "end of template")
+        raise SandboxError(
+            message.replace("end of template", "end of expression"), exc.lineno
+        ) from None
+    if not parser.stream.eos:
+        token = parser.stream.current
+        raise SandboxError(f"unexpected {token.value!r} after the expression", token.lineno)
+
+
 # -- native expressions ----------------------------------------------------------------------
 #
 # Most conditions are comparisons and boolean logic over variables and constants. Those are
@@ -546,6 +562,7 @@ class Expression:
         self, source: str, *, known: Iterable[str] | None = None, native: bool = True
     ) -> None:
         self.source = source
+        _check_expression_syntax(source)
         _parse("{{ " + source + " }}", known=known)
         closure = _native_expression(source) if native else None
         self.native = closure is not None
