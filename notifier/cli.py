@@ -185,20 +185,25 @@ def _cmd_check(args: argparse.Namespace) -> int:
         problems += [f"{settings.apprise_config}: {e}" for e in check_apprise_config(settings)]
     targets = args.paths or [settings.rules_dir]
     files: list[Path] = []
+    missing: list[Path] = []
     for target in targets:
         if target.is_dir():
             files += list_rule_files(target)
         elif target.exists():
             files.append(target)
         else:
-            problems.append(f"{target}: no such file or directory")
+            missing.append(target)
+    config_problems = len(problems)  # http.listen and the apprise config, counted apart
+    problems += [f"{target}: no such file or directory" for target in missing]
     errors = check_files(files, settings.token_table())
     problems += [str(e) for e in errors]
     for line in problems:
         print(line)
+    rule_problems = len(problems) - config_problems
     print(
         f"checked {len(files)} rule file(s): "
-        + (f"{len(problems)} error(s)" if problems else "ok"),
+        + (f"{rule_problems} error(s)" if rule_problems else "ok")
+        + (f"; config: {config_problems} error(s)" if config_problems else ""),
         file=sys.stderr,
     )
     return EX_ERRORS if problems else EX_OK

@@ -12,7 +12,7 @@ The status document (``GET /api/v1/status``; ``StatusDoc`` below) is::
       "rules": {"loaded": 12,
                 "files": [{"path": "/etc/notifier/rules/sol.yaml",
                            "rules": ["sol-above-200", "sol-below-150", "eth-above-4k"],
-                           "error_count": 1, "kept": true,
+                           "error_count": 1, "loaded": true,
                            "errors": ["/etc/notifier/rules/sol.yaml:4:7: unknown key 'whn'"]}]},
       "alerts": [{"rule": "sol-above-200", "key": "SOL/USDC", "state": "firing",
                   "since": "2025-01-31T11:55:00Z", "due": null, "value": 201.3},
@@ -25,7 +25,7 @@ The status document (``GET /api/v1/status``; ``StatusDoc`` below) is::
     }
 
 Times are RFC 3339 UTC strings (``rfc3339()``). ``errors`` may be shortened; ``error_count`` is
-the full number. A file with errors keeps its last good version running (``kept``); a file
+the full number. A file with errors keeps its last good version running (``loaded``); a file
 that never loaded cleanly runs nothing. ``GET /api/v1/alerts?state=pending`` (or ``firing``)
 returns one kind of alert.
 """
@@ -254,11 +254,10 @@ def render_status(status: Mapping[str, Any], *, now: float | None = None) -> str
     lines += ["", summary + (f", {len(failing)} failing" if failing else "")]
     for f in files:
         count = int(f.get("error_count") or 0)
+        kept = "last good version kept" if f.get("loaded", True) else "not loaded"
+        state = f"{count} error(s), {kept}" if count else "ok"
         running = f.get("rules") or 0
         running = len(running) if isinstance(running, list) else running
-        kept = f.get("kept", bool(running))  # older daemons: running rules mean a kept version
-        outcome = "last good version kept" if kept else "not loaded"
-        state = f"{count} error(s), {outcome}" if count else "ok"
         lines.append(f"  {_cell(f.get('path'))}: {running} rule(s), {state}")
         errors: Sequence[Any] = f.get("errors") or []
         lines += [f"    {_cell(error)}" for error in errors]

@@ -251,10 +251,21 @@ class Daemon:
         if result.new_errors:
             body = "\n".join(str(e) for e in result.new_errors)
             digest = ",".join(sorted({f.digest[:12] for f in failed}))
+            paths = {e.location.path for e in result.new_errors}
+            outcomes = "; ".join(
+                f"{Path(f.path).name} {f.outcome}" for f in failed if f.path in paths
+            )
             self.dispatcher.report_error(
                 f"rule-errors|{digest}",
-                f"notifier: {len(result.new_errors)} rule error(s); last good version kept",
+                f"notifier: {len(result.new_errors)} rule error(s); {outcomes}",
                 body,
+            )
+        for path in result.fixed:  # once per fix: the errors_to tags heard of the errors
+            log.info("%s: fixed, loaded again", path)
+            self.dispatcher.report_error(
+                f"rule-fixed|{path}|{time.time()}",
+                f"notifier: {path} fixed, loaded again",
+                f"{path} has no errors any more; its rules run.",
             )
         self._publish_status()
 
@@ -402,8 +413,8 @@ class Daemon:
                         "path": f.path,
                         "rules": list(f.rules),
                         "error_count": len(f.errors),
+                        "loaded": f.loaded,
                         "errors": [str(e) for e in f.errors],
-                        "kept": f.failed and bool(f.rules),
                     }
                     for f in files
                 ],

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-__all__ = ["BUILTIN_TOKENS", "Token", "TokenTable"]
+__all__ = ["BUILTIN_TOKENS", "Token", "TokenTable", "is_base58_address", "is_evm_address"]
+
+_EVM_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_BASE58_ADDRESS = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}")  # no 0, O, I, l
+
+
+def is_evm_address(text: str) -> bool:
+    """``0x`` and 40 hex digits: an Ethereum (EVM) account or token address."""
+    return _EVM_ADDRESS.fullmatch(text) is not None
+
+
+def is_base58_address(text: str) -> bool:
+    """Base58 of 32 to 44 characters: a Fogo/Solana account or mint address."""
+    return _BASE58_ADDRESS.fullmatch(text) is not None
 
 
 @dataclass(frozen=True, slots=True)

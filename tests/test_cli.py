@@ -115,7 +115,7 @@ def test_check_prints_every_error_of_every_file_located(
             f"{prices}:11:15: severity: Input should be 'info', 'success', 'warning' or 'failure'",
             f"{intents}:5:12: title: unexpected end of template, "
             "expected 'end of print statement'.",
-            f"{intents}:9:11: when: unexpected 'end of print statement'",
+            f"{intents}:9:11: when: unexpected end of expression",
         ]
     )
     assert err == "checked 2 rule file(s): 4 error(s)\n"
@@ -129,7 +129,7 @@ def test_check_duplicate_id_across_files_names_both_places(
     assert main(["check", "-c", str(config), str(directory)]) == 1
     out, _ = capsys.readouterr()
     first, second = directory / "a.yaml", directory / "b.yml"
-    assert out == f"{second}:2:5: duplicate rule id 'sol-above-200' (first at {first}:2:5)\n"
+    assert out == f"{second}:2:9: duplicate rule id 'sol-above-200' (first at {first}:2:9)\n"
 
 
 def test_check_of_a_missing_path_is_an_error(
@@ -144,14 +144,16 @@ def test_check_of_a_missing_path_is_an_error(
 def test_check_reports_an_unusable_http_listen(
     tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``check`` flags the listen address that ``run`` would refuse with exit 78."""
+    """``check`` flags the listen address that ``run`` would refuse with exit 78, counted as a
+    config error, not as a rule-file error."""
     config.write_text('[http]\nlisten = "nope"\n', encoding="utf-8")
     directory = rules_dir(tmp_path, prices_yaml=GOOD_PRICES)
     assert main(["check", "-c", str(config), str(directory)]) == 1
-    out, _ = capsys.readouterr()
+    out, err = capsys.readouterr()
     assert (
         out == f"{config}: http.listen: 'nope' is not host:port (e.g. 127.0.0.1:9310, [::1]:9310)\n"
     )
+    assert err == "checked 1 rule file(s): ok; config: 1 error(s)\n"
 
 
 def test_help_lists_every_command_and_exits_0() -> None:

@@ -6,6 +6,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from notifier.daemon import Daemon, running
 from notifier.simulator import Simulator
 from tests.receivers import HttpReceiver, wait_until
@@ -124,3 +126,38 @@ async def test_reload_request_and_configmap_style_swap(
         os.replace(tmp_link, rules_dir / "..data")
         daemon.request_reload()
         await wait_until(lambda: active_ids(daemon) == {"cm2"}, timeout=10)
+
+
+@pytest.mark.parametrize("name", ["a-new.yaml", "z-new.yaml"])  # sorts before / after the owner
+async def test_a_new_file_cannot_take_over_a_running_rule(
+    tmp_path: Path, sim: Simulator, receiver: HttpReceiver, name: str
+) -> None:
+    """A new file reusing a running id is the error (not loaded); the running rule keeps its
+    pair and alerts; errors_to hears of the error, and once more when the file is fixed."""
+    sim.quotes.set_quote(SOL, USDC, ONE_SOL, 100_000_000)
+    settings = daemon_settings(tmp_path, sim, receiver, rule("x", 150))
+    owner, intruder = settings.rules_dir / "rules.yaml", settings.rules_dir / name
+    async with running(settings) as daemon:
+        await daemon.watching.wait()
+        running_x = daemon.engine.rules.rules["x"]
+        save_atomically(
+            intruder, rule("x", 500).replace("in: SOL, out: USDC", "in: USDC, out: SOL")
+        )
+        await wait_until(lambda: daemon.last_reload is not None and daemon.last_reload.errors)
+        assert daemon.engine.rules.rules["x"] is running_x
+        files = {Path(f["path"]).name: f for f in daemon.status()["rules"]["files"]}
+        assert files[name]["errors"] == [
+            f"{intruder}:2:9: duplicate rule id 'x' (first at {owner}:2:9)"
+        ]
+        assert (files[name]["rules"], files["rules.yaml"]["rules"]) == ([], ["x"])
+        await receiver.wait_until(
+            lambda: f"notifier: 1 rule error(s); {name} not loaded" in receiver.delivered_titles()
+        )
+        sim.quotes.set_quote(SOL, USDC, ONE_SOL, 180_000_000)
+        await receiver.wait_until(lambda: "x 180.0" in receiver.delivered_titles(), timeout=20)
+
+        save_atomically(intruder, rule("y", 500))
+        await wait_until(lambda: active_ids(daemon) == {"x", "y"}, timeout=10)
+        await receiver.wait_until(
+            lambda: f"notifier: {intruder} fixed, loaded again" in receiver.delivered_titles()
+        )

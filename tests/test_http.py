@@ -403,7 +403,7 @@ def test_render_status() -> None:
         "\n"
         "RULES: 4 loaded from 2 file(s), 1 failing\n"
         "  rules/sol.yaml: 4 rule(s), ok\n"
-        "  rules/broken.yaml: 0 rule(s), 3 error(s), not loaded\n"
+        "  rules/broken.yaml: 0 rule(s), 3 error(s), last good version kept\n"
         "    rules/broken.yaml:3:5: unknown key 'whn'\n"
         "    rules/broken.yaml:9:7: invalid duration '5x'\n"
         "    … and 1 more\n"
@@ -436,3 +436,11 @@ def test_rfc3339() -> None:
     """The status document's timestamps are UTC with a Z."""
     assert timestamps.rfc3339(NOW) == "2025-01-31T12:00:00Z"
     assert timestamps.rfc3339(None) is None
+
+
+def test_render_status_says_a_file_never_loaded_is_not_loaded() -> None:
+    """A broken file without a last good version is "not loaded", not "last good version kept"."""
+    files = [{**f, "loaded": f["path"] != "rules/broken.yaml"} for f in STATUS["rules"]["files"]]
+    text = ctl.render_status({**STATUS, "rules": {**STATUS["rules"], "files": files}}, now=NOW)
+    assert "  rules/broken.yaml: 0 rule(s), 3 error(s), not loaded\n" in text
+    assert "last good version kept" not in text

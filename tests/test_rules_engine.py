@@ -987,3 +987,16 @@ def test_a_reload_reaches_the_next_quote_of_a_pair() -> None:
     rig.quote(152)
     assert rig.evaluations("quote") == 3
     assert rig.engine.last_price(SOL_USDC) == 151.0  # a quote no rule wants is not evaluated
+
+
+def test_an_overdue_rule_without_a_title_says_overdue() -> None:
+    """The default title of an ``overdue`` rule names the overdue, not only the status."""
+    rig = Rig(OVERDUE.replace(OVERDUE.splitlines()[-1] + "\n", ""))
+    rig.intent("i1", "Deposited", "Created", created=T0)
+    rig.at(1800)
+    rig.at(2400)
+    rig.intent("i1", "Finished", "Deposited")
+    assert rig.titles == [
+        "overdue: intent i1 overdue (Deposited after 30 min)",
+        "RESOLVED overdue: intent i1 overdue (Finished after 40 min)",
+    ]

@@ -8,6 +8,7 @@ import pytest
 
 from notifier.rules import RuleRepository, check_files
 from notifier.rules import loader as loader_module
+from notifier.rules.compiled import CompileError, compile_rule
 from notifier.rules.loader import Location, RuleError, parse_text
 from notifier.tokens import TokenTable
 from tests.support import compile_text
@@ -103,9 +104,9 @@ def test_unknown_keys_are_located_at_the_key_at_every_level() -> None:
     assert errors_of(text) == [
         "r.yaml:4:43: unknown key 'colour'",
         "r.yaml:6:5: unknown key 'bogus'",
-        "r.yaml:9:5: unknown key 'evnts'",
+        "r.yaml:9:5: unknown key 'evnts'; did you mean events?",
         "r.yaml:12:5: unknown key 'for'",  # order rules are event rules: no for
-        "r.yaml:13:1: unknown key 'roles'",
+        "r.yaml:13:1: unknown key 'roles'; did you mean rules?",
     ]
 
 
@@ -257,7 +258,7 @@ def test_expression_and_template_errors_are_located_all_of_them() -> None:
     )
     assert errors_of(text) == [
         "r.yaml:5:11: when: unknown variable(s): prize",
-        "r.yaml:6:12: until: unexpected 'end of print statement'",
+        "r.yaml:6:12: until: unexpected end of expression",
         "r.yaml:9:1: title: macros are not allowed in rule templates",
         "r.yaml:10:11: body: unknown variable(s): request",
     ]
@@ -304,7 +305,7 @@ def test_duplicate_ids_across_two_files_name_both_places(tmp_path: Path) -> None
     second = write(tmp_path, "b.yaml", "rules:\n" + FEED.format(id="x") + FEED.format(id="dup"))
     errors = check_files([first, second], TokenTable())
     assert [str(e) for e in errors] == [
-        f"{second}:5:5: duplicate rule id 'dup' (first at {first}:2:5)"
+        f"{second}:5:9: duplicate rule id 'dup' (first at {first}:2:9)"
     ]
 
 
@@ -454,12 +455,238 @@ def test_new_errors_reports_each_error_once(tmp_path: Path) -> None:
     assert [e.message for e in repository.reload().new_errors] == ["unknown key 'oops2'"]
 
 
-def test_a_duplicate_id_in_a_later_file_loses_and_is_reported(tmp_path: Path) -> None:
-    """Across files the first place of an id wins; the later rule is not loaded."""
+def test_at_first_start_a_duplicate_id_puts_the_later_file_in_error(tmp_path: Path) -> None:
+    """With nothing running yet path order decides; the later file, never good, is not loaded."""
     write(tmp_path, "a.yaml", "rules:\n" + FEED.format(id="dup"))
     write(tmp_path, "b.yaml", "rules:\n" + FEED.format(id="dup") + FEED.format(id="b1"))
     result = RuleRepository(tmp_path).reload()
-    assert sorted(result.ruleset.rules) == ["b1", "dup"]
+    assert sorted(result.ruleset.rules) == ["dup"]
     assert result.ruleset.rules["dup"].location.path.endswith("a.yaml")
     (error,) = result.errors
-    assert str(error).startswith(f"{tmp_path / 'b.yaml'}:2:5: duplicate rule id 'dup'")
+    assert str(error).startswith(f"{tmp_path / 'b.yaml'}:2:9: duplicate rule id 'dup'")
+    assert report_of(result, "b.yaml")[2] is False
+
+
+def test_a_brand_new_broken_file_is_not_loaded_and_its_fix_is_reported(tmp_path: Path) -> None:
+    """``loaded`` tells a kept last good version from none; ``fixed`` names a file fixed."""
+    repository = RuleRepository(tmp_path)
+    write(tmp_path, "a.yaml", "rules: [\n")
+    assert report_of(repository.reload(), "a.yaml")[2] is False
+    write(tmp_path, "a.yaml", "rules:\n" + FEED.format(id="a1"))
+    fixed = repository.reload()
+    assert fixed.fixed == (str(tmp_path / "a.yaml"),)
+    assert repository.reload().fixed == ()
+    write(tmp_path, "a.yaml", "rules: [\n")
+    rules, errors, loaded = report_of(repository.reload(), "a.yaml")
+    assert (rules, len(errors), loaded) == (("a1",), 1, True)
+
+
+# -- duplicate ids: an id belongs to the rule that had it first --------------------------------
+
+
+def running_from(result: object, rule_id: str) -> str:
+    from notifier.rules import ReloadResult
+
+    assert isinstance(result, ReloadResult)
+    return Path(result.ruleset.rules[rule_id].location.path).name
+
+
+def report_of(result: object, name: str) -> tuple[tuple[str, ...], list[str], bool]:
+    """(active ids, error messages, loaded) of one file in a reload result."""
+    from notifier.rules import ReloadResult
+
+    assert isinstance(result, ReloadResult)
+    (report,) = [f for f in result.files if Path(f.path).name == name]
+    return report.rules, [str(e) for e in report.errors], report.loaded
+
+
+@pytest.mark.parametrize("newcomer", ["a.yaml", "z.yaml"])
+def test_a_new_file_cannot_take_over_a_running_id(tmp_path: Path, newcomer: str) -> None:
+    """Whether it sorts before or after the owner, the new file is the one in error."""
+    owner = write(tmp_path, "m.yaml", "rules:\n" + FEED.format(id="x"))
+    repository = RuleRepository(tmp_path)
+    repository.reload()
+    intruder = write(tmp_path, newcomer, "rules:\n" + FEED.format(id="y") + FEED.format(id="x"))
+    result = repository.reload()
+    assert running_from(result, "x") == "m.yaml"
+    assert sorted(result.ruleset.rules) == ["x"]  # a brand-new file in error: nothing runs
+    assert report_of(result, "m.yaml") == (("x",), [], True)
+    assert report_of(result, newcomer) == (
+        (),
+        [f"{intruder}:5:9: duplicate rule id 'x' (first at {owner}:2:9)"],
+        False,
+    )
+    assert [str(e) for e in result.new_errors] == report_of(result, newcomer)[1]
+
+
+def test_an_edited_file_that_brings_a_duplicate_keeps_its_last_good_version(
+    tmp_path: Path,
+) -> None:
+    """Adding a taken id to a running file: that file is in error and keeps its old rules."""
+    write(tmp_path, "m.yaml", "rules:\n" + FEED.format(id="x"))
+    write(tmp_path, "a.yaml", "rules:\n" + FEED.format(id="y"))
+    repository = RuleRepository(tmp_path)
+    before = repository.reload()
+    write(tmp_path, "a.yaml", "rules:\n" + FEED.format(id="y2") + FEED.format(id="x"))
+    result = repository.reload()
+    assert running_from(result, "x") == "m.yaml"
+    assert result.ruleset.rules["y"] is before.ruleset.rules["y"]
+    rules, errors, loaded = report_of(result, "a.yaml")
+    assert (rules, loaded) == (("y",), True)
+    assert errors == [
+        f"{tmp_path / 'a.yaml'}:5:9: duplicate rule id 'x' (first at {tmp_path / 'm.yaml'}:2:9)"
+    ]
+    assert report_of(result, "m.yaml") == (("x",), [], True)
+
+
+def test_renaming_the_owner_keeps_its_id_and_the_intruder_stays_in_error(tmp_path: Path) -> None:
+    """A running rule moved to a file that sorts after the intruder still owns its id."""
+    write(tmp_path, "m.yaml", "rules:\n" + FEED.format(id="x"))
+    repository = RuleRepository(tmp_path)
+    first = repository.reload()
+    write(tmp_path, "b.yaml", "rules:\n" + FEED.format(id="x"))
+    repository.reload()
+    (tmp_path / "m.yaml").rename(tmp_path / "z.yaml")
+    result = repository.reload()
+    assert running_from(result, "x") == "z.yaml"
+    assert result.ruleset.rules["x"].fingerprint == first.ruleset.rules["x"].fingerprint
+    assert report_of(result, "b.yaml")[0] == ()
+    assert report_of(result, "b.yaml")[1][0].startswith(f"{tmp_path / 'b.yaml'}:2:9: duplicate")
+    (tmp_path / "b.yaml").rename(tmp_path / "a.yaml")  # renaming the intruder changes nothing
+    renamed = repository.reload()
+    assert running_from(renamed, "x") == "z.yaml"
+    assert report_of(renamed, "a.yaml")[2] is False
+
+
+def test_two_new_files_with_one_id_at_one_reload_go_by_path_order(tmp_path: Path) -> None:
+    """No running owner: the file that sorts first has the id, the other is in error."""
+    write(tmp_path, "m.yaml", "rules:\n" + FEED.format(id="x"))
+    repository = RuleRepository(tmp_path)
+    repository.reload()
+    write(tmp_path, "c.yaml", "rules:\n" + FEED.format(id="n"))
+    write(tmp_path, "b.yaml", "rules:\n" + FEED.format(id="n") + FEED.format(id="b2"))
+    result = repository.reload()
+    assert running_from(result, "n") == "b.yaml"
+    assert sorted(result.ruleset.rules) == ["b2", "n", "x"]
+    assert report_of(result, "c.yaml")[:1] == ((),)
+    assert report_of(result, "c.yaml")[1] == [
+        f"{tmp_path / 'c.yaml'}:2:9: duplicate rule id 'n' (first at {tmp_path / 'b.yaml'}:2:9)"
+    ]
+
+
+def test_the_intruder_loads_once_the_owner_gives_the_id_up(tmp_path: Path) -> None:
+    """A file in error only for a duplicate loads, unchanged, when the owner drops the id."""
+    write(tmp_path, "m.yaml", "rules:\n" + FEED.format(id="x"))
+    repository = RuleRepository(tmp_path)
+    repository.reload()
+    write(tmp_path, "a.yaml", "rules:\n" + FEED.format(id="x") + "    description: mine\n")
+    assert repository.reload().errors
+    write(tmp_path, "m.yaml", "rules:\n" + FEED.format(id="other"))
+    result = repository.reload()
+    assert result.errors == []
+    assert running_from(result, "x") == "a.yaml"
+    assert result.fixed == (str(tmp_path / "a.yaml"),)
+
+
+# -- tokens: a known symbol for the upstream, or a well-formed address ------------------------
+
+QUOTE = (
+    "rules:\n  - id: q\n    on: quote\n    pair: {{in: {token_in}, out: {token_out}}}\n"
+    "    above: 1\n"
+)
+USDC_SYMBOL = "USDC"
+
+
+def quote_errors(
+    token_in: str, token_out: str = USDC_SYMBOL, tokens: TokenTable | None = None
+) -> list[str]:
+    text = QUOTE.format(token_in=token_in, token_out=token_out)
+    parsed, errors = parse_text(text, "r.yaml")
+    for item in parsed:
+        try:
+            compile_rule(item, tokens or TokenTable())
+        except CompileError as exc:
+            errors += exc.errors
+    return [str(e) for e in sorted(errors)]
+
+
+def test_an_unknown_token_symbol_is_located_with_a_suggestion() -> None:
+    """``in: SOLL`` is not taken as a mint: an error at the value, with a did-you-mean."""
+    assert quote_errors("SOLL") == [
+        "r.yaml:4:16: pair.in: unknown token 'SOLL'; did you mean SOL? A quote token is a Fogo "
+        "symbol (SOL, USDC) or a mint address (base58, 32 to 44 characters)"
+    ]
+    (error,) = quote_errors("SOL", "usdcc")
+    assert error.startswith("r.yaml:4:26: pair.out: unknown token 'usdcc'; did you mean USDC?")
+    (error,) = quote_errors("XYZ")
+    assert error.startswith("r.yaml:4:16: pair.in: unknown token 'XYZ'. A quote token is")
+
+
+def test_an_evm_token_is_refused_for_a_fogo_quote() -> None:
+    """WETH, or any 0x address, is an Ethereum token: quotes are on Fogo."""
+    assert quote_errors("WETH") == [
+        "r.yaml:4:16: pair.in: WETH is an EVM token (0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2); "
+        "quotes are on Fogo: use a Fogo symbol (SOL, USDC) or a mint address"
+    ]
+    address = '"0x6B175474E89094C44Da98b954EedeAC495271d0F"'  # unquoted, YAML reads a number
+    (error,) = quote_errors("SOL", address)
+    assert error.startswith("r.yaml:4:26: pair.out: DAI is an EVM token")
+    (error,) = quote_errors(f'"0x{"ab" * 20}"')
+    assert error.startswith(f"r.yaml:4:16: pair.in: {'0x' + 'ab' * 20} is an EVM address;")
+
+
+def test_known_symbols_mints_and_configured_tokens_are_accepted() -> None:
+    """Symbols in any case, base58 mints of 32 to 44 characters, and ``[tokens.X]`` symbols."""
+    bonk = "DezXAZ8z7PnrnRJjz3wXBoRgixCa6xjnB7YaB1pPB263"
+    tokens = TokenTable.with_overrides({"BONK": (bonk, 5)})
+    assert quote_errors("sol") == []
+    assert quote_errors("9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin") == []
+    assert quote_errors("BONK", tokens=tokens) == []
+    (error,) = quote_errors("BONKK", tokens=tokens)
+    assert "did you mean BONK?" in error
+    assert quote_errors(f'"{"1" * 31}"')[0].startswith("r.yaml:4:16: pair.in: unknown token")
+
+
+def test_an_order_maker_must_be_an_address_of_the_rules_chains() -> None:
+    """``0x`` and 40 hex digits on EVM chains, base58 on Solana (501); anything else is located."""
+    text = "rules:\n  - id: o\n    on: order\n    chain: {chain}\n    maker: {maker}\n"
+    evm, sol = f'"0x{"d3" * 20}"', "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
+    assert errors_of(text.format(chain=1, maker=evm)) == []
+    assert errors_of(text.format(chain=501, maker=sol)) == []
+    assert errors_of(text.format(chain="[1, 501]", maker=f"[{evm}, {sol}]")) == []
+    assert errors_of(text.format(chain=1, maker='"0xabc"')) == [
+        "r.yaml:5:12: maker: '0xabc' is not an address on chain 1: expected 0x and 40 hex digits"
+    ]
+    assert errors_of(text.format(chain=501, maker=evm)) == [
+        f"r.yaml:5:12: maker: '{evm[1:-1]}' is not an address on chain 501: expected base58, "
+        "32 to 44 characters"
+    ]
+
+
+def test_unknown_keys_suggest_the_key_meant() -> None:
+    """A misspelt key says which known key is close, at every level."""
+    text = (
+        "rules:\n  - id: a\n    on: quote\n    pair: {in: SOL, out: USDC, amout: 2}\n"
+        "    above: 1\n    resolvd: true\n"
+    )
+    assert errors_of(text) == [
+        "r.yaml:4:32: unknown key 'amout'; did you mean amount?",
+        "r.yaml:6:5: unknown key 'resolvd'; did you mean resolved?",
+    ]
+    assert errors_of("rule:\n  - id: a\n") == [
+        "r.yaml:1:1: unknown key 'rule'; did you mean rules?"
+    ]
+
+
+def test_an_expression_syntax_error_speaks_only_of_what_the_user_wrote() -> None:
+    """A condition's errors name only its own text: no ``}`` or print statement it never had."""
+    text = "rules:\n  - id: a\n    on: feed\n    feed: quote\n    when: {}\n"
+    assert errors_of(text.format("up and (down_seconds > 2")) == [
+        "r.yaml:5:11: when: unexpected end of expression, expected ')'."
+    ]
+    assert errors_of(text.format("down_seconds >")) == [
+        "r.yaml:5:11: when: unexpected end of expression"
+    ]
+    assert errors_of(text.format("'down_seconds > 1 }} 2'")) == [
+        "r.yaml:5:11: when: unexpected '}}' after the expression"
+    ]

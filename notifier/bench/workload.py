@@ -35,7 +35,7 @@ PAIR_COUNT = 512
 RULE_COUNT = 1_000
 LATENCY_PAIRS = 2  # the first pairs; each also carries one latency rule
 AMOUNT = "1000000"
-OUT_MINT = "BenchQuoteMintOut1111111111111111111111111"
+OUT_MINT = "BenchQuoteMintXut1111111111111111111111111"  # base58: no 0, O, I or l
 LATENCY_TAG = "bench"
 LATENCY_THRESHOLD = 1.0000005  # between 1000000/1e6 and 1000001/1e6
 LATENCY_ARMED = 1_000_000  # amountOut toggling 1000000 <-> 1000001 crosses the threshold
@@ -45,7 +45,9 @@ _TITLE_PREFIX = "bench latency slot "
 
 def bench_pairs() -> list[PairKey]:
     """The 512 subscribed pairs, sorted as the daemon sorts its subscriptions."""
-    return sorted((f"BenchMint{i:03d}In{'1' * 28}", OUT_MINT, AMOUNT, True) for i in range(512))
+    digits = str.maketrans("0", "z")  # base58 has no 0
+    mints = (f"BenchMint{i:03d}in{'1' * 28}".translate(digits) for i in range(512))
+    return sorted((mint, OUT_MINT, AMOUNT, True) for mint in mints)
 
 
 def latency_title_slot(title: str) -> int | None:

@@ -10,10 +10,10 @@ from typing import Any, Literal
 
 from notifier.events import PairKey
 from notifier.notification import Severity
-from notifier.rules.loader import Location, ParsedRule, RuleError
+from notifier.rules.loader import Location, ParsedRule, RuleError, did_you_mean
 from notifier.rules.model import FeedSpec, IntentSpec, OrderSpec, QuoteSpec
 from notifier.rules.sandbox import SandboxError, Template, compile_expression, compile_template
-from notifier.tokens import TokenTable
+from notifier.tokens import TokenTable, is_base58_address, is_evm_address
 
 __all__ = [
     "COMMON_VARIABLES",
@@ -110,6 +110,10 @@ DEFAULT_TITLES = {
     "intent": "{{ rule.id }}: intent {{ label or intent_id[:8] }} {{ status }}",
     "feed": "{{ rule.id }}: {{ feed }} feed {{ 'up' if up else 'down' }}",
 }
+OVERDUE_TITLE = (
+    "{{ rule.id }}: intent {{ label or intent_id[:8] }} overdue ({{ status }}"
+    "{% if age is not none %} after {{ (age / 60) | round | int }} min{% endif %})"
+)
 DEFAULT_BODIES = {
     "quote": "{{ rule.description or rule.id }}: {{ amount_in }} {{ token_in }} → "
     "{{ amount_out }} {{ token_out }}, impact {{ price_impact_bps }} bps, {{ hops }} hop(s)",
@@ -210,7 +214,7 @@ def _template(source: str, name: str, parsed: ParsedRule, known: frozenset[str])
         raise _located(exc, name, parsed) from None
 
 
-def _check_sources(parsed: ParsedRule, known: frozenset[str]) -> None:
+def _source_errors(parsed: ParsedRule, known: frozenset[str]) -> list[RuleError]:
     """Compile every expression and template up front, so a rule reports all its errors."""
     errors: list[RuleError] = []
     for name in ("when", "until", "title", "body"):
@@ -224,8 +228,7 @@ def _check_sources(parsed: ParsedRule, known: frozenset[str]) -> None:
                 compile_template(source, known)
         except SandboxError as exc:
             errors += _located(exc, name, parsed).errors
-    if errors:
-        raise CompileError(errors)
+    return errors
 
 
 def _located(exc: SandboxError, name: str, parsed: ParsedRule) -> CompileError:
@@ -258,11 +261,69 @@ def _raw_amount(amount: float | str, decimals: int | None, parsed: ParsedRule, t
     return str(round(scaled))
 
 
+SOLANA_CHAIN = 501  # Fusion's Solana "chain"; every other chain id is an EVM chain
+
+
+def _quote_token_errors(parsed: ParsedRule, spec: QuoteSpec, tokens: TokenTable) -> list[RuleError]:
+    """Quotes are on Fogo: each side is a Fogo symbol or a base58 mint, not an EVM token."""
+    fogo = [t.symbol for t in tokens if is_base58_address(t.address)]
+    listed = ", ".join(fogo)
+    errors = []
+    for side, value in (("in", spec.pair.in_), ("out", spec.pair.out)):
+        token = tokens.resolve(value)
+        if is_base58_address(token.address if token else value):
+            continue
+        if token is not None or is_evm_address(value):
+            what = f"{token.symbol} is an EVM token ({token.address})" if token else ""
+            what = what or f"{value} is an EVM address"
+            message = f"{what}; quotes are on Fogo: use a Fogo symbol ({listed}) or a mint address"
+        else:
+            suggestion = did_you_mean(value, fogo)
+            message = (
+                f"unknown token {value!r}"
+                + (f"{suggestion} " if suggestion else ". ")
+                + f"A quote token is a Fogo symbol ({listed}) or a mint address "
+                "(base58, 32 to 44 characters)"
+            )
+        where = parsed.positions.get(f"pair.{side}", parsed.positions.get("pair", parsed.location))
+        errors.append(RuleError(where, f"pair.{side}: {message}"))
+    return errors
+
+
+def _maker_errors(parsed: ParsedRule, spec: OrderSpec) -> list[RuleError]:
+    """A maker is an address of one of the rule's chains (of any chain when none is named)."""
+    chains = spec.chain or []
+    evm = not chains or any(c != SOLANA_CHAIN for c in chains)
+    solana = not chains or SOLANA_CHAIN in chains
+    forms = " or ".join(
+        [
+            *(["0x and 40 hex digits"] if evm else []),
+            *(["base58, 32 to 44 characters"] if solana else []),
+        ]
+    )
+    on = (
+        f" on chain{'s' if len(chains) > 1 else ''} {', '.join(map(str, chains))}" if chains else ""
+    )
+    errors = []
+    for i, maker in enumerate(spec.maker or ()):
+        if (evm and is_evm_address(maker)) or (solana and is_base58_address(maker)):
+            continue
+        where = parsed.positions.get(f"maker.{i}", parsed.positions.get("maker", parsed.location))
+        errors.append(RuleError(where, f"maker: {maker!r} is not an address{on}: expected {forms}"))
+    return errors
+
+
 def compile_rule(parsed: ParsedRule, tokens: TokenTable) -> Rule:
     """Turn a validated spec into a ready rule; raises ``CompileError`` with located errors."""
     spec = parsed.spec
     known = VARIABLES[spec.on] | COMMON_VARIABLES
-    _check_sources(parsed, known)
+    errors = _source_errors(parsed, known)
+    if isinstance(spec, QuoteSpec):
+        errors += _quote_token_errors(parsed, spec, tokens)
+    elif isinstance(spec, OrderSpec):
+        errors += _maker_errors(parsed, spec)
+    if errors:
+        raise CompileError(errors)
     common: dict[str, Any] = {
         "id": spec.id,
         "source": spec.on,
@@ -270,7 +331,7 @@ def compile_rule(parsed: ParsedRule, tokens: TokenTable) -> Rule:
         "fingerprint": parsed.fingerprint,
         "description": spec.description,
         "when": _expr(spec.when, "when", parsed, known),
-        "title": _template(spec.title or DEFAULT_TITLES[spec.on], "title", parsed, known),
+        "title": _template(spec.title or _default_title(spec), "title", parsed, known),
         "body": _template(spec.body or DEFAULT_BODIES[spec.on], "body", parsed, known),
         "tags": tuple(spec.notify or ()),
         "severity": spec.severity,
@@ -335,6 +396,12 @@ def compile_rule(parsed: ParsedRule, tokens: TokenTable) -> Rule:
     assert isinstance(spec, FeedSpec)
     state["for_"] = max(state["for_"], spec.down_for)
     return FeedRule(kind="state", **common, **state, feed=spec.feed)
+
+
+def _default_title(spec: QuoteSpec | OrderSpec | IntentSpec | FeedSpec) -> str:
+    if isinstance(spec, IntentSpec) and spec.overdue is not None:
+        return OVERDUE_TITLE
+    return DEFAULT_TITLES[spec.on]
 
 
 def _threshold(compare: Callable[[Any, Any], bool], limit: float) -> Predicate:

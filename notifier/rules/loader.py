@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
-from notifier.rules.model import RULE_SPEC, RuleSpec
+from notifier.rules.model import (
+    RULE_SPEC,
+    FeedSpec,
+    IntentSpec,
+    OrderSpec,
+    PairSpec,
+    QuoteSpec,
+    RuleSpec,
+)
 
 __all__ = [
     "RULE_SUFFIXES",
@@ -24,6 +33,9 @@ __all__ = [
     "ParsedFile",
     "ParsedRule",
     "RuleError",
+    "did_you_mean",
+    "duplicate_ids",
+    "id_place",
     "list_rule_files",
     "parse_file",
     "parse_text",
@@ -112,13 +124,41 @@ def _locate(root: Any, loc: Sequence[int | str], path: str, *, key: bool) -> Loc
 
 
 def _positions(item: CommentedMap, path: str) -> dict[str, Location]:
+    """Each key's value place, and one level down: ``pair.in``, ``maker.0``."""
     found: dict[str, Location] = {}
     for k in item:
+        value = item[k]
         line, col = item.lc.value(k)
-        if isinstance(item[k], LiteralScalarString | FoldedScalarString):
+        if isinstance(value, LiteralScalarString | FoldedScalarString):
             line, col = line + 1, 0  # a block scalar's text starts on the line after its '|'
         found[str(k)] = Location(path, line + 1, col + 1)
+        inner: list[tuple[object, tuple[int, int]]] = []
+        if isinstance(value, CommentedMap):
+            inner = [(sub, value.lc.value(sub)) for sub in value]
+        elif isinstance(value, CommentedSeq):
+            inner = [(i, value.lc.item(i)) for i in range(len(value))]
+        for sub, (sub_line, sub_col) in inner:
+            found[f"{k}.{sub}"] = Location(path, sub_line + 1, sub_col + 1)
     return found
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """``"; did you mean X?"`` when a known word is close to ``word`` (any case), else ``""``."""
+    by_folded = {k.casefold(): k for k in known}
+    close = difflib.get_close_matches(word.casefold(), list(by_folded), n=1)
+    return f"; did you mean {by_folded[close[0]]}?" if close else ""
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    return [spec.alias or name for name, spec in model.model_fields.items()]
+
+
+_KIND_SPECS: dict[str, type[BaseModel]] = {
+    "quote": QuoteSpec,
+    "order": OrderSpec,
+    "intent": IntentSpec,
+    "feed": FeedSpec,
+}
 
 
 _yaml = YAML(typ="rt")
@@ -146,7 +186,10 @@ def parse_text(text: str, path: str) -> tuple[list[ParsedRule], list[RuleError]]
     if isinstance(root, RuleError):
         return [], [root]
     errors = [
-        RuleError(_locate(root, (key,), path, key=True), f"unknown key {key!r}")
+        RuleError(
+            _locate(root, (key,), path, key=True),
+            f"unknown key {key!r}" + did_you_mean(str(key), ["rules"]),
+        )
         for key in root
         if key != "rules"
     ]
@@ -182,7 +225,9 @@ def _partial(
     errors = []
     for err in exc.errors(include_input=False, include_url=False):
         loc = (*prefix, *err["loc"])
+        kind = ""
         if len(loc) > 2 and loc[0] == "rules" and loc[2] in RULE_KINDS:
+            kind = str(loc[2])
             loc = (*loc[:2], *loc[3:])  # pydantic's discriminator tag is not a YAML key
         is_extra = err["type"] == "extra_forbidden"
         where = _locate(root, loc, path, key=is_extra)
@@ -195,7 +240,9 @@ def _partial(
         elif err["type"] == "union_tag_not_found":
             message = "missing required key 'on' (quote, order, intent or feed)"
         elif is_extra:
-            message = f"unknown key {field_name!r}"
+            model = PairSpec if "pair" in loc[2:-1] else _KIND_SPECS.get(kind)
+            known = _keys(model) if model else []
+            message = f"unknown key {field_name!r}" + did_you_mean(field_name, known)
         elif err["type"] == "missing":
             message = f"missing required key {field_name!r}"
         elif err["type"] in {"model_type", "model_attributes_type", "dict_type"}:
@@ -234,17 +281,28 @@ def parse_file(path: Path, previous: ParsedFile | None = None) -> ParsedFile:
     return ParsedFile(path, digest, tuple(rules), tuple(errors))
 
 
+class _Placed(Protocol):
+    @property
+    def location(self) -> Location: ...
+    @property
+    def positions(self) -> Mapping[str, Location]: ...
+
+
+def id_place(rule: _Placed) -> Location:
+    """Where a rule's ``id:`` value is written: the place a duplicate id is reported."""
+    return rule.positions.get("id", rule.location)
+
+
 def duplicate_ids(files: Iterable[ParsedFile]) -> list[RuleError]:
-    """Ids must be unique across the whole rules dir; each duplicate names the first place."""
+    """Ids must be unique across the whole rules dir; in path order, each later place is an
+    error naming the first (what a first start does; a reload also respects running rules)."""
     seen: dict[str, Location] = {}
     errors = []
     for parsed in files:
         for rule in parsed.rules:
-            first = seen.setdefault(rule.spec.id, rule.location)
-            if first is not rule.location:
-                errors.append(
-                    RuleError(
-                        rule.location, f"duplicate rule id {rule.spec.id!r} (first at {first})"
-                    )
-                )
+            place = id_place(rule)
+            first = seen.setdefault(rule.spec.id, place)
+            if first is not place:
+                message = f"duplicate rule id {rule.spec.id!r} (first at {first})"
+                errors.append(RuleError(place, message))
     return errors
