@@ -173,7 +173,8 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
 
 
 async def test_simulate_prints_config_lines_that_reach_it() -> None:
-    """``simulate --port 0`` prints its address and a TOML block pointing at itself."""
+    """``simulate --port 0`` prints its address and a whole config pointing at itself, with the
+    example rules and the ``console://`` channel (the README runs it with ``notifier run``)."""
     proc = await asyncio.create_subprocess_exec(
         PYTHON, "-m", "notifier", "simulate", "--host", "127.0.0.1", "--port", "0",
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -191,6 +192,8 @@ async def test_simulate_prints_config_lines_that_reach_it() -> None:
         assert header.startswith("# notifier simulator on http://127.0.0.1:")
         config = tomllib.loads(toml)
         settings = Settings(**config)  # the printed block is a valid notifier config
+        assert (settings.rules_dir, settings.state_dir) == (Path("rules"), Path("state"))
+        assert "console://" in settings.apprise_config.read_text(encoding="utf-8")
         base = settings.intents.url
         assert header.split()[4] == base
         assert settings.quotes.url == base.replace("http://", "ws://") + "/api/v1/stream"
