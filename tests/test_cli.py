@@ -209,3 +209,24 @@ async def test_simulate_prints_config_lines_that_reach_it() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("how", "tried"),
+    [("NOTIFIER_CONFIG", "http://127.0.0.1:9"), ("-c", "http://127.0.0.1:9"),
+     ("--url", "http://127.0.0.1:8")],
+)  # fmt: skip
+def test_status_finds_the_daemon_as_the_readme_says(
+    how: str, tried: str, config: Path, tmp_path: Path
+) -> None:
+    """``status`` asks ``--url``, else ``http.listen`` of ``-c FILE`` or ``$NOTIFIER_CONFIG``."""
+    config.write_text('[http]\nlisten = "127.0.0.1:9"\n', encoding="utf-8")  # nothing listens
+    args = {"NOTIFIER_CONFIG": [], "-c": ["-c", str(config)],
+            "--url": ["-c", str(config), "--url", "http://127.0.0.1:8"]}[how]  # fmt: skip
+    env = child_env() | ({"NOTIFIER_CONFIG": str(config)} if how == "NOTIFIER_CONFIG" else {})
+    result = subprocess.run(  # noqa: S603 - our own interpreter and arguments
+        [PYTHON, "-m", "notifier", "status", *args],
+        capture_output=True, text=True, env=env, timeout=30, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.rstrip().endswith(f"tried {tried}")
