@@ -26,6 +26,7 @@ What is not run as written, and why:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shlex
@@ -163,9 +164,9 @@ async def _simulate_and_run(script: str, clone: Path, port: int) -> None:
         assert "Traceback" not in errors
         assert (clone / "state").is_dir()  # state_dir = "state", from the repository's root
     finally:
-        if proc.returncode is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+        with contextlib.suppress(ProcessLookupError):  # the block's background jobs too, even
+            os.killpg(proc.pid, signal.SIGKILL)  # when bash itself failed and left them behind
+        await proc.wait()
         stderr.cancel()
 
 
