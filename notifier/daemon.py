@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import watchfiles
 
@@ -33,7 +33,7 @@ from notifier.store import Store
 from notifier.systemd import SystemdNotifier
 from notifier.timestamps import rfc3339
 
-__all__ = ["Daemon", "EventQueue", "StartupError", "running"]
+__all__ = ["Daemon", "EventQueue", "Recorder", "StartupError", "running"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,32 @@ class StartupError(Exception):
     """The configuration cannot run (exit code 78): bad apprise config, unusable listen address."""
 
 
+class Recorder:
+    """``run --record``: appends each event as a JSON line; every line is in the file (the OS's
+    buffers) within ``FLUSH_AFTER`` seconds, so a crash of the process loses at most that."""
+
+    FLUSH_AFTER = 1.0
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("ab", buffering=1 << 16)  # few syscalls under a flood
+        self._flush: asyncio.TimerHandle | None = None
+
+    def write(self, event: Event) -> None:
+        self._file.write(event_to_json(event) + b"\n")
+        if self._flush is None:  # one timer per second at most, not a syscall per event
+            self._flush = asyncio.get_running_loop().call_later(self.FLUSH_AFTER, self.flush)
+
+    def flush(self) -> None:
+        self._flush = None
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        self._file.close()
+
+
 class EventQueue:
     """The sources' sink: ``emit`` never blocks.
 
@@ -54,7 +80,7 @@ class EventQueue:
     feed events. Order is kept between a pair's first pending quote and other events.
     """
 
-    def __init__(self, record: IO[bytes] | None = None) -> None:
+    def __init__(self, record: Recorder | None = None) -> None:
         self._record = record
         self._items: deque[Event | PairKey] = deque()
         self._latest: dict[PairKey, QuoteEvent] = {}
@@ -65,7 +91,7 @@ class EventQueue:
     def emit(self, event: Event) -> None:
         self.received += 1
         if self._record is not None:
-            self._record.write(event_to_json(event) + b"\n")
+            self._record.write(event)
         if isinstance(event, QuoteEvent):
             if event.pair in self._latest:
                 self.conflated += 1
@@ -106,7 +132,7 @@ class Daemon:
     ) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self._record = record.open("ab", buffering=1 << 16) if record else None
+        self._record = Recorder(record) if record else None
         self.queue = EventQueue(self._record)
         self.systemd = notifier or SystemdNotifier()
         self.started_at = time.time()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.resources
 import sys
 import tempfile
 import time
@@ -17,10 +18,11 @@ from pathlib import Path
 
 from notifier.config import Settings
 from notifier.daemon import running
+from notifier.rules.loader import list_rule_files
 from notifier.simulator import SIM_KEYS, Simulator
 from notifier.tokens import BUILTIN_TOKENS
 
-__all__ = ["DEMO_MAKER", "run_demo"]
+__all__ = ["DEMO_MAKER", "example_rules", "run_demo"]
 
 DEMO_MAKER = "0x00000000000000000000000000000000000d3e70"
 SOL, USDC = BUILTIN_TOKENS[0], BUILTIN_TOKENS[1]
@@ -36,7 +38,16 @@ def _rules_dir(explicit: Path | None) -> Path:
     here = Path("rules")
     if here.is_dir():
         return here
-    return Path(__file__).parent / "examples" / "rules"
+    return example_rules()
+
+
+def example_rules() -> Path:
+    """The example rules: in an installed package ``notifier/examples/rules`` (the wheel's copy
+    of ``rules/``), in a checkout (an editable install too) the top-level ``rules/``."""
+    packaged = importlib.resources.files("notifier") / "examples" / "rules"
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "rules"
 
 
 def _raw_price(usdc_per_sol: float) -> float:
@@ -66,7 +77,11 @@ async def _story(sim: Simulator, stop: asyncio.Event) -> None:
 
 
 async def run_demo(duration: float | None = None, rules: Path | None = None) -> int:
+    """Run the demo; 0 once it sent notifications, 1 when it had no rules or sent nothing."""
     rules_dir = _rules_dir(rules)
+    if not list_rule_files(rules_dir):
+        print(f"notifier demo: no rule files (*.yaml, *.yml) in {rules_dir}", file=sys.stderr)
+        return 1
     sim = Simulator(seed=7, random_walk=False)
     async with sim:
         sim.quotes.set_price(SOL.address, USDC.address, _raw_price(PRICE_PATH[0]))
@@ -115,10 +130,20 @@ async def run_demo(duration: float | None = None, rules: Path | None = None) -> 
                     stop.set()
                     await story
                     await daemon.settled()
-                    stats = daemon.dispatcher.stats()
-            print(f"\nnotifier demo: done — {_sent(stats)} notification(s) sent.", file=sys.stderr)
+                    sent = _sent(daemon.dispatcher.stats())
+            print(f"\nnotifier demo: done — {sent} notification(s) sent.", file=sys.stderr)
+    if sent == 0:
+        print(
+            "notifier demo: no notification was sent"
+            + (f" in {duration:g}s" if duration else "")
+            + f" with the rules in {rules_dir}: none of them matched the demo's story, or "
+            "delivery failed (NOTIFIER_LOG_LEVEL=INFO shows why)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
-def _sent(stats: object) -> object:
-    return stats.get("sent", "?") if isinstance(stats, dict) else "?"
+def _sent(stats: object) -> int:
+    sent = stats.get("sent") if isinstance(stats, dict) else None
+    return sent if isinstance(sent, int) else 0

@@ -175,7 +175,8 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
 
 
 async def test_simulate_prints_config_lines_that_reach_it() -> None:
-    """``simulate --port 0`` prints its address and a TOML block pointing at itself."""
+    """``simulate --port 0`` prints its address and a whole config pointing at itself, with the
+    example rules and the ``console://`` channel (the README runs it with ``notifier run``)."""
     proc = await asyncio.create_subprocess_exec(
         PYTHON, "-m", "notifier", "simulate", "--host", "127.0.0.1", "--port", "0",
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -193,6 +194,8 @@ async def test_simulate_prints_config_lines_that_reach_it() -> None:
         assert header.startswith("# notifier simulator on http://127.0.0.1:")
         config = tomllib.loads(toml)
         settings = Settings(**config)  # the printed block is a valid notifier config
+        assert (settings.rules_dir, settings.state_dir) == (Path("rules"), Path("state"))
+        assert "console://" in settings.apprise_config.read_text(encoding="utf-8")
         base = settings.intents.url
         assert header.split()[4] == base
         assert settings.quotes.url == base.replace("http://", "ws://") + "/api/v1/stream"
@@ -208,3 +211,24 @@ async def test_simulate_prints_config_lines_that_reach_it() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("how", "tried"),
+    [("NOTIFIER_CONFIG", "http://127.0.0.1:9"), ("-c", "http://127.0.0.1:9"),
+     ("--url", "http://127.0.0.1:8")],
+)  # fmt: skip
+def test_status_finds_the_daemon_as_the_readme_says(
+    how: str, tried: str, config: Path, tmp_path: Path
+) -> None:
+    """``status`` asks ``--url``, else ``http.listen`` of ``-c FILE`` or ``$NOTIFIER_CONFIG``."""
+    config.write_text('[http]\nlisten = "127.0.0.1:9"\n', encoding="utf-8")  # nothing listens
+    args = {"NOTIFIER_CONFIG": [], "-c": ["-c", str(config)],
+            "--url": ["-c", str(config), "--url", "http://127.0.0.1:8"]}[how]  # fmt: skip
+    env = child_env() | ({"NOTIFIER_CONFIG": str(config)} if how == "NOTIFIER_CONFIG" else {})
+    result = subprocess.run(  # noqa: S603 - our own interpreter and arguments
+        [PYTHON, "-m", "notifier", "status", *args],
+        capture_output=True, text=True, env=env, timeout=30, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.rstrip().endswith(f"tried {tried}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -287,6 +289,31 @@ def test_example_config_loads_and_documents_the_defaults(monkeypatch: pytest.Mon
     assert example.rules_dir.is_absolute()
     assert example.apprise_config.is_absolute()
     assert example.tokens["SOL"].decimals == 9
+
+
+def test_example_config_names_the_built_in_default_of_every_key_it_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A top-level key of systemd/notifier.toml that differs from the built-in default says
+    what that default is in the comment above it (the file claims to show the defaults)."""
+    for name in list(os.environ):
+        if name.startswith("NOTIFIER_"):
+            monkeypatch.delenv(name)
+    path = ROOT / "systemd" / "notifier.toml"
+    example, defaults = load_settings(path), Settings()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    changed = [k for k in tomllib.loads("\n".join(lines)) if k in Settings.model_fields
+               and getattr(example, k) != getattr(defaults, k)
+               and k != "tokens"]  # [tokens.SOL] is marked "example"  # fmt: skip
+    assert changed == ["rules_dir", "state_dir", "apprise_config"]
+    for key in changed:
+        at = next(i for i, line in enumerate(lines) if line.startswith(f"{key} ="))
+        above = []
+        while at > 0 and lines[at - 1].startswith("#"):
+            at -= 1
+            above.append(lines[at])
+        default = json.dumps(str(getattr(defaults, key)))
+        assert f"# Built-in default: {default}." in above, key
 
 
 def test_example_apprise_config_loads_with_tags() -> None:

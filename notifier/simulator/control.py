@@ -1,31 +1,19 @@
-"""The ``/_sim/…`` JSON control API: the scripting methods over HTTP, for another process.
+"""The ``/_sim`` JSON control API: the scripting methods over HTTP, for another process.
 
-Every endpoint is a ``POST`` with a JSON object body (may be empty) whose keys are the keyword
-arguments of the method it calls, and answers ``{"ok": true, …}``; ``GET /_sim/stats`` reports
-counters. Unknown ids answer 404, bad arguments 400, both as ``{"ok": false, "error": …}``.
-No auth: the simulator is a development tool meant for loopback.
-
-| endpoint | calls |
-|---|---|
-| ``/_sim/quotes/set`` | ``quotes.set_quote(in_mint, out_mint, amount, amount_out, …)`` |
-| ``/_sim/quotes/drop`` | ``quotes.drop_connections()`` |
-| ``/_sim/quotes/flood`` | ``quotes.flood(rate_per_s, duration_s)`` in the background |
-| ``/_sim/quotes/send_times`` | ``quotes.send_times()`` (``clear: true`` also clears) |
-| ``/_sim/fusion/orders`` | ``fusion.create_order(chain, maker, …)`` → ``order_hash`` |
-| ``/_sim/fusion/orders/{hash}/{action}`` | ``fusion.{action}(hash, …)``: ``fill``, ``cancel``… |
-| ``/_sim/fusion/drop`` | ``fusion.drop_connections(chain)`` |
-| ``/_sim/fusion/refuse`` | ``fusion.refuse_connections(refuse)`` |
-| ``/_sim/intents`` | ``intents.add_intent(intent_id, status, script, …)`` → ``intent_id`` |
-| ``/_sim/intents/{id}/status`` | ``intents.set_status(id, status)`` |
-| ``/_sim/intents/{id}/advance`` | ``intents.advance(id)`` |
-| ``/_sim/intents/fail_next`` | ``intents.fail_next(n, status, intent_id)`` |
-| ``/_sim/intents/rate_limit_next`` | ``intents.rate_limit_next(n, retry_after, intent_id)`` |
+``GET /_sim`` lists every control (method, path, parameters, what it does) as JSON, built from
+the same table as the routes, so the listing cannot drift from them; docs/simulator.md shows
+it. Every other control is a ``POST`` with a JSON object body (may be empty) whose keys are
+the keyword arguments of the method it calls, and answers ``{"ok": true, …}``;
+``GET /_sim/stats`` reports counters. Unknown ids answer 404, bad arguments 400, both as
+``{"ok": false, "error": …}``. No auth: the simulator is a development tool meant for loopback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -35,10 +23,32 @@ from notifier.simulator.wire import json_response, loads_object
 if TYPE_CHECKING:
     from notifier.simulator.server import Simulator
 
-__all__ = ["control_routes"]
+__all__ = ["PREFIX", "Control", "control_routes"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ORDER_ACTIONS = ("fill", "fill_partially", "cancel", "invalidate", "balance_change", "expire")
+PREFIX = "/_sim"
+JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """One control: its route, the function it calls and the line that describes it."""
+
+    method: str
+    path: str
+    handler: Handler
+    description: str
+    signature: Callable[..., Any] | None = None  # whose parameters it takes, for the listing
+
+    def describe(self) -> dict[str, Any]:
+        """The control as ``GET /_sim`` lists it."""
+        return {
+            "method": self.method,
+            "path": self.path,
+            "parameters": _parameters(self.path, self.signature) if self.signature else [],
+            "description": self.description,
+        }
 
 
 def control_routes(sim: Simulator) -> list[web.RouteDef]:
@@ -113,22 +123,123 @@ def control_routes(sim: Simulator) -> list[web.RouteDef]:
             }
         )
 
-    return [
-        web.get("/_sim/stats", stats),
-        web.post("/_sim/quotes/set", call(sim.quotes.set_quote)),
-        web.post("/_sim/quotes/drop", call(sim.quotes.drop_connections, "dropped")),
-        web.post("/_sim/quotes/flood", call(flood)),
-        web.post("/_sim/quotes/send_times", call(send_times, "send_times")),
-        web.post("/_sim/fusion/orders", call(sim.fusion.create_order, "order_hash")),
-        web.post("/_sim/fusion/orders/{order_hash}/{action}", call(order_action)),
-        web.post("/_sim/fusion/drop", call(fusion_drop, "dropped")),
-        web.post("/_sim/fusion/refuse", call(sim.fusion.refuse_connections)),
-        web.post("/_sim/intents", call(add_intent, "intent_id")),
-        web.post("/_sim/intents/fail_next", call(sim.intents.fail_next)),
-        web.post("/_sim/intents/rate_limit_next", call(sim.intents.rate_limit_next)),
-        web.post("/_sim/intents/{intent_id}/status", call(set_status)),
-        web.post("/_sim/intents/{intent_id}/advance", call(sim.intents.advance, "status")),
+    def post(
+        path: str, method: Callable[..., Any], description: str, result: str | None = None,
+        signature: Callable[..., Any] | None = None,
+    ) -> Control:  # fmt: skip
+        return Control("POST", PREFIX + path, call(method, result), description,
+                       signature or method)  # fmt: skip
+
+    controls = [
+        Control(
+            "GET",
+            PREFIX + "/stats",
+            stats,
+            "counters: connections, subscriptions, frames, orders, intents and requests per intent",
+        ),
+        post(
+            "/quotes/set",
+            sim.quotes.set_quote,
+            "quote a pair (mints, amount in base units) and push it to its subscribers",
+        ),
+        post(
+            "/quotes/drop",
+            sim.quotes.drop_connections,
+            "abort every quote connection; answers how many were dropped",
+            "dropped",
+        ),
+        post(
+            "/quotes/flood",
+            flood,
+            "push material changes to every subscribed pair at a rate, in the background",
+        ),
+        post(
+            "/quotes/send_times",
+            send_times,
+            "when each flooded slot's frame was written (clear: true also clears)",
+            "send_times",
+        ),
+        post(
+            "/fusion/orders",
+            sim.fusion.create_order,
+            "create an order on a chain and announce it (order_created)",
+            "order_hash",
+        ),
+        post(
+            "/fusion/orders/{order_hash}/{action}",
+            order_action,
+            f"act on an order: {', '.join(ORDER_ACTIONS)}, with the action's own arguments "
+            "(fill_partially: remaining; invalidate: status; balance_change: balance, "
+            "allowance)",
+        ),
+        post(
+            "/fusion/drop",
+            fusion_drop,
+            "drop the order WebSockets of one chain or all (graceful: close 1012)",
+            "dropped",
+        ),
+        post(
+            "/fusion/refuse",
+            sim.fusion.refuse_connections,
+            "refuse new order WebSockets while refuse is true",
+        ),
+        post(
+            "/intents",
+            add_intent,
+            "add an intent, optionally with a script of [status, seconds] steps",
+            "intent_id",
+            signature=sim.intents.add_intent,
+        ),
+        post(
+            "/intents/fail_next",
+            sim.intents.fail_next,
+            "answer the next n status requests (of one intent or any) with an HTTP error",
+        ),
+        post(
+            "/intents/rate_limit_next",
+            sim.intents.rate_limit_next,
+            "answer the next n status requests with 429 and Retry-After",
+        ),
+        post("/intents/{intent_id}/status", set_status, "set an intent's status now"),
+        post(
+            "/intents/{intent_id}/advance",
+            sim.intents.advance,
+            "move an intent to its script's next status; answers it",
+            "status",
+        ),
     ]
+
+    async def index(request: web.Request) -> web.StreamResponse:
+        return json_response(
+            {
+                "ok": True,
+                "description": "notifier simulator control API; POST bodies are JSON objects",
+                "controls": [c.describe() for c in controls],
+            }
+        )
+
+    return [
+        web.get(PREFIX, index),
+        web.get(PREFIX + "/", index),
+        *(web.route(c.method, c.path, c.handler) for c in controls),
+    ]
+
+
+def _parameters(path: str, function: Callable[..., Any]) -> list[dict[str, Any]]:
+    """``function``'s keyword parameters as the listing shows them: in the path or the body."""
+    found = []
+    for param in inspect.signature(function).parameters.values():
+        if param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+            continue
+        item: dict[str, Any] = {
+            "name": param.name,
+            "in": "path" if f"{{{param.name}}}" in path else "body",
+            "required": param.default is param.empty,
+        }
+        if param.default is not param.empty and isinstance(param.default, JSON_SCALARS):
+            item["default"] = param.default
+        found.append(item)
+    return found
 
 
 async def _body(request: web.Request) -> dict[str, Any] | None:

@@ -8,8 +8,10 @@ control API under ``/_sim/…`` (see `notifier.simulator.control`) so another pr
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TextIO
 
@@ -33,6 +35,8 @@ class SimKeys:
 
 
 SIM_KEYS = SimKeys()
+# Shipped with the package: prints every notification to the daemon's terminal (console://).
+CONSOLE_APPRISE_CONFIG = Path(__file__).with_name("console.yml")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,11 +164,15 @@ class Simulator:
         await self.stop()
 
     def config_toml(self) -> str:
-        """Ready-to-paste config lines pointing the daemon at this simulator."""
+        """A complete daemon config for this simulator, run from the repository's root: the
+        example ``rules/``, state in ``state/``, notifications printed to the terminal."""
         urls = self.urls
         chains = ", ".join(str(chain) for chain in self.fusion.chains)
         return (
-            "[fusion]\n"
+            'rules_dir = "rules"\n'
+            'state_dir = "state"\n'
+            f"apprise_config = {_toml_string(CONSOLE_APPRISE_CONFIG)}  # console://: the terminal\n"
+            "\n[fusion]\n"
             f'url = "{urls.fusion_ws}"\n'
             f'rest_url = "{urls.fusion_rest}"\n'
             f'api_key = "{self.keys.fusion}"\n'
@@ -176,6 +184,11 @@ class Simulator:
             f'url = "{urls.intents}"\n'
             f'api_key = "{self.keys.intents}"\n'
         )
+
+
+def _toml_string(value: object) -> str:
+    """A TOML basic string (a JSON string is one)."""
+    return json.dumps(str(value))
 
 
 async def serve(
@@ -197,6 +210,7 @@ async def serve(
         stream = out or sys.stdout
         stream.write(
             f"# notifier simulator on {sim.urls.intents} (control API {sim.urls.control})\n"
+            "# a config for `notifier run -c FILE` from the repository's root:\n"
         )
         stream.write(sim.config_toml())
         stream.flush()
