@@ -55,6 +55,8 @@ class _Section(BaseModel):
 class HttpSettings(_Section):
     listen: str = "127.0.0.1:9310"
     token: SecretStr = SecretStr("")
+    # Host names (besides localhost, loopback and the listen host) the API answers to.
+    allowed_hosts: list[str] = Field(default_factory=list)
 
 
 class FusionSettings(_Section):

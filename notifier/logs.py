@@ -24,6 +24,8 @@ import threading
 from typing import TextIO
 from urllib.parse import quote
 
+from notifier.logthrottle import RepeatFilter
+
 __all__ = [
     "LineFormatter",
     "RedactFilter",
@@ -142,6 +144,7 @@ def setup_logging(level: str, *, stream: TextIO | None = None) -> None:
     handler.set_name("notifier")
     handler.setFormatter(LineFormatter(journal=journal_attached(target)))
     handler.addFilter(RedactFilter())
+    handler.addFilter(RepeatFilter(handler.handle))  # a fault repeating fast must not flood
 
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == "notifier"]:
