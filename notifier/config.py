@@ -118,6 +118,10 @@ class _TomlSource(PydanticBaseSettingsSource):
                 self._data = tomllib.loads(path.read_text(encoding="utf-8"))
             except OSError as exc:
                 raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
+            except UnicodeDecodeError as exc:
+                raise ConfigError(
+                    f"{path}: not UTF-8 text (byte {exc.start}): is it the right file?"
+                ) from exc
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"{path}: {exc}") from exc
 
