@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from notifier.store import DB_FILENAME, Store
+from notifier.store import DB_FILENAME, MIGRATIONS, Migration, Store, StoreError
 from tests.test_e2e_ops import PYTHON, SEEDED, STOP_TIMEOUT, clean_env, refused_config
 
 PAGE = 4096
@@ -206,3 +206,32 @@ def test_record_file_that_cannot_be_opened_is_refused(tmp_path: Path, config: Pa
     record = tmp_path / "missing" / "events.jsonl"
     line = refusal(run_notifier(config, "--record", str(record)), record)
     assert "No such file or directory" in line
+
+
+def test_refusal_under_journald_is_filed_as_an_error(tmp_path: Path, config: Path) -> None:
+    """With ``$JOURNAL_STREAM`` naming stderr the line carries ``<3>``, which journald strips."""
+    (tmp_path / "state").write_text("not a directory\n", encoding="utf-8")
+    log_path = tmp_path / "stderr.log"
+    with log_path.open("wb") as log_file:
+        st = os.fstat(log_file.fileno())
+        code = subprocess.run(  # noqa: S603 - our own interpreter and arguments
+            [PYTHON, "-m", "notifier", "run", "-c", str(config)],
+            stdout=subprocess.DEVNULL, stderr=log_file, timeout=STOP_TIMEOUT, check=False,
+            env=clean_env(JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}"),
+        ).returncode  # fmt: skip
+    assert code == 78
+    lines = log_path.read_text(encoding="utf-8").splitlines()
+    assert lines == [f"<3>notifier: {tmp_path / 'state'}: the state directory is not a directory"]
+
+
+def test_a_full_disk_is_a_retryable_refusal(tmp_path: Path) -> None:
+    """SQLite's 'database or disk is full' may pass once space is freed: retryable (exit 1)."""
+    fill = "INSERT INTO filler VALUES (zeroblob(65536));\n" * 64
+    big = Migration(2, "fill", "CREATE TABLE filler (x);\n" + fill)
+    store = Store.open(tmp_path)
+    store.connection.execute("PRAGMA max_page_count = 40")
+    with pytest.raises(StoreError, match="database or disk is full") as caught:
+        store.migrate([*MIGRATIONS, big])
+    assert caught.value.retryable
+    assert str(caught.value).startswith(f"{tmp_path / DB_FILENAME}: migration 2 (fill) failed")
+    store.close()

@@ -150,7 +150,8 @@ class Store:
                 yield self._conn
             except BaseException:
                 self._depth = 0
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:  # SQLite already rolled back on SQLITE_FULL & co
+                    self._conn.execute("ROLLBACK")
                 raise
             self._depth = 0
             self._conn.execute("COMMIT")
