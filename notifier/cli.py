@@ -159,11 +159,11 @@ async def _run(settings: Settings, record: Path | None) -> int:
 
 def _refusal(message: str) -> None:
     """A start-up refusal: one line ``notifier: <path>: <what is wrong>`` on stderr, filed as
-    an error by journald."""
-    from notifier.logs import journal_attached
+    an error by journald, with configured secrets redacted as in the log."""
+    from notifier.logs import journal_attached, redact
 
     priority = "<3>" if journal_attached(sys.stderr) else ""
-    print(f"{priority}notifier: {message}", file=sys.stderr, flush=True)
+    print(f"{priority}notifier: {redact(message)}", file=sys.stderr, flush=True)
 
 
 def _stop_grace() -> float:

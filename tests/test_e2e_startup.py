@@ -235,3 +235,14 @@ def test_a_full_disk_is_a_retryable_refusal(tmp_path: Path) -> None:
     assert caught.value.retryable
     assert str(caught.value).startswith(f"{tmp_path / DB_FILENAME}: migration 2 (fill) failed")
     store.close()
+
+
+def test_refusal_line_redacts_configured_secrets(tmp_path: Path, config: Path) -> None:
+    """The refusal is printed, not logged, but keeps the log's safety net for secrets."""
+    record = tmp_path / f"{SEEDED}-http" / "events.jsonl"
+    result = run_notifier(config, "--record", str(record))
+    assert result.returncode == 78
+    assert SEEDED not in result.stderr
+    assert result.stderr == f"notifier: {tmp_path}/***/events.jsonl: cannot open the event " + (
+        "record: No such file or directory\n"
+    )
