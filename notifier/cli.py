@@ -137,20 +137,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
 async def _run(settings: Settings, record: Path | None) -> int:
     from notifier.daemon import Daemon, StartupError
 
-    daemon = Daemon(settings, record=record)
+    try:
+        daemon = Daemon(settings, record=record)
+    except OSError as exc:  # the --record file
+        _refusal(f"{record}: cannot open the event record: {exc.strerror or exc}")
+        return EX_CONFIG
     stop = asyncio.Event()
     _install_signals(stop, daemon.request_reload)
     try:
         await daemon.startup()
     except StartupError as exc:
-        log.error("refusing to start: %s", exc)  # noqa: TRY400 - the message is the whole story
         await daemon.shutdown(grace=1.0)
-        return EX_CONFIG
+        _refusal(str(exc))
+        return EX_ERRORS if exc.retryable else EX_CONFIG
     try:
         await daemon.run(stop)
     finally:
         await daemon.shutdown(grace=_stop_grace())
     return EX_OK
+
+
+def _refusal(message: str) -> None:
+    """A start-up refusal: one line ``notifier: <path>: <what is wrong>`` on stderr, filed as
+    an error by journald, with configured secrets redacted as in the log."""
+    from notifier.logs import journal_attached, redact
+
+    priority = "<3>" if journal_attached(sys.stderr) else ""
+    print(f"{priority}notifier: {redact(message)}", file=sys.stderr, flush=True)
 
 
 def _stop_grace() -> float:

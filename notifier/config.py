@@ -55,6 +55,8 @@ class _Section(BaseModel):
 class HttpSettings(_Section):
     listen: str = "127.0.0.1:9310"
     token: SecretStr = SecretStr("")
+    # Host names (besides localhost, loopback and the listen host) the API answers to.
+    allowed_hosts: list[str] = Field(default_factory=list)
 
 
 class FusionSettings(_Section):
@@ -116,6 +118,10 @@ class _TomlSource(PydanticBaseSettingsSource):
                 self._data = tomllib.loads(path.read_text(encoding="utf-8"))
             except OSError as exc:
                 raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
+            except UnicodeDecodeError as exc:
+                raise ConfigError(
+                    f"{path}: not UTF-8 text (byte {exc.start}): is it the right file?"
+                ) from exc
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"{path}: {exc}") from exc
 

@@ -29,7 +29,7 @@ from notifier.rules.engine import Engine
 from notifier.rules.loader import RULE_SUFFIXES
 from notifier.rules.state import StateStore
 from notifier.sources import SOURCES, Source, SourceContext, load_plugins
-from notifier.store import Store
+from notifier.store import Store, StoreError
 from notifier.systemd import SystemdNotifier
 from notifier.timestamps import rfc3339
 
@@ -43,7 +43,15 @@ WATCH_READY_MS = 250  # an idle watch wakes this often; its first wake-up marks 
 
 
 class StartupError(Exception):
-    """The configuration cannot run (exit code 78): bad apprise config, unusable listen address."""
+    """The daemon cannot start: bad apprise config, unusable listen address, unusable state.
+
+    The message starts with the path or key at fault. ``retryable`` is True when starting
+    again may help (a full disk), False when someone must act first (exit code 78).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class Recorder:
@@ -152,7 +160,10 @@ class Daemon:
 
     async def startup(self) -> None:
         s = self.settings
-        self.store = Store.open(s.effective_state_dir)
+        try:
+            self.store = Store.open(s.effective_state_dir)
+        except StoreError as exc:  # names the path; a damaged file was already moved aside
+            raise StartupError(str(exc), retryable=exc.retryable) from None
         self.tokens = s.token_table()
         self.repository = RuleRepository(s.rules_dir, self.tokens)
         self.dispatcher = Dispatcher(self.store, s, self.metrics)
@@ -237,7 +248,8 @@ class Daemon:
             self._record.close()
         if hasattr(self, "store"):
             self.store.close()
-        log.info("notifier stopped")
+        if self._announced:  # a refused start-up is one line, written by the CLI
+            log.info("notifier stopped")
 
     def _spawn(self, coro: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))

@@ -13,29 +13,42 @@ Routes::
 The control routes (PUT/DELETE) accept only loopback clients when ``http.token`` is empty;
 when it is set, every control request must carry ``Authorization: Bearer <token>``, loopback
 included. A reverse proxy on the same host makes every client look local: set a token then.
+
+Against a web page in the user's browser (DNS rebinding), a request whose ``Host`` is not a
+name of this server gets 421, and a control request from a foreign ``Origin`` gets 403 (see
+``HostCheck``). Against exhaustion, at most ``MAX_CONNECTIONS`` connections are open: at the
+limit the least recently active one is closed to make room; a connection idle for
+``IDLE_TIMEOUT`` seconds, or that never completes a request, is closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hmac
 import ipaddress
 import logging
 import re
 import unicodedata
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from notifier.config import ConfigError, HttpSettings
 from notifier.metrics import Metrics
 
 __all__ = [
+    "IDLE_TIMEOUT",
     "LABEL_MAX_CHARS",
+    "MAX_CONNECTIONS",
+    "ConnectionLimit",
     "ControlAccess",
     "DaemonView",
+    "HostCheck",
     "HttpApi",
     "HttpError",
     "base_url",
@@ -51,6 +64,11 @@ log = logging.getLogger(__name__)
 INTENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 LABEL_MAX_CHARS = 200
 MAX_BODY_BYTES = 4096
+MAX_CONNECTIONS = 128  # far above what status, scrapes and the CLI need; far below LimitNOFILE
+IDLE_TIMEOUT = 15.0  # seconds a connection may sit without a request (also before its first)
+BACKLOG = 128
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 class HttpError(Exception):
@@ -167,6 +185,136 @@ def base_url(host: str | None, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def _host_name(value: str) -> str:
+    """The host part of a ``Host`` header or ``http.allowed_hosts`` entry, lower case, without
+    port, brackets or trailing dot."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:].partition("]")[0]
+    if value.count(":") == 1:
+        value = value.partition(":")[0]
+    return value.rstrip(".")
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+class HostCheck:
+    """Which ``Host`` names this server answers to, against DNS rebinding.
+
+    Allowed: ``localhost``, ``127.0.0.1``, ``::1``, the host of ``http.listen``, the host of
+    ``http.public_url`` and every ``http.allowed_hosts`` entry. On a wildcard listen address
+    any IP literal is allowed too: a rebinding attack needs a name it controls. The port is not
+    compared (rebinding changes the name, not the port). Requests without ``Host`` (HTTP/1.0
+    tools) pass: browsers always send one.
+    """
+
+    def __init__(self, listen_host: str | None, extra: Iterable[str] = ()) -> None:
+        self.names = set(LOOPBACK_NAMES) | {_host_name(h) for h in extra if h.strip()}
+        self.any_ip = listen_host in {None, "", "0.0.0.0", "::"}
+        if listen_host and not self.any_ip:
+            self.names.add(_host_name(f"[{listen_host}]" if ":" in listen_host else listen_host))
+
+    @classmethod
+    def from_settings(cls, settings: HttpSettings, listen_host: str | None) -> HostCheck:
+        public_url = str(getattr(settings, "public_url", "") or "")
+        extra = list(settings.allowed_hosts)
+        if public_url:
+            extra.append(urlsplit(public_url).netloc.rpartition("@")[2])
+        return cls(listen_host, extra)
+
+    def allows_host(self, host: str | None) -> bool:
+        if host is None:
+            return True
+        name = _host_name(host)
+        return name in self.names or (self.any_ip and _is_ip(name))
+
+    def allows_origin(self, origin: str | None) -> bool:
+        """A missing ``Origin`` (not a browser) passes; ``null`` and foreign origins do not."""
+        if origin is None:
+            return True
+        parts = urlsplit(origin.strip())
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            return False
+        return self.allows_host(parts.netloc)
+
+
+class _Tracked(asyncio.Protocol):
+    """One connection of a ``ConnectionLimit``: aiohttp's protocol, counted and timestamped."""
+
+    def __init__(self, limit: ConnectionLimit, inner: asyncio.Protocol) -> None:
+        self._limit = limit
+        self._inner = inner
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._limit.opened(self)
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._limit.touch(self)
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._limit.closed(self)
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+
+class ConnectionLimit:
+    """A protocol factory around aiohttp's that keeps at most ``limit`` connections open.
+
+    A new connection always gets in: at the limit the least recently active one is closed to
+    make room, so idle or stalled clients cannot lock out a health check, and open sockets stay
+    bounded (no ``accept()`` failures when file descriptors run out).
+    """
+
+    def __init__(self, factory: Callable[[], asyncio.Protocol], limit: int) -> None:
+        self._factory = factory
+        self.limit = limit
+        self._open: dict[_Tracked, None] = {}  # ordered from least to most recently active
+        self.evicted = 0
+
+    def __call__(self) -> _Tracked:
+        return _Tracked(self, self._factory())
+
+    @property
+    def open_count(self) -> int:
+        return len(self._open)
+
+    def opened(self, conn: _Tracked) -> None:
+        while len(self._open) >= self.limit:
+            oldest = next(iter(self._open))
+            del self._open[oldest]
+            self.evicted += 1
+            if oldest.transport is not None:
+                oldest.transport.abort()
+        self._open[conn] = None
+
+    def touch(self, conn: _Tracked) -> None:
+        if conn in self._open:
+            del self._open[conn]
+            self._open[conn] = None
+
+    def closed(self, conn: _Tracked) -> None:
+        self._open.pop(conn, None)
+
+
 def _json(data: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
@@ -185,7 +333,10 @@ class HttpApi:
         self._listen = settings.listen.strip()
         self._token = settings.token.get_secret_value()
         self._address = parse_listen(self._listen) if self._listen else None
+        self.hosts = HostCheck.from_settings(settings, self._address[0] if self._address else None)
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self.connections: ConnectionLimit | None = None
         self._bound_url: str | None = None
 
     @property
@@ -195,7 +346,7 @@ class HttpApi:
 
     def application(self) -> web.Application:
         """The aiohttp application with every route."""
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._guard])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
@@ -214,23 +365,51 @@ class HttpApi:
             raise RuntimeError("HttpApi already started")
         host, port = self._address
         # No access log: a Prometheus scrape every few seconds would drown the journal.
-        runner = web.AppRunner(self.application(), access_log=None, shutdown_timeout=2.0)
+        runner = web.AppRunner(
+            self.application(),
+            access_log=None,
+            shutdown_timeout=2.0,
+            keepalive_timeout=IDLE_TIMEOUT,  # aiohttp applies it from the connection's start
+        )
         await runner.setup()
+        assert runner.server is not None
+        limit = ConnectionLimit(runner.server, MAX_CONNECTIONS)
         try:
-            await web.TCPSite(runner, host, port).start()
+            server = await asyncio.get_running_loop().create_server(
+                limit, host, port, backlog=BACKLOG, reuse_address=True
+            )
         except OSError as exc:
             await runner.cleanup()
             raise HttpError(f"http.listen {self._listen}: cannot listen: {exc}") from exc
-        self._runner = runner
-        bound_host, bound_port = runner.addresses[0][:2]
+        self._runner, self._server, self.connections = runner, server, limit
+        bound_host, bound_port = server.sockets[0].getsockname()[:2]
         self._bound_url = base_url(bound_host, bound_port)
         log.info("HTTP API listening on %s", self._bound_url)
 
     async def stop(self) -> None:
         """Stop serving; requests in flight get two seconds to finish."""
         runner, self._runner, self._bound_url = self._runner, None, None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
         if runner is not None:
             await runner.cleanup()
+
+    @web.middleware
+    async def _guard(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Refuse a foreign ``Host`` (421) and a control request from a foreign ``Origin``
+        (403) before any route runs."""
+        if not self.hosts.allows_host(request.headers.get(hdrs.HOST)):
+            return _error(
+                421, "unknown Host; add it to http.allowed_hosts if this server is reached so"
+            )
+        if request.method not in SAFE_METHODS and not self.hosts.allows_origin(
+            request.headers.get(hdrs.ORIGIN)
+        ):
+            return _error(403, "requests from web pages of other origins are refused")
+        return await handler(request)
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         return web.Response(text="ok\n")

@@ -23,6 +23,7 @@ import os
 import sys
 from typing import TextIO
 
+from notifier.logthrottle import RepeatFilter
 from notifier.secrets import Secrets
 
 __all__ = [
@@ -109,6 +110,7 @@ def setup_logging(level: str, *, stream: TextIO | None = None) -> None:
     handler.set_name("notifier")
     handler.setFormatter(LineFormatter(journal=journal_attached(target)))
     handler.addFilter(_registered)
+    handler.addFilter(RepeatFilter(handler.handle))  # a fault repeating fast must not flood
 
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == "notifier"]:

@@ -325,3 +325,12 @@ def test_example_apprise_config_loads_with_tags() -> None:
     assert len(services) == 4
     tags = set().union(*(set(map(str, service.tags)) for service in services))
     assert {"admin", "phone", "email"} <= tags
+
+
+def test_unit_file_limit_leaves_room_for_the_http_connection_cap() -> None:
+    """``LimitNOFILE=`` is well above the HTTP API's connection cap and systemd's soft 1024."""
+    from notifier.http import MAX_CONNECTIONS
+
+    match = re.search(r"^LimitNOFILE=(\d+)$", UNIT.read_text(encoding="utf-8"), re.MULTILINE)
+    assert match is not None
+    assert int(match.group(1)) >= max(1024, 8 * MAX_CONNECTIONS)

@@ -4,6 +4,20 @@ the schema at start. SQLite (``sqlite.py``) is the embedded default."""
 from __future__ import annotations
 
 from notifier.store.migrations import MIGRATIONS, Migration
-from notifier.store.sqlite import DB_FILENAME, Store, StoreError, open_database
+from notifier.store.sqlite import (
+    DB_FILENAME,
+    DamagedStoreError,
+    Store,
+    StoreError,
+    open_database,
+)
 
-__all__ = ["DB_FILENAME", "MIGRATIONS", "Migration", "Store", "StoreError", "open_database"]
+__all__ = [
+    "DB_FILENAME",
+    "MIGRATIONS",
+    "DamagedStoreError",
+    "Migration",
+    "Store",
+    "StoreError",
+    "open_database",
+]

@@ -9,22 +9,53 @@ somebody else's transaction happens to be open.
 
 from __future__ import annotations
 
+import errno
 import sqlite3
+import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from notifier.store.migrations import MIGRATIONS, Migration
 
-__all__ = ["DB_FILENAME", "Store", "StoreError", "open_database"]
+__all__ = ["DB_FILENAME", "DamagedStoreError", "Store", "StoreError", "open_database"]
 
 DB_FILENAME = "notifier.db"
+DB_COMPANIONS = ("-wal", "-shm")  # SQLite's files beside the database, named after it
+DAMAGED_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+# Failures that starting again may cure (space freed, a lock released, a flaky disk).
+TRANSIENT_CODES = {
+    sqlite3.SQLITE_FULL,
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_BUSY,
+    sqlite3.SQLITE_LOCKED,
+    sqlite3.SQLITE_NOMEM,
+}
+TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM}
 
 
 class StoreError(Exception):
-    """The database cannot be opened or migrated; the message says which and where."""
+    """The database cannot be opened or migrated; the message names the path and what is wrong.
+
+    ``retryable`` is False when starting again cannot help until someone acts (permissions, a
+    damaged or too new database), True when it may (a full disk, a lock held elsewhere).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class DamagedStoreError(StoreError):
+    """The database file is damaged or empty. It was renamed to ``kept_as`` (with its -wal and
+    -shm), so nothing overwrites it and the next start begins with an empty database."""
+
+    def __init__(self, message: str, kept_as: Path | None) -> None:
+        super().__init__(message)
+        self.kept_as = kept_as
 
 
 class Store:
@@ -38,19 +69,36 @@ class Store:
 
     @classmethod
     def open(cls, state_dir: Path, *, migrations: Sequence[Migration] = MIGRATIONS) -> Store:
-        """Open (creating) ``state_dir/notifier.db`` and bring its schema up to date."""
-        state_dir.mkdir(parents=True, exist_ok=True)
+        """Open (creating) ``state_dir/notifier.db`` and bring its schema up to date.
+
+        Raise ``StoreError`` naming the path; a damaged or empty database is first moved aside
+        (``DamagedStoreError``), never opened over or overwritten."""
+        _writable_dir(state_dir)
         path = state_dir / DB_FILENAME
+        if path.is_dir():
+            raise StoreError(f"{path}: is a directory, not the database file")
+        if path.exists():
+            _check_intact(path)
+        conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
             conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a row the outbox confirmed must still be there after a power cut.
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
+            _prove_writable(conn)
         except sqlite3.Error as exc:
-            raise StoreError(f"{path}: {exc}") from None
+            if conn is not None:
+                conn.close()
+            if exc.sqlite_errorcode & 0xFF in DAMAGED_CODES:
+                raise _damaged(path, f"the database is damaged ({exc})") from None
+            raise _sqlite_error(path, "cannot open the database", exc) from None
         store = cls(conn, path=path)
-        store.migrate(migrations)
+        try:
+            store.migrate(migrations)
+        except StoreError:
+            store.close()
+            raise
         return store
 
     @property
@@ -78,8 +126,8 @@ class Store:
                         db.execute(statement)
                     db.execute(f"PRAGMA user_version = {int(step.version)}")
             except sqlite3.Error as exc:
-                raise StoreError(
-                    f"{self.path}: migration {step.version} ({step.summary}) failed: {exc}"
+                raise _sqlite_error(
+                    self.path, f"migration {step.version} ({step.summary}) failed", exc
                 ) from None
             applied.append(step.version)
         return applied
@@ -102,7 +150,8 @@ class Store:
                 yield self._conn
             except BaseException:
                 self._depth = 0
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:  # SQLite already rolled back on SQLITE_FULL & co
+                    self._conn.execute("ROLLBACK")
                 raise
             self._depth = 0
             self._conn.execute("COMMIT")
@@ -125,6 +174,95 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _writable_dir(state_dir: Path) -> None:
+    """Create ``state_dir`` if needed and prove a file can be created in it."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=state_dir):
+            pass
+    except (FileExistsError, NotADirectoryError):
+        raise StoreError(f"{state_dir}: the state directory is not a directory") from None
+    except OSError as exc:
+        raise StoreError(
+            f"{state_dir}: cannot write the state directory ({exc.strerror or exc}); "
+            "it must be a directory notifier's user can write",
+            retryable=exc.errno in TRANSIENT_ERRNOS,
+        ) from None
+
+
+def _check_intact(path: Path) -> None:
+    """Raise ``DamagedStoreError`` for an empty, foreign or corrupt database file. Read-only:
+    a read-write connection would checkpoint the -wal into the damaged file and delete it."""
+    if path.stat().st_size == 0:
+        raise _damaged(path, "the database file is empty (0 bytes), its state is lost")
+    try:
+        probe = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=10)
+        try:
+            problems = [row[0] for row in probe.execute("PRAGMA quick_check(3)")]
+        finally:
+            probe.close()
+    except sqlite3.Error as exc:
+        if exc.sqlite_errorcode & 0xFF in DAMAGED_CODES:
+            raise _damaged(path, f"the database is damaged ({exc})") from None
+        raise _sqlite_error(path, "cannot read the database", exc) from None
+    if problems != ["ok"]:
+        found = " ".join("; ".join(problems).split())  # quick_check's lines, on one line
+        raise _damaged(path, f"the database is damaged ({found})")
+
+
+def _prove_writable(conn: sqlite3.Connection) -> None:
+    """Rewrite the schema version in a transaction rolled back: a read-only file fails here,
+    at start, instead of at the first delivery."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(f"PRAGMA user_version = {version}")
+    finally:
+        conn.execute("ROLLBACK")
+
+
+def _sqlite_error(path: Path | None, what: str, exc: sqlite3.Error) -> StoreError:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF == sqlite3.SQLITE_READONLY:
+        return StoreError(f"{path}: {what}: {exc}; it must be writable by notifier's user")
+    transient = code is None or code & 0xFF in TRANSIENT_CODES
+    return StoreError(f"{path}: {what}: {exc}", retryable=transient)
+
+
+def _damaged(path: Path, problem: str) -> DamagedStoreError:
+    """Rename a damaged database and its companions to ``<name>.damaged-<UTC time>``."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    kept = path.with_name(f"{path.name}.damaged-{stamp}")
+    serial = 1
+    while kept.exists():  # never rename over an earlier damaged copy
+        serial += 1
+        kept = path.with_name(f"{path.name}.damaged-{stamp}-{serial}")
+    moved: list[str] = []
+    try:
+        for suffix in ("", *DB_COMPANIONS):
+            source = path.with_name(path.name + suffix)
+            with suppress(FileNotFoundError):
+                source.rename(kept.with_name(kept.name + suffix))
+                moved.append(suffix)
+    except OSError as exc:
+        return DamagedStoreError(
+            f"{path}: {problem}; it could not be moved aside ({exc.strerror or exc}): move it "
+            "and its -wal/-shm files away, then start notifier again (docs/install.md)",
+            None,
+        )
+    companions = _with([suffix for suffix in moved if suffix])
+    return DamagedStoreError(
+        f"{path}: {problem}; kept as {kept.name}{companions}; start notifier again to begin "
+        "with an empty database, after recovering unsent notifications from it if needed "
+        "(docs/install.md, 'Damaged database')",
+        kept,
+    )
+
+
+def _with(companions: list[str]) -> str:
+    return f" (with its {'/'.join(companions)})" if companions else ""
 
 
 def _statements(script: str) -> Iterator[str]:
