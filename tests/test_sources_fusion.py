@@ -15,12 +15,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import SecretStr
 
+from notifier.backoff import BackoffPolicy
 from notifier.config import FusionSettings
 from notifier.events import Event, FeedEvent, Interest, OrderEvent, OrderInfo
 from notifier.metrics import Metrics
 from notifier.simulator import SIM_KEYS, Simulator
 from notifier.sources import OrderFeed
-from notifier.sources.backoff import BackoffPolicy
 from notifier.sources.fusion import SINCE_MARGIN, OrderCache
 from notifier.store import open_database
 

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from notifier.backoff import BackoffPolicy
 from notifier.config import IntentSettings
 from notifier.events import FeedEvent, IntentEvent, Interest
 from notifier.metrics import Metrics
 from notifier.simulator import SIM_KEYS, Simulator
 from notifier.sources import IntentPoller
-from notifier.sources.backoff import BackoffPolicy
 from notifier.sources.intents import IntentResponse, parse_retry_after
 from tests.receivers import wait_until
 from tests.support import Collector, in_background

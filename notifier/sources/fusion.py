@@ -28,11 +28,11 @@ from typing import Any, Self
 import aiohttp
 import orjson
 
+from notifier.backoff import BackoffPolicy
 from notifier.config import FusionSettings
 from notifier.events import EventSink, Interest, OrderEvent, OrderInfo
 from notifier.metrics import Metrics
 from notifier.sources import FeedHealth, FeedStatus, SourceContext, describe_error
-from notifier.sources.backoff import BackoffPolicy
 
 __all__ = ["ORDER_EVENTS", "CachedOrder", "OrderCache", "OrderFeed", "SyncMarks"]
 

@@ -28,11 +28,11 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
+from notifier.backoff import Backoff, BackoffPolicy
 from notifier.config import IntentSettings
 from notifier.events import TERMINAL_INTENT_STATUSES, EventSink, IntentEvent, Interest
 from notifier.metrics import Metrics
 from notifier.sources import FeedHealth, FeedStatus, SourceContext, describe_error
-from notifier.sources.backoff import Backoff, BackoffPolicy
 
 __all__ = ["IntentPoller", "IntentResponse", "TrackedIntent", "parse_retry_after"]
 

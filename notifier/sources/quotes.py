@@ -17,11 +17,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import aiohttp
 import orjson
 
+from notifier.backoff import BackoffPolicy
 from notifier.config import QuoteSettings
 from notifier.events import EventSink, Interest, PairKey, QuoteEvent
 from notifier.metrics import Metrics
 from notifier.sources import FeedHealth, FeedStatus, SourceContext, describe_error
-from notifier.sources.backoff import BackoffPolicy
 
 __all__ = ["QuoteStream"]
 

@@ -1,17 +1,30 @@
-"""Full-jitter exponential backoff (AWS style), reset once a connection has stayed healthy."""
+"""Full-jitter exponential backoff (AWS style), for reconnects, polls and delivery retries."""
 
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Backoff", "BackoffPolicy"]
+__all__ = ["Backoff", "BackoffPolicy", "full_jitter"]
+
+
+def full_jitter(
+    attempt: int, base: float, cap: float, rng: Callable[[], float] = random.random
+) -> float:
+    """A delay uniform in ``[0, min(cap, base * 2**attempt))``.
+
+    ``attempt`` counts the retries already made (0 before the first retry); ``rng`` answers a
+    float in ``[0, 1)``, e.g. ``random.Random(seed).random`` in tests.
+    """
+    ceiling = min(cap, base * 2.0 ** min(max(attempt, 0), 32))
+    return rng() * ceiling
 
 
 @dataclass(frozen=True, slots=True)
 class BackoffPolicy:
-    """How long to wait between attempts: ``uniform(0, min(cap, base * 2**attempt))``."""
+    """How long to wait between attempts: ``full_jitter(attempt, base, cap)``."""
 
     base: float = 0.5
     cap: float = 30.0
@@ -36,9 +49,9 @@ class Backoff:
             if time.monotonic() - self._up_since >= self.policy.healthy_after:
                 self.attempt = 0
             self._up_since = None
-        ceiling = min(self.policy.cap, self.policy.base * 2 ** min(self.attempt, 32))
+        delay = full_jitter(self.attempt, self.policy.base, self.policy.cap, self._rng.random)
         self.attempt += 1
-        return self._rng.uniform(0.0, ceiling)
+        return delay
 
     def mark_up(self) -> None:
         """The attempt succeeded; if it stays up ``healthy_after`` seconds the count resets."""
