@@ -61,7 +61,7 @@ def test_plugins_join_the_table_and_problems_are_reported(
         assert group == ENTRY_POINT_GROUP
         return entries
 
-    monkeypatch.setattr("notifier.sources.entry_points", fake_entry_points)
+    monkeypatch.setattr("notifier.sources.registry.entry_points", fake_entry_points)
     table: dict[str, type[Source]] = dict(SOURCES)
     problems = load_plugins(table)
     assert table["quotes2"] is QuoteStream

@@ -32,7 +32,7 @@ from notifier.backoff import BackoffPolicy
 from notifier.config import FusionSettings
 from notifier.events import EventSink, Interest, OrderEvent, OrderInfo
 from notifier.metrics import Metrics
-from notifier.sources import FeedHealth, FeedStatus, SourceContext, describe_error
+from notifier.sources.base import FeedHealth, FeedStatus, SourceContext, describe_error
 
 __all__ = ["ORDER_EVENTS", "CachedOrder", "OrderCache", "OrderFeed", "SyncMarks"]
 

@@ -32,7 +32,7 @@ from notifier.backoff import Backoff, BackoffPolicy
 from notifier.config import IntentSettings
 from notifier.events import TERMINAL_INTENT_STATUSES, EventSink, IntentEvent, Interest
 from notifier.metrics import Metrics
-from notifier.sources import FeedHealth, FeedStatus, SourceContext, describe_error
+from notifier.sources.base import FeedHealth, FeedStatus, SourceContext, describe_error
 
 __all__ = ["IntentPoller", "IntentResponse", "TrackedIntent", "parse_retry_after"]
 

@@ -21,7 +21,7 @@ from notifier.backoff import BackoffPolicy
 from notifier.config import QuoteSettings
 from notifier.events import EventSink, Interest, PairKey, QuoteEvent
 from notifier.metrics import Metrics
-from notifier.sources import FeedHealth, FeedStatus, SourceContext, describe_error
+from notifier.sources.base import FeedHealth, FeedStatus, SourceContext, describe_error
 
 __all__ = ["QuoteStream"]
 
