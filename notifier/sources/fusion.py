@@ -30,25 +30,20 @@ import orjson
 
 from notifier.backoff import BackoffPolicy
 from notifier.config import FusionSettings
-from notifier.events import EventSink, Interest, OrderEvent, OrderInfo
+from notifier.events import (
+    FINAL_ORDER_EVENTS,
+    ORDER_EVENTS,
+    EventSink,
+    Interest,
+    OrderEvent,
+    OrderInfo,
+)
 from notifier.metrics import Metrics
 from notifier.sources.base import FeedHealth, FeedStatus, SourceContext, describe_error
 
-__all__ = ["ORDER_EVENTS", "CachedOrder", "OrderCache", "OrderFeed", "SyncMarks"]
+__all__ = ["CachedOrder", "OrderCache", "OrderFeed", "SyncMarks"]
 
 log = logging.getLogger(__name__)
-
-ORDER_EVENTS = frozenset(
-    {
-        "order_created",
-        "order_invalid",
-        "order_balance_or_allowance_change",
-        "order_filled",
-        "order_filled_partially",
-        "order_cancelled",
-    }
-)
-FINAL_EVENTS = frozenset({"order_filled", "order_cancelled", "order_invalid"})
 
 # REST order status -> the live event it stands for when the feed missed it. ``expired`` has no
 # live counterpart (nothing is emitted, the order just stops being reconciled); ``pending`` and
@@ -86,7 +81,7 @@ def state_key(event: str, remaining: int | None) -> str | None:
     """The state a fill/cancel/invalidation leaves an order in; None for other events."""
     if event == "order_filled_partially":
         return f"{event}:{'' if remaining is None else remaining}"
-    return event if event in FINAL_EVENTS else None
+    return event if event in FINAL_ORDER_EVENTS else None
 
 
 def _as_int(value: Any) -> int:
@@ -708,7 +703,7 @@ class OrderFeed:
             log.debug("order feed chain %d: %s %s already emitted", chain, name, order_hash)
             return
         self._cache.record(
-            chain, order_hash, state=key, final=name in FINAL_EVENTS, remaining=remaining
+            chain, order_hash, state=key, final=name in FINAL_ORDER_EVENTS, remaining=remaining
         )
         self._health.event()
         self._sink.emit(

@@ -30,7 +30,13 @@ import orjson
 
 from notifier.backoff import Backoff, BackoffPolicy
 from notifier.config import IntentSettings
-from notifier.events import TERMINAL_INTENT_STATUSES, EventSink, IntentEvent, Interest
+from notifier.events import (
+    TERMINAL_INTENT_STATUSES,
+    EventSink,
+    IntentEvent,
+    Interest,
+    validate_intent_id,
+)
 from notifier.metrics import Metrics
 from notifier.sources.base import FeedHealth, FeedStatus, SourceContext, describe_error
 
@@ -39,7 +45,6 @@ __all__ = ["IntentPoller", "IntentResponse", "TrackedIntent", "parse_retry_after
 log = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER = 3600.0
-MAX_ID_LENGTH = 200
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -234,9 +239,7 @@ class IntentPoller:
 
         True when it was not tracked through ``track`` before; a new label replaces the old.
         """
-        intent_id = intent_id.strip()
-        if not intent_id or len(intent_id) > MAX_ID_LENGTH or not intent_id.isprintable():
-            raise ValueError(f"invalid intent id {intent_id[:MAX_ID_LENGTH]!r}")
+        validate_intent_id(intent_id)
         intent = self._intent(intent_id)
         created = not intent.pinned
         intent.pinned = True
