@@ -28,7 +28,7 @@ from notifier.rules import ReloadResult, RuleRepository
 from notifier.rules.engine import Engine, StateStore
 from notifier.rules.loader import RULE_SUFFIXES
 from notifier.sources import SOURCES, Source, SourceContext, load_plugins
-from notifier.store import open_database
+from notifier.store import Store, open_database
 from notifier.systemd import SystemdNotifier
 from notifier.timestamps import rfc3339
 
@@ -141,7 +141,9 @@ class Daemon:
             metrics=self.metrics,
         )
         self._after_reload(first, time.perf_counter())
-        context = SourceContext(settings=s, sink=self.queue, metrics=self.metrics, db=self.db)
+        context = SourceContext(
+            settings=s, sink=self.queue, metrics=self.metrics, store=Store(self.db)
+        )
         table = dict(SOURCES)
         for problem in load_plugins(table):
             log.error("source plugin: %s", problem)

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from notifier.simulator import Simulator
-from notifier.store import open_database
+from notifier.store import Store, open_database
 from tests.receivers import HttpReceiver
 from tests.support import SOL, USDC, daemon_settings
 
@@ -44,3 +44,11 @@ def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
     conn = open_database(tmp_path / "state")
     yield conn
     conn.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """The state ``Store`` in ``tmp_path / "state"``, migrated, closed after the test."""
+    opened = Store.open(tmp_path / "state")
+    yield opened
+    opened.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from importlib.metadata import EntryPoint
 
 import pytest
@@ -20,12 +19,13 @@ from notifier.sources import (
     describe_error,
     load_plugins,
 )
+from notifier.store import Store
 from tests.support import Collector
 
 
-def context(db: sqlite3.Connection, settings: Settings | None = None) -> SourceContext:
+def context(store: Store, settings: Settings | None = None) -> SourceContext:
     return SourceContext(
-        settings=settings or Settings(), sink=Collector(), metrics=Metrics(), db=db
+        settings=settings or Settings(), sink=Collector(), metrics=Metrics(), store=store
     )
 
 
@@ -35,14 +35,14 @@ def test_builtin_sources_are_in_the_table() -> None:
     assert all(kind.name == name for name, kind in SOURCES.items())
 
 
-def test_create_builds_enabled_sources_only(db: sqlite3.Connection) -> None:
+def test_create_builds_enabled_sources_only(store: Store) -> None:
     """``create`` answers None for a section with ``enabled = false``."""
-    built = [kind.create(context(db)) for kind in SOURCES.values()]
+    built = [kind.create(context(store)) for kind in SOURCES.values()]
     assert [type(source) for source in built] == [QuoteStream, OrderFeed, IntentPoller]
     disabled = Settings.model_validate(
         {"quotes": {"enabled": False}, "fusion": {"enabled": False}, "intents": {"enabled": False}}
     )
-    off = context(db, disabled)
+    off = context(store, disabled)
     assert [kind.create(off) for kind in SOURCES.values()] == [None, None, None]
 
 

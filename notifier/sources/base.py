@@ -3,7 +3,6 @@ its health bookkeeping, and secret-free error text."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, Self
@@ -12,6 +11,7 @@ import aiohttp
 
 from notifier.events import EventSink, FeedEvent, FeedName, Interest
 from notifier.metrics import Metrics
+from notifier.store import Store
 
 if TYPE_CHECKING:
     from notifier.config import Settings
@@ -40,7 +40,7 @@ class SourceContext:
     settings: Settings
     sink: EventSink
     metrics: Metrics
-    db: sqlite3.Connection
+    store: Store  # the daemon's state; the sources' tables come from its migrations
 
 
 class Source(Protocol):

@@ -40,6 +40,7 @@ from notifier.events import (
 )
 from notifier.metrics import Metrics
 from notifier.sources.base import FeedHealth, FeedStatus, SourceContext, describe_error
+from notifier.store import Store
 
 __all__ = ["CachedOrder", "OrderCache", "OrderFeed", "SyncMarks"]
 
@@ -204,30 +205,12 @@ class OrderCache:
     not cost one fsync each on the event loop.
     """
 
-    def __init__(self, db: sqlite3.Connection, capacity: int) -> None:
-        self._db = db
+    def __init__(self, store: Store, capacity: int) -> None:
+        self._store = store
         self.capacity = capacity
         self._entries: OrderedDict[tuple[int, str], CachedOrder] = OrderedDict()
         self._dirty: set[tuple[int, str]] = set()
         self._evicted: set[tuple[int, str]] = set()
-        db.execute(
-            """CREATE TABLE IF NOT EXISTS fusion_orders (
-                chain INTEGER NOT NULL,
-                order_hash TEXT NOT NULL,
-                maker TEXT NOT NULL,
-                receiver TEXT NOT NULL,
-                maker_asset TEXT NOT NULL,
-                taker_asset TEXT NOT NULL,
-                making_amount TEXT NOT NULL,
-                taking_amount TEXT NOT NULL,
-                deadline TEXT,
-                remaining_maker_amount TEXT,
-                state TEXT,
-                final INTEGER NOT NULL DEFAULT 0,
-                touched REAL NOT NULL,
-                PRIMARY KEY (chain, order_hash)
-            )"""
-        )
         self._load()
 
     def __len__(self) -> int:
@@ -286,16 +269,16 @@ class OrderCache:
 
     def flush(self) -> None:
         """Write changed rows and drop evicted ones, in one transaction."""
-        if not (self._dirty or self._evicted) or self._db.in_transaction:
+        if not (self._dirty or self._evicted):
             return
         rows = [self._row(self._entries[key]) for key in self._dirty]
         try:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "DELETE FROM fusion_orders WHERE chain = ? AND order_hash = ?", self._evicted
-            )
-            self._db.executemany(
-                """INSERT INTO fusion_orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+            with self._store.transaction() as db:
+                db.executemany(
+                    "DELETE FROM fusion_orders WHERE chain = ? AND order_hash = ?", self._evicted
+                )
+                db.executemany(
+                    """INSERT INTO fusion_orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
                 ON CONFLICT (chain, order_hash) DO UPDATE SET
                     maker = excluded.maker, receiver = excluded.receiver,
                     maker_asset = excluded.maker_asset, taker_asset = excluded.taker_asset,
@@ -303,12 +286,9 @@ class OrderCache:
                     taking_amount = excluded.taking_amount, deadline = excluded.deadline,
                     remaining_maker_amount = excluded.remaining_maker_amount,
                     state = excluded.state, final = excluded.final, touched = excluded.touched""",
-                rows,
-            )
-            self._db.execute("COMMIT")
+                    rows,
+                )
         except sqlite3.Error:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
             log.exception("order cache: could not persist %d order(s)", len(rows))
             return
         self._dirty.clear()
@@ -340,12 +320,12 @@ class OrderCache:
         )
 
     def _load(self) -> None:
-        rows = self._db.execute(
+        rows = self._store.read(
             """SELECT chain, order_hash, maker, receiver, maker_asset, taker_asset, making_amount,
                 taking_amount, deadline, remaining_maker_amount, state, final, touched
             FROM fusion_orders ORDER BY touched DESC LIMIT ?""",
             (self.capacity,),
-        ).fetchall()
+        )
         for row in reversed(rows):
             chain, order_hash, maker, receiver, maker_asset, taker_asset = row[:6]
             info = OrderInfo(
@@ -363,11 +343,12 @@ class OrderCache:
                 chain=chain, info=info, state=row[10], final=bool(row[11]), touched=row[12]
             )
         if len(rows) == self.capacity:
-            self._db.execute(
-                """DELETE FROM fusion_orders WHERE rowid NOT IN
-                (SELECT rowid FROM fusion_orders ORDER BY touched DESC LIMIT ?)""",
-                (self.capacity,),
-            )
+            with self._store.transaction() as db:
+                db.execute(
+                    """DELETE FROM fusion_orders WHERE rowid NOT IN
+                    (SELECT rowid FROM fusion_orders ORDER BY touched DESC LIMIT ?)""",
+                    (self.capacity,),
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,29 +386,22 @@ class SyncMarks:
     restart. It advances only while the chain is connected and its last catch-up succeeded.
     """
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-        db.execute(
-            """CREATE TABLE IF NOT EXISTS fusion_sync (
-                chain INTEGER PRIMARY KEY,
-                seen_until REAL NOT NULL
-            )"""
-        )
+    def __init__(self, store: Store) -> None:
+        self._store = store
 
     def load(self) -> dict[int, float]:
-        rows = self._db.execute("SELECT chain, seen_until FROM fusion_sync").fetchall()
+        rows = self._store.read("SELECT chain, seen_until FROM fusion_sync")
         return {int(chain): float(at) for chain, at in rows}
 
     def save(self, chain: int, at: float) -> bool:
-        """Persist ``at`` for ``chain``; False when it cannot be written now."""
-        if self._db.in_transaction:  # another component's transaction: next tick
-            return False
+        """Persist ``at`` for ``chain``; False when it could not be written."""
         try:
-            self._db.execute(
-                """INSERT INTO fusion_sync VALUES (?, ?)
-                ON CONFLICT (chain) DO UPDATE SET seen_until = excluded.seen_until""",
-                (chain, at),
-            )
+            with self._store.transaction() as db:
+                db.execute(
+                    """INSERT INTO fusion_sync VALUES (?, ?)
+                    ON CONFLICT (chain) DO UPDATE SET seen_until = excluded.seen_until""",
+                    (chain, at),
+                )
         except sqlite3.Error:
             log.exception("order feed chain %d: could not persist the sync watermark", chain)
             return False
@@ -468,7 +442,7 @@ class OrderFeed:
         settings: FusionSettings,
         sink: EventSink,
         metrics: Metrics,
-        db: sqlite3.Connection,
+        store: Store,
         *,
         backoff: BackoffPolicy | None = None,
         reconcile_limit: int = 200,
@@ -490,8 +464,8 @@ class OrderFeed:
         self._flush_interval = flush_interval
         self._resync_after = resync_after
         self._health = FeedHealth("order", sink, metrics)
-        self._cache = OrderCache(db, settings.order_cache_size)
-        self._marks = SyncMarks(db)
+        self._cache = OrderCache(store, settings.order_cache_size)
+        self._marks = SyncMarks(store)
         marks = self._marks.load()
         self._links = {
             chain: _Link(chain, marks.get(chain)) for chain in dict.fromkeys(settings.chains)
@@ -514,7 +488,7 @@ class OrderFeed:
             return None
         # The daemon reconciles on start too: fills while it was stopped are still notified
         # (once: the persisted order state and the outbox dedup key guard repeats).
-        return cls(settings, context.sink, context.metrics, context.db, reconcile_on_start=True)
+        return cls(settings, context.sink, context.metrics, context.store, reconcile_on_start=True)
 
     def set_interest(self, interest: Interest) -> None:
         """Only the makers matter: they choose which orders are listed and reconciled."""

@@ -39,6 +39,7 @@ from notifier.events import (
 )
 from notifier.metrics import Metrics
 from notifier.sources.base import FeedHealth, FeedStatus, SourceContext, describe_error
+from notifier.store import Store
 
 __all__ = ["IntentPoller", "IntentResponse", "TrackedIntent", "parse_retry_after"]
 
@@ -180,7 +181,7 @@ class IntentPoller:
         settings: IntentSettings,
         sink: EventSink,
         metrics: Metrics,
-        db: sqlite3.Connection,
+        store: Store,
         *,
         backoff: BackoffPolicy | None = None,
         max_concurrency: int = 4,
@@ -190,7 +191,7 @@ class IntentPoller:
     ) -> None:
         self._settings = settings
         self._sink = sink
-        self._db = db
+        self._store = store
         self._key = settings.api_key.get_secret_value()
         self._base = settings.url.rstrip("/")
         interval = settings.poll_interval
@@ -207,16 +208,7 @@ class IntentPoller:
         self._failures = 0
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        db.execute(
-            """CREATE TABLE IF NOT EXISTS intent_tracking (
-                intent_id TEXT PRIMARY KEY,
-                label TEXT,
-                pinned INTEGER NOT NULL DEFAULT 0,
-                last_status TEXT,
-                updated_at REAL NOT NULL
-            )"""
-        )
-        for intent_id, label, pinned, status in db.execute(
+        for intent_id, label, pinned, status in store.read(
             "SELECT intent_id, label, pinned, last_status FROM intent_tracking"
         ):
             intent = self._intent(intent_id)
@@ -227,7 +219,7 @@ class IntentPoller:
         settings = context.settings.intents
         if not settings.enabled:
             return None
-        return cls(settings, context.sink, context.metrics, context.db)
+        return cls(settings, context.sink, context.metrics, context.store)
 
     def set_interest(self, interest: Interest) -> None:
         self._from_rules = interest.intents
@@ -433,13 +425,21 @@ class IntentPoller:
 
     def _save(self, intent: _Intent) -> None:
         try:
-            self._db.execute(
-                """INSERT INTO intent_tracking (intent_id, label, pinned, last_status, updated_at)
-                VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (intent_id) DO UPDATE SET label = excluded.label,
-                    pinned = excluded.pinned, last_status = excluded.last_status,
-                    updated_at = excluded.updated_at""",
-                (intent.intent_id, intent.label, int(intent.pinned), intent.status, time.time()),
-            )
+            with self._store.transaction() as db:
+                db.execute(
+                    """INSERT INTO intent_tracking
+                        (intent_id, label, pinned, last_status, updated_at)
+                    VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (intent_id) DO UPDATE SET label = excluded.label,
+                        pinned = excluded.pinned, last_status = excluded.last_status,
+                        updated_at = excluded.updated_at""",
+                    (
+                        intent.intent_id,
+                        intent.label,
+                        int(intent.pinned),
+                        intent.status,
+                        time.time(),
+                    ),
+                )
         except sqlite3.Error:
             log.exception("intent %s: could not persist its state", intent.intent_id)
