@@ -15,12 +15,14 @@ watched makers are cached. (3) Every cached open order of those makers is checke
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -40,6 +42,7 @@ from notifier.events import (
 )
 from notifier.metrics import Metrics
 from notifier.sources.base import FeedHealth, FeedStatus, SourceContext, describe_error
+from notifier.sources.websocket import LinkOptions, Socket, WebSocketLink, open_session
 from notifier.store import Store
 
 __all__ = ["CachedOrder", "OrderCache", "OrderFeed", "SyncMarks"]
@@ -419,13 +422,12 @@ class _Pending:
 
 
 class _Link:
-    """One chain's websocket state."""
+    """One chain's websocket and catch-up state."""
+
+    socket: WebSocketLink  # set by the feed right after construction
 
     def __init__(self, chain: int, seen_until: float | None) -> None:
         self.chain = chain
-        self.ws: aiohttp.ClientWebSocketResponse[bool] | None = None
-        self.failed = False
-        self.connects = 0
         self.synced = False  # this connection's catch-up succeeded: live from here on
         self.retry_at: float | None = None  # monotonic time to retry a failed catch-up
         self.seen_until = seen_until  # the watermark (wall clock), None before the first
@@ -470,6 +472,17 @@ class OrderFeed:
         self._links = {
             chain: _Link(chain, marks.get(chain)) for chain in dict.fromkeys(settings.chains)
         }
+        self._socket_options = LinkOptions(
+            log,
+            self._health,
+            self._backoff,
+            settings.heartbeat,
+            8 << 20,
+            self._refresh_health,
+            (self._key,),
+        )
+        for link in self._links.values():
+            link.socket = self._socket(link)
         self._makers: frozenset[str] = frozenset()
         self._bad_makers: set[str] = set()
         self._lookups: dict[tuple[int, str], list[_Pending]] = {}
@@ -499,17 +512,16 @@ class OrderFeed:
         return entry.info if entry else None
 
     def status(self) -> FeedStatus:
-        live = sum(1 for link in self._links.values() if link.ws is not None)
+        live = sum(1 for link in self._links.values() if link.socket.ws is not None)
         return self._health.status(connections=live, tracked=len(self._cache))
 
     async def run(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=None)
-        async with aiohttp.ClientSession(headers=self._headers, timeout=timeout) as session:
+        async with open_session(self._headers) as session:
             self._session = session
             self._rest_slots = asyncio.Semaphore(self._rest_concurrency)
             try:
                 for link in self._links.values():
-                    self._spawn(self._serve(link, session), f"fusion-chain-{link.chain}")
+                    self._spawn(link.socket.run(session), f"fusion-chain-{link.chain}")
                 while True:
                     await asyncio.sleep(self._flush_interval)
                     self._cache.flush()
@@ -517,7 +529,7 @@ class OrderFeed:
             finally:
                 now = time.time()
                 for link in self._links.values():
-                    if link.ws is not None and link.synced:
+                    if link.socket.ws is not None and link.synced:
                         self._mark_seen(link, now, persist=True)
                 for task in self._tasks:
                     task.cancel()
@@ -535,7 +547,7 @@ class OrderFeed:
         """Advance the watermark of caught-up chains; retry a failed catch-up when due."""
         now, mono = time.time(), time.monotonic()
         for link in self._links.values():
-            if link.ws is None:
+            if link.socket.ws is None:
                 continue
             if link.synced:
                 self._mark_seen(link, now, persist=now - link.saved_at >= WATERMARK_EVERY)
@@ -552,68 +564,39 @@ class OrderFeed:
 
     def _refresh_health(self) -> None:
         links = list(self._links.values())
-        failed = [link.chain for link in links if link.failed]
+        failed = [link.chain for link in links if link.socket.failed]
         if failed:
             self._health.set(False, f"chain(s) {', '.join(map(str, failed))} disconnected")
-        elif links and all(link.connects for link in links):
+        elif links and all(link.socket.connects for link in links):
             self._health.set(True, f"{len(links)} chain(s) connected")
 
-    async def _serve(self, link: _Link, session: aiohttp.ClientSession) -> None:
+    def _socket(self, link: _Link) -> WebSocketLink:
         url = f"{self._ws_base}/{self._settings.version}/{link.chain}"
-        backoff = self._backoff.start()
-        attempt = 0
-        while True:
-            if attempt:
-                self._health.reconnect()
-                await asyncio.sleep(backoff.delay())
-            attempt += 1
-            try:
-                reason = await self._connect_once(link, session, url, backoff.mark_up)
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                reason = describe_error(exc, self._key)
-            # A bug must not end the feed; no traceback, as it may hold the key.
-            except Exception as exc:
-                reason = f"unexpected {describe_error(exc, self._key)}"
-            if link.synced:  # everything up to the loss was seen live
-                self._mark_seen(link, time.time(), persist=True)
-            link.synced = False
-            link.retry_at = None
-            link.ws = None
-            link.failed = True
-            log.warning("order feed %s lost: %s; reconnecting", url, reason)
-            self._refresh_health()
+        return WebSocketLink(
+            url,
+            f"order feed {url}",
+            self._socket_options,
+            on_frame=functools.partial(self._on_frame, link.chain),
+            on_malformed=functools.partial(self._malformed, link.chain),
+            on_connect=functools.partial(self._connected, link),
+            on_lost=functools.partial(self._lost, link),
+        )
 
-    async def _connect_once(
-        self,
-        link: _Link,
-        session: aiohttp.ClientSession,
-        url: str,
-        on_up: Callable[[], None],
-    ) -> str:
-        async with session.ws_connect(
-            url, heartbeat=self._settings.heartbeat, max_msg_size=8 << 20
-        ) as ws:
-            on_up()
-            link.ws = ws
-            link.failed = False
-            link.connects += 1
-            log.info("order feed %s connected", url)
-            self._refresh_health()
-            if link.connects > 1 or self._reconcile_on_start:
-                self._start_reconcile(link.chain)
-            else:  # no catch-up asked for on the first connection: live from here on
-                link.synced = True
-            async for message in ws:
-                if message.type is aiohttp.WSMsgType.TEXT:
-                    self._on_frame(link.chain, message.data)
-                elif message.type is aiohttp.WSMsgType.BINARY:
-                    self._malformed(link.chain, "binary frame", message.data)
-                elif message.type is aiohttp.WSMsgType.ERROR:
-                    break
-            error = ws.exception()
-            if error is not None:
-                return describe_error(error, self._key)
-            return f"closed by peer (code {ws.close_code})"
+    @asynccontextmanager
+    async def _connected(self, link: _Link, ws: Socket) -> AsyncIterator[None]:
+        """Catch up on what was missed, unless this is the first connection and no catch-up
+        on start was asked for: then the chain is live from here on."""
+        if link.socket.connects > 1 or self._reconcile_on_start:
+            self._start_reconcile(link.chain)
+        else:
+            link.synced = True
+        yield
+
+    def _lost(self, link: _Link) -> None:
+        if link.synced:  # everything up to the loss was seen live
+            self._mark_seen(link, time.time(), persist=True)
+        link.synced = False
+        link.retry_at = None
 
     def _on_frame(self, chain: int, data: str | bytes) -> None:
         """Parse one frame; never awaits, so the reader is never the slow one."""
@@ -777,7 +760,7 @@ class OrderFeed:
         retried after ``resync_after`` and on the next reconnect.
         """
         link = self._links[chain]
-        connection = link.connects
+        connection = link.socket.connects
         makers = self._makers
         emitted = 0
         synced = True
@@ -802,7 +785,7 @@ class OrderFeed:
         )
         emitted += sum(outcomes)
         self._cache.flush()  # what was announced is on disk before the watermark moves
-        if link.connects == connection and link.ws is not None:
+        if link.socket.connects == connection and link.socket.ws is not None:
             if synced:
                 link.synced = True
                 self._mark_seen(link, time.time(), persist=True)
