@@ -44,7 +44,8 @@ from typing import Any, NotRequired, TypedDict
 import orjson
 
 from notifier.config import ConfigError
-from notifier.http import base_url, parse_listen, validate_intent_id
+from notifier.events import validate_intent_id
+from notifier.http import base_url, parse_listen
 
 __all__ = [
     "AlertDoc",

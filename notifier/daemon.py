@@ -179,9 +179,7 @@ class Daemon:
             metrics=self.metrics,
         )
         self._after_reload(first, time.perf_counter())
-        # Transitional: the sources still take the raw connection until they move onto Store.
-        db = self.store.connection
-        context = SourceContext(settings=s, sink=self.queue, metrics=self.metrics, db=db)
+        context = SourceContext(settings=s, sink=self.queue, metrics=self.metrics, store=self.store)
         table = dict(SOURCES)
         for problem in load_plugins(table):
             log.error("source plugin: %s", problem)

@@ -6,11 +6,15 @@ the ``result``/``fields`` mappings kept for rule variables.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 __all__ = [
+    "FINAL_ORDER_EVENTS",
+    "INTENT_STATUSES",
+    "ORDER_EVENTS",
     "TERMINAL_INTENT_STATUSES",
     "Event",
     "EventSink",
@@ -22,6 +26,7 @@ __all__ = [
     "OrderInfo",
     "PairKey",
     "QuoteEvent",
+    "validate_intent_id",
 ]
 
 FeedName = Literal["order", "quote", "intent"]
@@ -29,7 +34,42 @@ FeedName = Literal["order", "quote", "intent"]
 # (input mint, output mint, amount in smallest units as the wire string, exactIn)
 PairKey = tuple[str, str, str, bool]
 
+# 1inch Fusion order events (UPSTREAMS §1.4), in the SDK's order.
+ORDER_EVENTS = (
+    "order_created",
+    "order_invalid",
+    "order_balance_or_allowance_change",
+    "order_filled",
+    "order_filled_partially",
+    "order_cancelled",
+)
+FINAL_ORDER_EVENTS = frozenset({"order_filled", "order_cancelled", "order_invalid"})
+
+# Changelly intent statuses (UPSTREAMS §3); polling stops at a terminal one.
+INTENT_STATUSES = (
+    "Created",
+    "Approved",
+    "Verified",
+    "Failed",
+    "Deposited",
+    "Finished",
+    "Expired",
+    "Refunded",
+)
 TERMINAL_INTENT_STATUSES = frozenset({"Finished", "Failed", "Expired", "Refunded"})
+
+INTENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def validate_intent_id(intent_id: str) -> str:
+    """Return ``intent_id`` or raise ValueError naming the allowed form."""
+    if INTENT_ID_RE.fullmatch(intent_id):
+        return intent_id
+    shown = intent_id if len(intent_id) <= 64 else intent_id[:64] + "…"
+    raise ValueError(
+        f"invalid intent id {shown!r}: use 1 to 128 characters from A-Z a-z 0-9 _ -, "
+        "starting with a letter or digit"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,6 @@ import enum
 import hmac
 import ipaddress
 import logging
-import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
@@ -39,6 +38,7 @@ from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from notifier.config import ConfigError, HttpSettings
+from notifier.events import validate_intent_id
 from notifier.metrics import Metrics
 
 __all__ = [
@@ -55,13 +55,11 @@ __all__ = [
     "control_access",
     "is_loopback",
     "parse_listen",
-    "validate_intent_id",
     "validate_label",
 ]
 
 log = logging.getLogger(__name__)
 
-INTENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 LABEL_MAX_CHARS = 200
 MAX_BODY_BYTES = 4096
 MAX_CONNECTIONS = 128  # far above what status, scrapes and the CLI need; far below LimitNOFILE
@@ -134,17 +132,6 @@ def control_access(remote: str | None, authorization: str | None, token: str) ->
             return ControlAccess.ALLOWED
         return ControlAccess.UNAUTHORIZED
     return ControlAccess.ALLOWED if is_loopback(remote) else ControlAccess.FORBIDDEN
-
-
-def validate_intent_id(intent_id: str) -> str:
-    """Return ``intent_id`` or raise ValueError naming the allowed form."""
-    if INTENT_ID_RE.fullmatch(intent_id):
-        return intent_id
-    shown = intent_id if len(intent_id) <= 64 else intent_id[:64] + "…"
-    raise ValueError(
-        f"invalid intent id {shown!r}: use 1 to 128 characters from A-Z a-z 0-9 _ -, "
-        "starting with a letter or digit"
-    )
 
 
 def validate_label(label: object) -> str | None:

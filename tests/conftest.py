@@ -4,7 +4,6 @@ a state database. Plain helpers (daemon settings, SOL/USDC, an event sink) are i
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import aiohttp
 import pytest
 
 from notifier.simulator import Simulator
-from notifier.store import open_database
+from notifier.store import Store
 from tests.receivers import HttpReceiver
 from tests.support import SOL, USDC, daemon_settings
 
@@ -40,11 +39,11 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    """The SQLite state database in ``tmp_path / "state"``, closed after the test."""
-    conn = open_database(tmp_path / "state")
-    yield conn
-    conn.close()
+def store(tmp_path: Path) -> Iterator[Store]:
+    """The state ``Store`` in ``tmp_path / "state"``, migrated, closed after the test."""
+    opened = Store.open(tmp_path / "state")
+    yield opened
+    opened.close()
 
 
 # -- under CI, a system test that skips has failed -----------------------------------------------

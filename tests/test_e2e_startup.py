@@ -229,7 +229,8 @@ def test_a_full_disk_is_a_retryable_refusal(tmp_path: Path) -> None:
     fill = "INSERT INTO filler VALUES (zeroblob(65536));\n" * 64
     big = Migration(2, "fill", "CREATE TABLE filler (x);\n" + fill)
     store = Store.open(tmp_path)
-    store.connection.execute("PRAGMA max_page_count = 40")
+    with store.transaction() as conn:
+        conn.execute("PRAGMA max_page_count = 40")
     with pytest.raises(StoreError, match="database or disk is full") as caught:
         store.migrate([*MIGRATIONS, big])
     assert caught.value.retryable

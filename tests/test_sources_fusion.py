@@ -4,25 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from pydantic import SecretStr
 
+from notifier.backoff import BackoffPolicy
 from notifier.config import FusionSettings
 from notifier.events import Event, FeedEvent, Interest, OrderEvent, OrderInfo
 from notifier.metrics import Metrics
 from notifier.simulator import SIM_KEYS, Simulator
 from notifier.sources import OrderFeed
-from notifier.sources.backoff import BackoffPolicy
 from notifier.sources.fusion import SINCE_MARGIN, OrderCache
-from notifier.store import open_database
+from notifier.store import Store
 
 T = TypeVar("T")
 FAST = BackoffPolicy(base=0.05, cap=0.2, healthy_after=1.0)
@@ -59,15 +57,10 @@ async def until(condition: Callable[[], object], within: float = 15.0) -> None:
         await asyncio.sleep(0.01)
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> sqlite3.Connection:
-    return open_database(tmp_path)
-
-
 @asynccontextmanager
 async def running(
     sim: Simulator,
-    db: sqlite3.Connection,
+    store: Store,
     *,
     api_key: str = SIM_KEYS.fusion,
     makers: frozenset[str] = frozenset(),
@@ -81,7 +74,7 @@ async def running(
         chains=[1],
         heartbeat=5,
     )
-    feed = OrderFeed(settings, sink, Metrics(), db, backoff=FAST, flush_interval=0.05, **options)
+    feed = OrderFeed(settings, sink, Metrics(), store, backoff=FAST, flush_interval=0.05, **options)
     feed.set_interest(Interest(makers=makers))
     task = asyncio.create_task(feed.run())
     try:
@@ -91,9 +84,9 @@ async def running(
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_order_cache_fills_in_later_events(db: sqlite3.Connection) -> None:
+async def test_order_cache_fills_in_later_events(store: Store) -> None:
     """order_filled carries only a hash; the order from order_created is attached to it."""
-    async with Simulator() as sim, running(sim, db) as (feed, sink):
+    async with Simulator() as sim, running(sim, store) as (feed, sink):
         await until(lambda: sim.fusion.connection_count() == 1)
         order_hash = sim.fusion.create_order(maker=MAKER, making_amount=1000)
         await until(lambda: sink.orders(order_hash, "order_created"))
@@ -110,17 +103,17 @@ async def test_order_cache_fills_in_later_events(db: sqlite3.Connection) -> None
         assert feed.status().up
         assert [e.up for e in sink.of(FeedEvent)] == [True]
     # Persisted: a new feed on the same database knows the order.
-    again = OrderFeed(FusionSettings(), Collector(), Metrics(), db)
+    again = OrderFeed(FusionSettings(), Collector(), Metrics(), store)
     cached = again.cached_order(1, order_hash)
     assert cached is not None
     assert cached.maker == MAKER
 
 
-async def test_unknown_hash_is_looked_up_over_rest(db: sqlite3.Connection) -> None:
+async def test_unknown_hash_is_looked_up_over_rest(store: Store) -> None:
     """An event for an order created before we connected gets its order from REST."""
     async with Simulator() as sim:
         order_hash = sim.fusion.create_order(maker=MAKER)  # nobody connected: missed live
-        async with running(sim, db) as (_, sink):
+        async with running(sim, store) as (_, sink):
             await until(lambda: sim.fusion.connection_count() == 1)
             sim.fusion.cancel(order_hash)
             await until(lambda: sink.orders(order_hash))
@@ -130,9 +123,9 @@ async def test_unknown_hash_is_looked_up_over_rest(db: sqlite3.Connection) -> No
             assert event.order.maker == MAKER
 
 
-async def test_failed_look_up_emits_without_order(db: sqlite3.Connection) -> None:
+async def test_failed_look_up_emits_without_order(store: Store) -> None:
     """A hash REST does not know still produces its event, with order=None."""
-    async with Simulator() as sim, running(sim, db) as (_, sink):
+    async with Simulator() as sim, running(sim, store) as (_, sink):
         await until(lambda: sim.fusion.connection_count() == 1)
         for group in sim.fusion._peers.values():  # no public hook for raw frames
             for peer in group:
@@ -141,10 +134,10 @@ async def test_failed_look_up_emits_without_order(db: sqlite3.Connection) -> Non
         assert sink.orders("0xabc-1")[0].order is None
 
 
-async def test_missed_fill_is_reconciled_once(db: sqlite3.Connection) -> None:
+async def test_missed_fill_is_reconciled_once(store: Store) -> None:
     """A fill while connections are refused is emitted once, reconciled, after reconnecting."""
     async with Simulator() as sim:
-        async with running(sim, db, makers=frozenset({MAKER})) as (feed, sink):
+        async with running(sim, store, makers=frozenset({MAKER})) as (feed, sink):
             await until(lambda: sim.fusion.connection_count() == 1)
             mine = sim.fusion.create_order(maker=MAKER)
             other = sim.fusion.create_order()
@@ -168,7 +161,7 @@ async def test_missed_fill_is_reconciled_once(db: sqlite3.Connection) -> None:
             assert len(sink.orders(mine, "order_filled")) == 1
             assert [e.up for e in sink.of(FeedEvent)] == [True, False, True, False, True]
         # Nor does a restart that reconciles on start.
-        async with running(sim, db, makers=frozenset({MAKER}), reconcile_on_start=True) as (
+        async with running(sim, store, makers=frozenset({MAKER}), reconcile_on_start=True) as (
             feed,
             sink,
         ):
@@ -176,9 +169,9 @@ async def test_missed_fill_is_reconciled_once(db: sqlite3.Connection) -> None:
             assert not sink.of(OrderEvent)
 
 
-async def test_missed_partial_fill_and_cancel_are_reconciled(db: sqlite3.Connection) -> None:
+async def test_missed_partial_fill_and_cancel_are_reconciled(store: Store) -> None:
     """With no maker filter every cached open order is checked; each change is emitted once."""
-    async with Simulator() as sim, running(sim, db) as (feed, sink):
+    async with Simulator() as sim, running(sim, store) as (feed, sink):
         await until(lambda: sim.fusion.connection_count() == 1)
         partly = sim.fusion.create_order(making_amount=100)
         gone = sim.fusion.create_order()
@@ -204,9 +197,9 @@ async def test_missed_partial_fill_and_cancel_are_reconciled(db: sqlite3.Connect
         assert len(sink.orders(gone)) == 2
 
 
-async def test_malformed_and_unknown_frames_are_skipped(db: sqlite3.Connection) -> None:
+async def test_malformed_and_unknown_frames_are_skipped(store: Store) -> None:
     """Garbage, unknown events and RPC answers are skipped; ``data`` is accepted for ``result``."""
-    async with Simulator() as sim, running(sim, db) as (feed, sink):
+    async with Simulator() as sim, running(sim, store) as (feed, sink):
         await until(lambda: sim.fusion.connection_count() == 1)
         order_hash = sim.fusion.create_order(maker=MAKER)
         await until(lambda: sink.orders(order_hash))
@@ -223,15 +216,15 @@ async def test_malformed_and_unknown_frames_are_skipped(db: sqlite3.Connection) 
 
 
 async def test_auth_key_never_reaches_the_logs(
-    db: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+    store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A wrong key is refused (401) and logged as such, without the key."""
     caplog.set_level(logging.DEBUG)
     wrong = "not-the-fusion-key-123"
     async with Simulator() as sim:
-        async with running(sim, db) as (feed, _):
+        async with running(sim, store) as (feed, _):
             await until(lambda: feed.status().up)
-        async with running(sim, db, api_key=wrong) as (feed, _):
+        async with running(sim, store, api_key=wrong) as (feed, _):
             await until(lambda: feed.status().reconnects >= 1)
             await until(lambda: "HTTP 401" in caplog.text)
             assert not feed.status().up
@@ -251,9 +244,9 @@ def _info(n: int) -> OrderInfo:
     )
 
 
-def test_order_cache_is_bounded_and_persisted(db: sqlite3.Connection) -> None:
+def test_order_cache_is_bounded_and_persisted(store: Store) -> None:
     """The least recently used order is evicted; a reload sees the rest with their state."""
-    cache = OrderCache(db, capacity=3)
+    cache = OrderCache(store, capacity=3)
     for n in range(3):
         cache.put(1, _info(n))
     assert cache.get(1, _info(0).order_hash) is not None  # 0 is now the most recent
@@ -261,8 +254,8 @@ def test_order_cache_is_bounded_and_persisted(db: sqlite3.Connection) -> None:
     assert cache.get(1, _info(1).order_hash) is None
     cache.record(1, _info(2).order_hash, state="order_filled", final=True, remaining=0)
     cache.flush()
-    assert db.execute("SELECT COUNT(*) FROM fusion_orders").fetchone() == (3,)
-    reloaded = OrderCache(db, capacity=3)
+    assert store.read("SELECT COUNT(*) FROM fusion_orders") == [(3,)]
+    reloaded = OrderCache(store, capacity=3)
     entry = reloaded.get(1, _info(2).order_hash)
     assert entry is not None
     assert (entry.state, entry.final, entry.info.remaining_maker_amount) == (
@@ -277,20 +270,20 @@ def test_order_cache_is_bounded_and_persisted(db: sqlite3.Connection) -> None:
     assert reloaded.candidates(1, frozenset({MAKER}), limit=10) == [oldest, restored]
 
 
-def test_order_cache_keeps_recency_across_a_reload(db: sqlite3.Connection) -> None:
+def test_order_cache_keeps_recency_across_a_reload(store: Store) -> None:
     """Rows written in one flush reload in the order they were last changed."""
-    cache = OrderCache(db, capacity=5)
+    cache = OrderCache(store, capacity=5)
     for n in (4, 2, 3):
         cache.put(1, _info(n))
     cache.flush()
-    reloaded = OrderCache(db, capacity=5)
+    reloaded = OrderCache(store, capacity=5)
     newest_first = [e.info.order_hash for e in reloaded.candidates(1, frozenset(), limit=5)]
     assert newest_first == [_info(n).order_hash for n in (3, 2, 4)]
 
 
-def _seen_until(db: sqlite3.Connection) -> float:
-    row = db.execute("SELECT seen_until FROM fusion_sync WHERE chain = 1").fetchone()
-    return float(row[0]) if row else 0.0
+def _seen_until(store: Store) -> float:
+    rows = store.read("SELECT seen_until FROM fusion_sync WHERE chain = 1")
+    return float(rows[0][0]) if rows else 0.0
 
 
 def _maker_listings(sim: Simulator, maker: str = MAKER) -> list[dict[str, list[str]]]:
@@ -304,11 +297,11 @@ def _maker_listings(sim: Simulator, maker: str = MAKER) -> list[dict[str, list[s
 
 
 async def test_order_created_and_filled_while_disconnected_is_emitted_once(
-    db: sqlite3.Connection,
+    store: Store,
 ) -> None:
     """An order never seen live is listed by maker after a reconnect: created, filled, once."""
     async with Simulator() as sim:
-        async with running(sim, db, makers=frozenset({MAKER})) as (feed, sink):
+        async with running(sim, store, makers=frozenset({MAKER})) as (feed, sink):
             await until(lambda: sim.fusion.connection_count() == 1)
             sim.fusion.refuse_connections(True)
             dropped_at = time.time()
@@ -353,7 +346,7 @@ async def test_order_created_and_filled_while_disconnected_is_emitted_once(
             assert len(sink.orders(partly)) == 2
             assert len(sink.orders(waiting)) == 1
         # Nor does a restart on the same database that reconciles on start.
-        async with running(sim, db, makers=frozenset({MAKER}), reconcile_on_start=True) as (
+        async with running(sim, store, makers=frozenset({MAKER}), reconcile_on_start=True) as (
             feed,
             sink,
         ):
@@ -363,7 +356,7 @@ async def test_order_created_and_filled_while_disconnected_is_emitted_once(
 
 
 async def test_order_created_and_filled_while_stopped_is_emitted_on_start(
-    db: sqlite3.Connection,
+    store: Store,
 ) -> None:
     """A restart lists from the persisted watermark; a first start looks back one hour only."""
     makers = frozenset({MAKER})
@@ -372,12 +365,12 @@ async def test_order_created_and_filled_while_stopped_is_emitted_on_start(
         sim.fusion.fill(long_ago)
         recent = sim.fusion.create_order(maker=MAKER, created_at=time.time() - 600)
         sim.fusion.cancel(recent)
-        async with running(sim, db, makers=makers, reconcile_on_start=True) as (feed, sink):
+        async with running(sim, store, makers=makers, reconcile_on_start=True) as (feed, sink):
             await until(lambda: feed.reconciliations == 1)
             assert [e.event for e in sink.orders(recent)] == ["order_created", "order_cancelled"]
             assert all(e.reconciled for e in sink.of(OrderEvent))
             assert not sink.orders(long_ago)  # before the first start's look-back
-        stopped_at = _seen_until(db)
+        stopped_at = _seen_until(store)
         assert 0 < stopped_at <= time.time()
         while_stopped = sim.fusion.create_order(maker=MAKER, making_amount=50)
         sim.fusion.fill(while_stopped)
@@ -386,7 +379,7 @@ async def test_order_created_and_filled_while_stopped_is_emitted_on_start(
             (while_stopped, "order_filled", True),
         ]
         for expected in (announced, []):  # the second restart has nothing to add
-            async with running(sim, db, makers=makers, reconcile_on_start=True) as (feed, sink):
+            async with running(sim, store, makers=makers, reconcile_on_start=True) as (feed, sink):
                 await until(lambda: feed.reconciliations == 1)
                 events = [(e.order_hash, e.event, e.reconciled) for e in sink.of(OrderEvent)]
                 assert events == expected
@@ -395,13 +388,13 @@ async def test_order_created_and_filled_while_stopped_is_emitted_on_start(
 
 
 async def test_failed_listing_is_retried_without_breaking_the_feed(
-    db: sqlite3.Connection,
+    store: Store,
 ) -> None:
     """While REST fails the catch-up emits nothing and the feed stays up; a retry catches up."""
     makers = frozenset({MAKER})
     async with (
         Simulator() as sim,
-        running(sim, db, makers=makers, resync_after=0.2) as (
+        running(sim, store, makers=makers, resync_after=0.2) as (
             feed,
             sink,
         ),
@@ -410,7 +403,7 @@ async def test_failed_listing_is_retried_without_breaking_the_feed(
         sim.fusion.refuse_connections(True)
         sim.fusion.drop_connections()
         await until(lambda: not feed.status().up)
-        lost_at = _seen_until(db)
+        lost_at = _seen_until(store)
         order_hash = sim.fusion.create_order(maker=MAKER)
         sim.fusion.fill(order_hash)
         sim.fusion.fail_rest(10**6)
@@ -420,20 +413,20 @@ async def test_failed_listing_is_retried_without_breaking_the_feed(
         assert feed.status().up
         live = sim.fusion.create_order(maker=MAKER)  # the websocket still works
         await until(lambda: sink.orders(live))
-        assert _seen_until(db) == lost_at  # unsynced: the watermark stays where it was lost
+        assert _seen_until(store) == lost_at  # unsynced: the watermark stays where it was lost
         recovered_at = time.time()
         sim.fusion.fail_rest(0)
         await until(lambda: sink.orders(order_hash, "order_filled"))
         assert [e.event for e in sink.orders(order_hash)] == ["order_created", "order_filled"]
-        await until(lambda: _seen_until(db) >= recovered_at)  # caught up: it moves again
+        await until(lambda: _seen_until(store) >= recovered_at)  # caught up: it moves again
 
 
 async def test_no_maker_filter_does_not_list_by_maker(
-    db: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+    store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Without a maker filter nothing is listed by maker: only cached orders are reconciled."""
     caplog.set_level(logging.INFO)
-    async with Simulator() as sim, running(sim, db) as (feed, sink):
+    async with Simulator() as sim, running(sim, store) as (feed, sink):
         await until(lambda: sim.fusion.connection_count() == 1)
         sim.fusion.refuse_connections(True)
         sim.fusion.drop_connections()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -14,13 +13,14 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from notifier.backoff import BackoffPolicy
 from notifier.config import IntentSettings
 from notifier.events import FeedEvent, IntentEvent, Interest
 from notifier.metrics import Metrics
 from notifier.simulator import SIM_KEYS, Simulator
 from notifier.sources import IntentPoller
-from notifier.sources.backoff import BackoffPolicy
 from notifier.sources.intents import IntentResponse, parse_retry_after
+from notifier.store import Store
 from tests.receivers import wait_until
 from tests.support import Collector, in_background
 
@@ -41,7 +41,7 @@ class IntentCollector(Collector):
 @asynccontextmanager
 async def running(
     sim: Simulator,
-    db: sqlite3.Connection,
+    store: Store,
     *,
     track: Sequence[str] = (),
     api_key: str = SIM_KEYS.intents,
@@ -51,17 +51,17 @@ async def running(
     settings = IntentSettings(
         url=sim.urls.intents, api_key=SecretStr(api_key), poll_interval=POLL, track=list(track)
     )
-    poller = IntentPoller(settings, sink, Metrics(), db, backoff=FAST, **options)
+    poller = IntentPoller(settings, sink, Metrics(), store, backoff=FAST, **options)
     poller.set_interest(Interest())
     async with in_background(poller.run()):
         yield poller, sink
 
 
-async def test_status_changes_are_emitted_with_previous_status(db: sqlite3.Connection) -> None:
+async def test_status_changes_are_emitted_with_previous_status(store: Store) -> None:
     """First sight has previous_status None; each change carries the one before."""
     async with Simulator() as sim:
         intent = sim.intents.add_intent(created_at=1_768_478_400.0)
-        async with running(sim, db, track=[intent]) as (poller, sink):
+        async with running(sim, store, track=[intent]) as (poller, sink):
             await wait_until(lambda: sink.intents(intent))
             sim.intents.set_status(intent, "Approved")
             await wait_until(lambda: len(sink.intents(intent)) == 2)
@@ -81,11 +81,11 @@ async def test_status_changes_are_emitted_with_previous_status(db: sqlite3.Conne
             assert [t.status for t in poller.tracked()] == ["Deposited"]
 
 
-async def test_polling_stops_at_a_terminal_status(db: sqlite3.Connection) -> None:
+async def test_polling_stops_at_a_terminal_status(store: Store) -> None:
     """Once Finished, an intent is not requested again while others still are."""
     async with Simulator() as sim:
         done, pending = sim.intents.add_intent(), sim.intents.add_intent()
-        async with running(sim, db, track=[done, pending]) as (poller, sink):
+        async with running(sim, store, track=[done, pending]) as (poller, sink):
             await wait_until(lambda: sink.intents(done) and sink.intents(pending))
             sim.intents.set_status(done, "Finished")
             await wait_until(lambda: sink.statuses(done)[-1] == ("Created", "Finished"))
@@ -97,35 +97,35 @@ async def test_polling_stops_at_a_terminal_status(db: sqlite3.Connection) -> Non
             assert not tracked.polling
 
 
-async def test_retry_after_is_honoured(db: sqlite3.Connection) -> None:
+async def test_retry_after_is_honoured(store: Store) -> None:
     """After a 429 with Retry-After: 1 the intent is not asked again for a second."""
     async with Simulator() as sim:
         intent = sim.intents.add_intent()
         sim.intents.rate_limit_next(1, retry_after=1, intent_id=intent)
-        async with running(sim, db, track=[intent]) as (_, sink):
+        async with running(sim, store, track=[intent]) as (_, sink):
             await wait_until(lambda: sink.intents(intent))
             limited, answered = sim.intents.hits[intent][:2]
             assert (limited.status, answered.status) == (429, 200)
             assert answered.at - limited.at >= 0.95
 
 
-async def test_server_errors_back_off_then_recover(db: sqlite3.Connection) -> None:
+async def test_server_errors_back_off_then_recover(store: Store) -> None:
     """5xx answers mark the feed down after three in a row; the next success brings it up."""
     async with Simulator() as sim:
         intent = sim.intents.add_intent()
         sim.intents.fail_next(4, status=503, intent_id=intent)
-        async with running(sim, db, track=[intent]) as (poller, sink):
+        async with running(sim, store, track=[intent]) as (poller, sink):
             await wait_until(lambda: sink.intents(intent))
             assert [e.up for e in sink.of(FeedEvent)] == [False, True]
             assert [h.status for h in sim.intents.hits[intent][:5]] == [503] * 4 + [200]
             assert poller.status().reconnects == 4
 
 
-async def test_nested_response_shape_is_accepted(db: sqlite3.Connection) -> None:
+async def test_nested_response_shape_is_accepted(store: Store) -> None:
     """The from/to shape is flattened to the flat names, amounts back into lots."""
     async with Simulator() as sim:
         intent = sim.intents.add_intent(nested=True, status="Deposited")
-        async with running(sim, db, track=[intent]) as (_, sink):
+        async with running(sim, store, track=[intent]) as (_, sink):
             await wait_until(lambda: sink.intents(intent))
             (event,) = sink.intents(intent)
             assert event.status == "Deposited"
@@ -137,10 +137,10 @@ async def test_nested_response_shape_is_accepted(db: sqlite3.Connection) -> None
 
 
 async def test_unknown_intent_is_polled_slowly_until_it_appears(
-    db: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+    store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     """404 is logged once and polled at the slow rate; the intent is picked up when it exists."""
-    async with Simulator() as sim, running(sim, db, not_found_interval=0.3) as (poller, sink):
+    async with Simulator() as sim, running(sim, store, not_found_interval=0.3) as (poller, sink):
         poller.track("later", label="my swap")
         await wait_until(lambda: sim.intents.request_count("later") >= 3)
         hits = sim.intents.hits["later"]
@@ -152,15 +152,15 @@ async def test_unknown_intent_is_polled_slowly_until_it_appears(
         assert sink.intents("later")[0].label == "my swap"
 
 
-async def test_tracked_intents_survive_a_restart(db: sqlite3.Connection) -> None:
+async def test_tracked_intents_survive_a_restart(store: Store) -> None:
     """Run-time tracks, labels and last statuses persist; an unchanged status is not re-sent."""
     async with Simulator() as sim:
         intent = sim.intents.add_intent()
-        async with running(sim, db) as (poller, sink):
+        async with running(sim, store) as (poller, sink):
             assert poller.track(intent, label="rent")
             assert not poller.track(intent)
             await wait_until(lambda: sink.intents(intent))
-        async with running(sim, db) as (poller, sink):
+        async with running(sim, store) as (poller, sink):
             (tracked,) = poller.tracked()
             assert (tracked.intent_id, tracked.label, tracked.status) == (intent, "rent", "Created")
             assert tracked.origins == ("api",)
@@ -174,11 +174,21 @@ async def test_tracked_intents_survive_a_restart(db: sqlite3.Connection) -> None
             assert poller.tracked() == []
 
 
-async def test_rules_intents_are_polled_with_their_labels(db: sqlite3.Connection) -> None:
+def test_track_takes_only_ids_the_http_api_takes(store: Store) -> None:
+    """``track`` and ``PUT /api/v1/intents/{id}`` share one rule: ``validate_intent_id``."""
+    poller = IntentPoller(IntentSettings(), IntentCollector(), Metrics(), store)
+    for bad in ("", " padded ", "-lead", "x" * 129, "a/b"):
+        with pytest.raises(ValueError, match="invalid intent id"):
+            poller.track(bad)
+    assert poller.track("fe5601fb-60f2-4cb0-8a67-c55bd3640411")
+    assert poller.track("A_" + "x" * 126)
+
+
+async def test_rules_intents_are_polled_with_their_labels(store: Store) -> None:
     """Interest.intents are tracked for as long as the rules name them."""
     async with Simulator() as sim:
         intent = sim.intents.add_intent()
-        async with running(sim, db) as (poller, sink):
+        async with running(sim, store) as (poller, sink):
             poller.set_interest(Interest(intents=frozenset({intent}), labels={intent: "rule"}))
             await wait_until(lambda: sink.intents(intent))
             assert sink.intents(intent)[0].label == "rule"
@@ -187,16 +197,16 @@ async def test_rules_intents_are_polled_with_their_labels(db: sqlite3.Connection
 
 
 async def test_api_key_never_reaches_the_logs(
-    db: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+    store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A rejected key fails polls (401) and is never logged."""
     caplog.set_level(logging.DEBUG)
     wrong = "wrong-intents-key-xyz"
     async with Simulator() as sim:
         intent = sim.intents.add_intent()
-        async with running(sim, db, track=[intent], api_key=wrong) as (poller, _):
+        async with running(sim, store, track=[intent], api_key=wrong) as (poller, _):
             await wait_until(lambda: not poller.status().up and poller.status().reconnects >= 3)
-        async with running(sim, db, track=[intent]) as (_, sink):
+        async with running(sim, store, track=[intent]) as (_, sink):
             await wait_until(lambda: sink.intents(intent))
     assert "HTTP 401" in caplog.text
     assert wrong not in caplog.text

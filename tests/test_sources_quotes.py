@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from notifier.backoff import BackoffPolicy
 from notifier.config import QuoteSettings
 from notifier.events import FeedEvent, Interest, PairKey, QuoteEvent
 from notifier.metrics import Metrics
 from notifier.simulator import SIM_KEYS, Simulator
 from notifier.sources import QuoteStream
-from notifier.sources.backoff import BackoffPolicy
 from tests.receivers import wait_until
 from tests.support import SOL, USDC, Collector, in_background
 

@@ -1,9 +1,7 @@
-"""The source table, entry-point plugins, construction from config, and the backoff policy."""
+"""The source table, entry-point plugins, and construction from config."""
 
 from __future__ import annotations
 
-import random
-import sqlite3
 from importlib.metadata import EntryPoint
 
 import pytest
@@ -21,13 +19,13 @@ from notifier.sources import (
     describe_error,
     load_plugins,
 )
-from notifier.sources.backoff import Backoff, BackoffPolicy
+from notifier.store import Store
 from tests.support import Collector
 
 
-def context(db: sqlite3.Connection, settings: Settings | None = None) -> SourceContext:
+def context(store: Store, settings: Settings | None = None) -> SourceContext:
     return SourceContext(
-        settings=settings or Settings(), sink=Collector(), metrics=Metrics(), db=db
+        settings=settings or Settings(), sink=Collector(), metrics=Metrics(), store=store
     )
 
 
@@ -37,14 +35,14 @@ def test_builtin_sources_are_in_the_table() -> None:
     assert all(kind.name == name for name, kind in SOURCES.items())
 
 
-def test_create_builds_enabled_sources_only(db: sqlite3.Connection) -> None:
+def test_create_builds_enabled_sources_only(store: Store) -> None:
     """``create`` answers None for a section with ``enabled = false``."""
-    built = [kind.create(context(db)) for kind in SOURCES.values()]
+    built = [kind.create(context(store)) for kind in SOURCES.values()]
     assert [type(source) for source in built] == [QuoteStream, OrderFeed, IntentPoller]
     disabled = Settings.model_validate(
         {"quotes": {"enabled": False}, "fusion": {"enabled": False}, "intents": {"enabled": False}}
     )
-    off = context(db, disabled)
+    off = context(store, disabled)
     assert [kind.create(off) for kind in SOURCES.values()] == [None, None, None]
 
 
@@ -63,7 +61,7 @@ def test_plugins_join_the_table_and_problems_are_reported(
         assert group == ENTRY_POINT_GROUP
         return entries
 
-    monkeypatch.setattr("notifier.sources.entry_points", fake_entry_points)
+    monkeypatch.setattr("notifier.sources.registry.entry_points", fake_entry_points)
     table: dict[str, type[Source]] = dict(SOURCES)
     problems = load_plugins(table)
     assert table["quotes2"] is QuoteStream
@@ -82,30 +80,3 @@ def test_describe_error_redacts_secrets() -> None:
     text = describe_error(ValueError("bad url wss://x/?key=argy_123"), "argy_123")
     assert text == "ValueError: bad url wss://x/?key=***"
     assert describe_error(TimeoutError()) == "TimeoutError"
-
-
-def test_backoff_is_full_jitter_and_capped() -> None:
-    """Each delay is uniform in [0, min(cap, base * 2**attempt)]."""
-    backoff = Backoff(BackoffPolicy(base=1.0, cap=8.0), random.Random(1))
-    for attempt in range(10):
-        assert 0.0 <= backoff.delay() <= min(8.0, 2.0**attempt)
-    assert backoff.attempt == 10
-    backoff.reset()
-    assert backoff.attempt == 0
-
-
-def test_backoff_resets_after_a_healthy_period(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Up for ``healthy_after`` seconds and the next failure starts from the first attempt."""
-    now = [100.0]
-    monkeypatch.setattr("notifier.sources.backoff.time.monotonic", lambda: now[0])
-    backoff = BackoffPolicy(base=1.0, cap=60.0, healthy_after=30.0).start(random.Random(2))
-    for _ in range(5):
-        backoff.delay()
-    backoff.mark_up()
-    now[0] += 5.0  # dropped again quickly: keep escalating
-    backoff.delay()
-    assert backoff.attempt == 6
-    backoff.mark_up()
-    now[0] += 31.0
-    assert backoff.delay() <= 1.0
-    assert backoff.attempt == 1

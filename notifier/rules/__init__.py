@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from notifier.rules.compiled import CompileError, Rule, compile_rule
-from notifier.rules.engine import Engine, RuleSet, StateStore
+from notifier.rules.engine import Engine
 from notifier.rules.loader import (
     Location,
     ParsedFile,
@@ -21,6 +21,8 @@ from notifier.rules.loader import (
     list_rule_files,
     parse_file,
 )
+from notifier.rules.ruleset import RuleSet
+from notifier.rules.state import StateStore
 from notifier.tokens import TokenTable
 
 __all__ = [

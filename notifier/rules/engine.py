@@ -33,8 +33,7 @@ from notifier.rules.variables import (
 )
 from notifier.tokens import TokenTable
 
-# RuleSet and StateStore are re-exported for ``notifier.rules``, which imports them from here.
-__all__ = ["Engine", "NotificationSink", "RuleSet", "StateStore"]
+__all__ = ["Engine", "NotificationSink"]
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,10 @@ from pydantic import (
 )
 
 from notifier.durations import parse_duration
-from notifier.events import FeedName
+from notifier.events import INTENT_STATUSES, ORDER_EVENTS, FeedName
 from notifier.notification import Severity
 
 __all__ = [
-    "ORDER_EVENTS",
     "FeedSpec",
     "IntentSpec",
     "OrderSpec",
@@ -30,25 +29,6 @@ __all__ = [
     "RuleFileSpec",
     "RuleSpec",
 ]
-
-ORDER_EVENTS = (
-    "order_created",
-    "order_invalid",
-    "order_balance_or_allowance_change",
-    "order_filled",
-    "order_filled_partially",
-    "order_cancelled",
-)
-INTENT_STATUSES = (
-    "Created",
-    "Approved",
-    "Verified",
-    "Failed",
-    "Deposited",
-    "Finished",
-    "Expired",
-    "Refunded",
-)
 
 
 def _duration(value: Any) -> float:

@@ -1,24 +1,17 @@
 """Sources: clients of the upstreams that turn wire frames into events for the rule engine.
 
-Built-in kinds live in the typed table ``SOURCES``; third-party kinds join that same table
-through the ``notifier.sources`` entry-point group (``load_plugins``).
+Built-in kinds live in the typed table ``SOURCES`` (``registry``); third-party kinds join that
+same table through the ``notifier.sources`` entry-point group (``load_plugins``). What every
+source shares is in ``base``.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import time
-from dataclasses import dataclass
-from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Protocol, Self
-
-import aiohttp
-
-from notifier.events import EventSink, FeedEvent, FeedName, Interest
-from notifier.metrics import Metrics
-
-if TYPE_CHECKING:
-    from notifier.config import Settings
+from notifier.sources.base import FeedHealth, FeedStatus, Source, SourceContext, describe_error
+from notifier.sources.fusion import OrderFeed
+from notifier.sources.intents import IntentPoller
+from notifier.sources.quotes import QuoteStream
+from notifier.sources.registry import ENTRY_POINT_GROUP, SOURCES, load_plugins
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -33,154 +26,3 @@ __all__ = [
     "describe_error",
     "load_plugins",
 ]
-
-ENTRY_POINT_GROUP = "notifier.sources"
-
-
-@dataclass(frozen=True, slots=True)
-class FeedStatus:
-    """One source's health for ``notifier status`` and ``/api/v1/status``."""
-
-    name: str
-    up: bool
-    detail: str
-    connections: int  # live websockets (0 for the poller)
-    reconnects: int  # reconnect attempts or failed polls since start
-    errors: int  # malformed frames, upstream error frames, failed requests
-    last_event_at: float | None
-    tracked: int  # pairs subscribed, orders cached, or intents polled
-
-
-@dataclass(frozen=True, slots=True)
-class SourceContext:
-    """Everything a source may need to build itself from the daemon's configuration."""
-
-    settings: Settings
-    sink: EventSink
-    metrics: Metrics
-    db: sqlite3.Connection
-
-
-class Source(Protocol):
-    """What the daemon drives: one upstream client, running until cancelled."""
-
-    name: str
-
-    @classmethod
-    def create(cls, context: SourceContext) -> Self | None:
-        """Build from the daemon's configuration; None when the configuration disables it."""
-        ...
-
-    def set_interest(self, interest: Interest) -> None:
-        """Called at start and after every rule reload; applies only the difference."""
-        ...
-
-    async def run(self) -> None:
-        """Run until cancelled; upstream faults are logged and retried, never raised."""
-        ...
-
-    def status(self) -> FeedStatus: ...
-
-
-class FeedHealth:
-    """A feed's up/down state and counters; every transition emits a ``FeedEvent``."""
-
-    def __init__(self, name: FeedName, sink: EventSink, metrics: Metrics) -> None:
-        self.name: FeedName = name
-        self.up: bool | None = None  # None until the first connect or failure
-        self.detail = "starting"
-        self.reconnects = 0
-        self.errors = 0
-        self.last_event_at: float | None = None
-        self._sink = sink
-        self._metrics = metrics
-        # Looked up once: ``event`` runs per frame, and a ``labels()`` call costs ~0.7 µs.
-        self._events = metrics.events.labels(name)
-        self._malformed = metrics.frames_malformed.labels(name)
-        self._reconnects = metrics.feed_reconnects.labels(name)
-
-    def set(self, up: bool, detail: str) -> None:
-        self.detail = detail
-        if up is self.up:
-            return
-        self.up = up
-        self._metrics.feed_up.labels(self.name).set(1 if up else 0)
-        self._sink.emit(FeedEvent(feed=self.name, up=up, detail=detail, at=time.time()))
-
-    def event(self, at: float | None = None) -> None:
-        """Count one event handed to the sink at ``at`` (default: now)."""
-        self.last_event_at = time.time() if at is None else at
-        self._events.inc()
-
-    def malformed(self) -> None:
-        self.errors += 1
-        self._malformed.inc()
-
-    def reconnect(self) -> None:
-        self.reconnects += 1
-        self._reconnects.inc()
-
-    def status(self, connections: int, tracked: int) -> FeedStatus:
-        return FeedStatus(
-            name=self.name,
-            up=bool(self.up),
-            detail=self.detail,
-            connections=connections,
-            reconnects=self.reconnects,
-            errors=self.errors,
-            last_event_at=self.last_event_at,
-            tracked=tracked,
-        )
-
-
-def describe_error(exc: BaseException, *secrets: str) -> str:
-    """A loggable one-line reason for ``exc`` that never carries a secret or a keyed URL."""
-    if isinstance(exc, aiohttp.ClientResponseError):
-        # str() of these includes the request URL, and with it a ``?key=`` query.
-        text = f"HTTP {exc.status} {exc.message}".rstrip()
-    elif str(exc):
-        text = f"{type(exc).__name__}: {exc}"
-    else:
-        text = type(exc).__name__
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-# The concrete sources import the helpers above from this package, so they come last.
-from notifier.sources.fusion import OrderFeed  # noqa: E402
-from notifier.sources.intents import IntentPoller  # noqa: E402
-from notifier.sources.quotes import QuoteStream  # noqa: E402
-
-SOURCES: dict[str, type[Source]] = {
-    "quote": QuoteStream,
-    "order": OrderFeed,
-    "intent": IntentPoller,
-}
-
-
-def load_plugins(table: dict[str, type[Source]] | None = None) -> list[str]:
-    """Add the sources registered under ``notifier.sources`` to ``table`` (default ``SOURCES``).
-
-    A plugin that fails to import, is not a class, or takes a name already in the table is
-    skipped, so it cannot take the built-in feeds down with it; every such problem is returned
-    as one message for the caller to report.
-    """
-    target = SOURCES if table is None else table
-    problems: list[str] = []
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        where = f"{entry.name} ({entry.value})"
-        if entry.name in target:
-            problems.append(f"{where}: name already taken, plugin ignored")
-            continue
-        try:
-            loaded = entry.load()
-        except Exception as exc:
-            problems.append(f"{where}: failed to load: {type(exc).__name__}: {exc}")
-            continue
-        if not isinstance(loaded, type):
-            problems.append(f"{where}: not a class, plugin ignored")
-            continue
-        target[entry.name] = loaded
-    return problems

@@ -28,18 +28,24 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
+from notifier.backoff import Backoff, BackoffPolicy
 from notifier.config import IntentSettings
-from notifier.events import TERMINAL_INTENT_STATUSES, EventSink, IntentEvent, Interest
+from notifier.events import (
+    TERMINAL_INTENT_STATUSES,
+    EventSink,
+    IntentEvent,
+    Interest,
+    validate_intent_id,
+)
 from notifier.metrics import Metrics
-from notifier.sources import FeedHealth, FeedStatus, SourceContext, describe_error
-from notifier.sources.backoff import Backoff, BackoffPolicy
+from notifier.sources.base import FeedHealth, FeedStatus, SourceContext, describe_error
+from notifier.store import Store
 
 __all__ = ["IntentPoller", "IntentResponse", "TrackedIntent", "parse_retry_after"]
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER = 3600.0
-MAX_ID_LENGTH = 200
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -175,7 +181,7 @@ class IntentPoller:
         settings: IntentSettings,
         sink: EventSink,
         metrics: Metrics,
-        db: sqlite3.Connection,
+        store: Store,
         *,
         backoff: BackoffPolicy | None = None,
         max_concurrency: int = 4,
@@ -185,7 +191,7 @@ class IntentPoller:
     ) -> None:
         self._settings = settings
         self._sink = sink
-        self._db = db
+        self._store = store
         self._key = settings.api_key.get_secret_value()
         self._base = settings.url.rstrip("/")
         interval = settings.poll_interval
@@ -202,16 +208,7 @@ class IntentPoller:
         self._failures = 0
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        db.execute(
-            """CREATE TABLE IF NOT EXISTS intent_tracking (
-                intent_id TEXT PRIMARY KEY,
-                label TEXT,
-                pinned INTEGER NOT NULL DEFAULT 0,
-                last_status TEXT,
-                updated_at REAL NOT NULL
-            )"""
-        )
-        for intent_id, label, pinned, status in db.execute(
+        for intent_id, label, pinned, status in store.read(
             "SELECT intent_id, label, pinned, last_status FROM intent_tracking"
         ):
             intent = self._intent(intent_id)
@@ -222,7 +219,7 @@ class IntentPoller:
         settings = context.settings.intents
         if not settings.enabled:
             return None
-        return cls(settings, context.sink, context.metrics, context.db)
+        return cls(settings, context.sink, context.metrics, context.store)
 
     def set_interest(self, interest: Interest) -> None:
         self._from_rules = interest.intents
@@ -234,9 +231,7 @@ class IntentPoller:
 
         True when it was not tracked through ``track`` before; a new label replaces the old.
         """
-        intent_id = intent_id.strip()
-        if not intent_id or len(intent_id) > MAX_ID_LENGTH or not intent_id.isprintable():
-            raise ValueError(f"invalid intent id {intent_id[:MAX_ID_LENGTH]!r}")
+        validate_intent_id(intent_id)
         intent = self._intent(intent_id)
         created = not intent.pinned
         intent.pinned = True
@@ -430,13 +425,21 @@ class IntentPoller:
 
     def _save(self, intent: _Intent) -> None:
         try:
-            self._db.execute(
-                """INSERT INTO intent_tracking (intent_id, label, pinned, last_status, updated_at)
-                VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (intent_id) DO UPDATE SET label = excluded.label,
-                    pinned = excluded.pinned, last_status = excluded.last_status,
-                    updated_at = excluded.updated_at""",
-                (intent.intent_id, intent.label, int(intent.pinned), intent.status, time.time()),
-            )
+            with self._store.transaction() as db:
+                db.execute(
+                    """INSERT INTO intent_tracking
+                        (intent_id, label, pinned, last_status, updated_at)
+                    VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (intent_id) DO UPDATE SET label = excluded.label,
+                        pinned = excluded.pinned, last_status = excluded.last_status,
+                        updated_at = excluded.updated_at""",
+                    (
+                        intent.intent_id,
+                        intent.label,
+                        int(intent.pinned),
+                        intent.status,
+                        time.time(),
+                    ),
+                )
         except sqlite3.Error:
             log.exception("intent %s: could not persist its state", intent.intent_id)

@@ -8,20 +8,23 @@ Quote pushes carry no ``exactIn`` field, so a push is mapped back to its subscri
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 import orjson
 
+from notifier.backoff import BackoffPolicy
 from notifier.config import QuoteSettings
 from notifier.events import EventSink, Interest, PairKey, QuoteEvent
 from notifier.metrics import Metrics
-from notifier.sources import FeedHealth, FeedStatus, SourceContext, describe_error
-from notifier.sources.backoff import BackoffPolicy
+from notifier.sources.base import FeedHealth, FeedStatus, SourceContext, describe_error
+from notifier.sources.websocket import LinkOptions, Socket, WebSocketLink, open_session
 
 __all__ = ["QuoteStream"]
 
@@ -48,16 +51,15 @@ def _as_int(value: Any) -> int:
 class _Connection:
     """One websocket slot: the pairs it owns and the subscription changes not yet sent."""
 
+    link: WebSocketLink  # set by the stream right after construction
+
     def __init__(self, index: int) -> None:
         self.index = index
         self.pairs: dict[WireKey, PairKey] = {}
         self.to_subscribe: set[PairKey] = set()
         self.to_unsubscribe: set[PairKey] = set()
         self.dirty = asyncio.Event()
-        self.ws: aiohttp.ClientWebSocketResponse[bool] | None = None
         self.task: asyncio.Task[None] | None = None
-        self.failed = False  # the last attempt failed or the socket dropped
-        self.connects = 0
 
     def has_room(self, pair: PairKey, limit: int) -> bool:
         wire = _wire(pair)
@@ -114,6 +116,15 @@ class QuoteStream:
         self._log_url = urlunsplit(parts._replace(query=""))  # never log the key
         self._backoff = backoff or BackoffPolicy()
         self._health = FeedHealth("quote", sink, metrics)
+        self._socket_options = LinkOptions(
+            log,
+            self._health,
+            self._backoff,
+            settings.heartbeat,
+            1 << 20,
+            self._refresh_health,
+            (self._key,),
+        )
         self._connections: list[_Connection] = []
         self._home: dict[PairKey, _Connection] = {}
         self._next_index = 0
@@ -155,12 +166,11 @@ class QuoteStream:
         return [frozenset(c.pairs.values()) for c in self._connections]
 
     def status(self) -> FeedStatus:
-        live = sum(1 for c in self._connections if c.ws is not None)
+        live = sum(1 for c in self._connections if c.link.ws is not None)
         return self._health.status(connections=live, tracked=len(self._home))
 
     async def run(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=15)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with open_session() as session:
             try:
                 while True:
                     self._changed.clear()
@@ -183,6 +193,14 @@ class QuoteStream:
                 return connection
         connection = _Connection(self._next_index)
         self._next_index += 1
+        connection.link = WebSocketLink(
+            self._url,
+            f"quote connection #{connection.index} to {self._log_url}",
+            self._socket_options,
+            on_frame=functools.partial(self._on_frame, connection),
+            on_malformed=functools.partial(self._malformed, connection),
+            on_connect=functools.partial(self._subscribed, connection),
+        )
         self._connections.append(connection)
         return connection
 
@@ -190,86 +208,39 @@ class QuoteStream:
         for connection in self._connections:
             if connection.task is None:
                 task = asyncio.create_task(
-                    self._serve(connection, session), name=f"quote-connection-{connection.index}"
+                    connection.link.run(session), name=f"quote-connection-{connection.index}"
                 )
                 connection.task = task
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
     def _refresh_health(self) -> None:
-        failed = [c for c in self._connections if c.failed]
+        failed = [c for c in self._connections if c.link.failed]
         if failed:
             names = ", ".join(f"#{c.index}" for c in failed)
             self._health.set(False, f"{len(failed)}/{len(self._connections)} down ({names})")
         elif not self._connections:
             self._health.set(True, "idle: no pairs wanted")
-        elif any(c.connects for c in self._connections):
-            live = sum(1 for c in self._connections if c.ws is not None)
+        elif any(c.link.connects for c in self._connections):
+            live = sum(1 for c in self._connections if c.link.ws is not None)
             self._health.set(True, f"{live}/{len(self._connections)} connected")
 
-    async def _serve(self, connection: _Connection, session: aiohttp.ClientSession) -> None:
-        backoff = self._backoff.start()
-        attempt = 0
-        while True:
-            if attempt:
-                self._health.reconnect()
-                await asyncio.sleep(backoff.delay())
-            attempt += 1
-            try:
-                reason = await self._connect_once(connection, session, backoff.mark_up)
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                reason = describe_error(exc, self._key)
-            # A bug must not end the feed; no traceback, as it may hold the key.
-            except Exception as exc:
-                reason = f"unexpected {describe_error(exc, self._key)}"
-            connection.ws = None
-            connection.failed = True
-            log.warning(
-                "quote connection #%d to %s lost: %s; reconnecting",
-                connection.index,
-                self._log_url,
-                reason,
-            )
-            self._refresh_health()
+    @asynccontextmanager
+    async def _subscribed(self, connection: _Connection, ws: Socket) -> AsyncIterator[None]:
+        """Around one connection: subscribe every pair it owns, then send changes as they come."""
+        # A new socket holds no subscriptions: send the whole set, not the pending diff.
+        connection.take_pending()
+        pairs = sorted(connection.pairs.values())
+        log.info("quote connection #%d: subscribing %d pair(s)", connection.index, len(pairs))
+        await self._send(ws, "subscribe", pairs)
+        writer = asyncio.create_task(self._write(connection, ws))
+        try:
+            yield
+        finally:
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
 
-    async def _connect_once(
-        self,
-        connection: _Connection,
-        session: aiohttp.ClientSession,
-        on_up: Callable[[], None],
-    ) -> str:
-        async with session.ws_connect(
-            self._url, heartbeat=self._settings.heartbeat, max_msg_size=1 << 20
-        ) as ws:
-            on_up()
-            connection.ws = ws
-            connection.failed = False
-            connection.connects += 1
-            # A new socket holds no subscriptions: send the whole set, not the pending diff.
-            connection.take_pending()
-            pairs = sorted(connection.pairs.values())
-            log.info(
-                "quote connection #%d connected to %s, subscribing %d pair(s)",
-                connection.index,
-                self._log_url,
-                len(pairs),
-            )
-            self._refresh_health()
-            await self._send(ws, "subscribe", pairs)
-            writer = asyncio.create_task(self._write(connection, ws))
-            try:
-                await self._read(connection, ws)
-            finally:
-                writer.cancel()
-                await asyncio.gather(writer, return_exceptions=True)
-            error = ws.exception()
-            if error is not None:
-                return describe_error(error, self._key)
-            return f"closed by peer (code {ws.close_code})"
-
-    async def _write(
-        self, connection: _Connection, ws: aiohttp.ClientWebSocketResponse[bool]
-    ) -> None:
+    async def _write(self, connection: _Connection, ws: Socket) -> None:
         while True:
             await connection.dirty.wait()
             gone, new = connection.take_pending()
@@ -277,23 +248,10 @@ class QuoteStream:
             await self._send(ws, "subscribe", new)
 
     @staticmethod
-    async def _send(
-        ws: aiohttp.ClientWebSocketResponse[bool], op: str, pairs: Sequence[PairKey]
-    ) -> None:
+    async def _send(ws: Socket, op: str, pairs: Sequence[PairKey]) -> None:
         for start in range(0, len(pairs), FRAME_PAIRS):
             frame = {"op": op, "pairs": list(_wire_pairs(pairs[start : start + FRAME_PAIRS]))}
             await ws.send_str(orjson.dumps(frame).decode())
-
-    async def _read(
-        self, connection: _Connection, ws: aiohttp.ClientWebSocketResponse[bool]
-    ) -> None:
-        async for message in ws:
-            if message.type is aiohttp.WSMsgType.TEXT:
-                self._on_frame(connection, message.data)
-            elif message.type is aiohttp.WSMsgType.BINARY:
-                self._malformed(connection, "binary frame", message.data)
-            elif message.type is aiohttp.WSMsgType.ERROR:
-                return
 
     def _on_frame(self, connection: _Connection, data: str | bytes) -> None:
         """Parse one frame and hand a quote to the sink; never awaits."""

@@ -9,7 +9,6 @@ from notifier.store.sqlite import (
     DamagedStoreError,
     Store,
     StoreError,
-    open_database,
 )
 
 __all__ = [
@@ -19,5 +18,4 @@ __all__ = [
     "Migration",
     "Store",
     "StoreError",
-    "open_database",
 ]

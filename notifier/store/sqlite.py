@@ -21,7 +21,7 @@ from typing import Any
 
 from notifier.store.migrations import MIGRATIONS, Migration
 
-__all__ = ["DB_FILENAME", "DamagedStoreError", "Store", "StoreError", "open_database"]
+__all__ = ["DB_FILENAME", "DamagedStoreError", "Store", "StoreError"]
 
 DB_FILENAME = "notifier.db"
 DB_COMPANIONS = ("-wal", "-shm")  # SQLite's files beside the database, named after it
@@ -157,11 +157,6 @@ class Store:
             self._conn.execute("COMMIT")
 
     @property
-    def connection(self) -> sqlite3.Connection:
-        """Transitional: the raw connection, for components not yet on ``transaction()``."""
-        return self._conn
-
-    @property
     def in_transaction(self) -> bool:
         """True while the calling thread (or another) holds an open transaction."""
         return self._depth > 0
@@ -277,8 +272,3 @@ def _statements(script: str) -> Iterator[str]:
             buffer = ""
     if buffer.strip():
         yield buffer.strip()
-
-
-def open_database(state_dir: Path) -> sqlite3.Connection:
-    """Transitional: ``Store.open(state_dir).connection``."""
-    return Store.open(state_dir).connection
