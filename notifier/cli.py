@@ -177,8 +177,7 @@ def _stop_grace() -> float:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from notifier.config import resolve_config_path
-    from notifier.dispatch import check_apprise_config
-    from notifier.http import parse_listen
+    from notifier.listen import parse_listen
     from notifier.rules import check_files
     from notifier.rules.loader import list_rule_files
 
@@ -194,7 +193,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             where = resolve_config_path(args.config)
             problems.append(f"{where}: {exc}" if where else str(exc))
-    if not args.paths:
+    if not args.paths:  # only then: importing apprise costs ~0.3 s
+        from notifier.dispatch.probe import check_apprise_config
+
         problems += [f"{settings.apprise_config}: {e}" for e in check_apprise_config(settings)]
     targets = args.paths or [settings.rules_dir]
     files: list[Path] = []

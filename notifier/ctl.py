@@ -45,7 +45,7 @@ import orjson
 
 from notifier.config import ConfigError
 from notifier.events import validate_intent_id
-from notifier.http import base_url, parse_listen
+from notifier.listen import base_url, parse_listen
 
 __all__ = [
     "AlertDoc",

@@ -37,8 +37,9 @@ import orjson
 from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from notifier.config import ConfigError, HttpSettings
+from notifier.config import HttpSettings
 from notifier.events import validate_intent_id
+from notifier.listen import base_url, parse_listen
 from notifier.metrics import Metrics
 
 __all__ = [
@@ -51,10 +52,8 @@ __all__ = [
     "HostCheck",
     "HttpApi",
     "HttpError",
-    "base_url",
     "control_access",
     "is_loopback",
-    "parse_listen",
     "validate_label",
 ]
 
@@ -146,30 +145,6 @@ def validate_label(label: object) -> str | None:
     if any(unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp", "Cs"} for ch in label):
         raise ValueError("label must not contain control characters or line breaks")
     return label or None
-
-
-def parse_listen(listen: str) -> tuple[str | None, int]:
-    """``host:port``, ``[v6]:port`` or ``:port`` (every interface) → (host or None, port)."""
-    host, sep, port_text = listen.strip().rpartition(":")
-    if not sep or not port_text.isdigit() or int(port_text) > 65535:
-        raise ConfigError(
-            f"http.listen: {listen!r} is not host:port (e.g. 127.0.0.1:9310, [::1]:9310)"
-        )
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ConfigError(f"http.listen: write an IPv6 address in brackets, e.g. [{host}]:9310")
-    return host or None, int(port_text)
-
-
-def base_url(host: str | None, port: int) -> str:
-    """The URL a local client uses to reach a server bound to ``host:port``."""
-    if host in {None, "", "0.0.0.0"}:
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    assert host is not None
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _host_name(value: str) -> str:

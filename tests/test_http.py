@@ -19,11 +19,10 @@ from notifier.http import (
     ControlAccess,
     HttpApi,
     HttpError,
-    base_url,
     control_access,
     is_loopback,
-    parse_listen,
 )
+from notifier.listen import base_url, parse_listen
 from notifier.metrics import Metrics
 
 TOKEN = "t0ken-for-tests-only"
