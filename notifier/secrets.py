@@ -26,7 +26,7 @@ _URL_SEPARATORS = re.compile(r"[/:@?&=,;#\s]+")
 def mask_secrets(text: str, secrets: Iterable[str], mask: str = MASK) -> str:
     """``text`` with each of ``secrets`` (longest first, so one containing another goes
     whole) replaced by ``mask``."""
-    for secret in secrets:
+    for secret in sorted(secrets, key=len, reverse=True):
         if secret and secret in text:
             text = text.replace(secret, mask)
     return text

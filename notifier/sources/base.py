@@ -11,6 +11,7 @@ import aiohttp
 
 from notifier.events import EventSink, FeedEvent, FeedName, Interest
 from notifier.metrics import Metrics
+from notifier.secrets import mask_secrets
 from notifier.store import Store
 
 if TYPE_CHECKING:
@@ -124,7 +125,4 @@ def describe_error(exc: BaseException, *secrets: str) -> str:
         text = f"{type(exc).__name__}: {exc}"
     else:
         text = type(exc).__name__
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    return mask_secrets(text, secrets)
