@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,11 @@ import watchfiles
 from notifier import __version__
 from notifier.config import ConfigError, Settings
 from notifier.dispatch import Dispatcher
-from notifier.eventlog import event_to_json
-from notifier.events import Event, Interest, PairKey, QuoteEvent
+from notifier.eventqueue import EventQueue
+from notifier.events import Interest
 from notifier.http import HttpApi, HttpError
 from notifier.metrics import Metrics
+from notifier.recorder import Recorder
 from notifier.rules import ReloadResult, RuleRepository
 from notifier.rules.engine import Engine
 from notifier.rules.loader import RULE_SUFFIXES
@@ -33,7 +33,7 @@ from notifier.store import Store, StoreError
 from notifier.systemd import SystemdNotifier
 from notifier.timestamps import rfc3339
 
-__all__ = ["Daemon", "EventQueue", "Recorder", "StartupError", "running"]
+__all__ = ["Daemon", "StartupError", "running"]
 
 log = logging.getLogger(__name__)
 
@@ -52,80 +52,6 @@ class StartupError(Exception):
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
-
-
-class Recorder:
-    """``run --record``: appends each event as a JSON line; every line is in the file (the OS's
-    buffers) within ``FLUSH_AFTER`` seconds, so a crash of the process loses at most that."""
-
-    FLUSH_AFTER = 1.0
-
-    def __init__(self, path: Path) -> None:
-        self._file = path.open("ab", buffering=1 << 16)  # few syscalls under a flood
-        self._flush: asyncio.TimerHandle | None = None
-
-    def write(self, event: Event) -> None:
-        self._file.write(event_to_json(event) + b"\n")
-        if self._flush is None:  # one timer per second at most, not a syscall per event
-            self._flush = asyncio.get_running_loop().call_later(self.FLUSH_AFTER, self.flush)
-
-    def flush(self) -> None:
-        self._flush = None
-        self._file.flush()
-
-    def close(self) -> None:
-        if self._flush is not None:
-            self._flush.cancel()
-            self._flush = None
-        self._file.close()
-
-
-class EventQueue:
-    """The sources' sink: ``emit`` never blocks.
-
-    Quotes are conflated per pair — a newer quote replaces one not yet evaluated — so the
-    queue is bounded by the number of subscribed pairs plus the (low-rate) order, intent and
-    feed events. Order is kept between a pair's first pending quote and other events.
-    """
-
-    def __init__(self, record: Recorder | None = None) -> None:
-        self._record = record
-        self._items: deque[Event | PairKey] = deque()
-        self._latest: dict[PairKey, QuoteEvent] = {}
-        self._ready = asyncio.Event()
-        self.conflated = 0
-        self.received = 0
-
-    def emit(self, event: Event) -> None:
-        self.received += 1
-        if self._record is not None:
-            self._record.write(event)
-        if isinstance(event, QuoteEvent):
-            if event.pair in self._latest:
-                self.conflated += 1
-            else:
-                self._items.append(event.pair)
-            self._latest[event.pair] = event
-        else:
-            self._items.append(event)
-        self._ready.set()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    async def wait(self) -> None:
-        await self._ready.wait()
-
-    def drain(self, limit: int = 1024) -> list[Event]:
-        """Up to ``limit`` events in arrival order; clears the ready flag when empty."""
-        out: list[Event] = []
-        items, latest = self._items, self._latest
-        while items and len(out) < limit:
-            item = items.popleft()
-            out.append(latest.pop(item) if isinstance(item, tuple) else item)
-        if not items:
-            self._ready.clear()
-        return out
 
 
 class Daemon:

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
 import pytest
 from pydantic import SecretStr
 
@@ -127,9 +128,7 @@ async def test_failed_look_up_emits_without_order(store: Store) -> None:
     """A hash REST does not know still produces its event, with order=None."""
     async with Simulator() as sim, running(sim, store) as (_, sink):
         await until(lambda: sim.fusion.connection_count() == 1)
-        for group in sim.fusion._peers.values():  # no public hook for raw frames
-            for peer in group:
-                peer.send_json({"event": "order_filled", "result": {"orderHash": "0xabc-1"}})
+        sim.fusion.send_raw(b'{"event":"order_filled","result":{"orderHash":"0xabc-1"}}')
         await until(lambda: sink.orders("0xabc-1"))
         assert sink.orders("0xabc-1")[0].order is None
 
@@ -203,13 +202,13 @@ async def test_malformed_and_unknown_frames_are_skipped(store: Store) -> None:
         await until(lambda: sim.fusion.connection_count() == 1)
         order_hash = sim.fusion.create_order(maker=MAKER)
         await until(lambda: sink.orders(order_hash))
-        for group in sim.fusion._peers.values():
-            for peer in group:
-                peer.send(b"{oops")
-                peer.send(b'{"event":"order_teleported","result":{"orderHash":"0x1"}}')
-                peer.send(b'{"event":"order_filled","result":{}}')
-                peer.send(b'{"method":"ping","result":"pong"}')
-                peer.send_json({"event": "order_filled", "data": {"orderHash": order_hash}})
+        sim.fusion.send_raw(b"{oops")
+        sim.fusion.send_raw(b'{"event":"order_teleported","result":{"orderHash":"0x1"}}')
+        sim.fusion.send_raw(b'{"event":"order_filled","result":{}}')
+        sim.fusion.send_raw(b'{"method":"ping","result":"pong"}')
+        sim.fusion.send_raw(
+            orjson.dumps({"event": "order_filled", "data": {"orderHash": order_hash}})
+        )
         await until(lambda: sink.orders(order_hash, "order_filled"))
         assert feed.status().errors == 3
         assert feed.status().reconnects == 0

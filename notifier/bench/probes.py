@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from notifier.bench.workload import latency_title_slot
 
 __all__ = [
+    "CpuMeter",
     "Delivery",
     "LatencyCollector",
     "NotifySocket",
@@ -101,6 +102,23 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU time of the process under test, and what other processes took from its CPU."""
+
+    def __init__(self, pid: int, cpu: int | None) -> None:
+        self._pid, self._cpu = pid, cpu
+        self._begun = time.perf_counter()
+        self._own = cpu_seconds(pid)
+        self._busy = cpu_busy_seconds(cpu)
+        self.elapsed = self.share = self.others = math.nan
+
+    def stop(self) -> None:
+        self.elapsed = time.perf_counter() - self._begun
+        self.share = (cpu_seconds(self._pid) - self._own) / self.elapsed
+        busy = (cpu_busy_seconds(self._cpu) - self._busy) / self.elapsed
+        self.others = max(0.0, busy - self.share) if self._cpu is not None else math.nan
 
 
 class NotifySocket:

@@ -1,0 +1,59 @@
+"""The queue between the sources and the rule engine, conflating quotes per pair."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from notifier.events import Event, PairKey, QuoteEvent
+from notifier.recorder import Recorder
+
+__all__ = ["EventQueue"]
+
+
+class EventQueue:
+    """The sources' sink: ``emit`` never blocks.
+
+    Quotes are conflated per pair — a newer quote replaces one not yet evaluated — so the
+    queue is bounded by the number of subscribed pairs plus the (low-rate) order, intent and
+    feed events. Order is kept between a pair's first pending quote and other events.
+    """
+
+    def __init__(self, record: Recorder | None = None) -> None:
+        self._record = record
+        self._items: deque[Event | PairKey] = deque()
+        self._latest: dict[PairKey, QuoteEvent] = {}
+        self._ready = asyncio.Event()
+        self.conflated = 0
+        self.received = 0
+
+    def emit(self, event: Event) -> None:
+        self.received += 1
+        if self._record is not None:
+            self._record.write(event)
+        if isinstance(event, QuoteEvent):
+            if event.pair in self._latest:
+                self.conflated += 1
+            else:
+                self._items.append(event.pair)
+            self._latest[event.pair] = event
+        else:
+            self._items.append(event)
+        self._ready.set()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    async def wait(self) -> None:
+        await self._ready.wait()
+
+    def drain(self, limit: int = 1024) -> list[Event]:
+        """Up to ``limit`` events in arrival order; clears the ready flag when empty."""
+        out: list[Event] = []
+        items, latest = self._items, self._latest
+        while items and len(out) < limit:
+            item = items.popleft()
+            out.append(latest.pop(item) if isinstance(item, tuple) else item)
+        if not items:
+            self._ready.clear()
+        return out
