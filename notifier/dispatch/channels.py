@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 from apprise import (
     Apprise,
@@ -37,6 +38,7 @@ __all__ = [
     "Channel",
     "Channels",
     "SendResult",
+    "private_label",
     "tag_filter",
     "url_secrets",
 ]
@@ -96,6 +98,45 @@ def _url(service: NotifyBase, *, privacy: bool = False) -> str:
     return str(service.url(privacy=privacy))  # type: ignore[no-untyped-call]
 
 
+# apprise's privacy URL keeps these query parameters in the clear: ``+name`` (an HTTP header,
+# e.g. Authorization), ``-name`` (a GET parameter, e.g. an API key) and ``:name`` (a payload
+# field) of the json/xml/form services.
+_USER_PARAMS = ("+", "-", ":")
+_MASKED = ("****", "...")  # how apprise writes what it already hid
+
+
+def private_label(service: NotifyBase) -> tuple[str, set[str]]:
+    """The URL ``service`` may be shown by, and the secrets that form hides.
+
+    apprise's ``url(privacy=True)`` masks passwords and the path tokens of services that
+    keep a token in the path (Telegram, Discord, Slack…), but shows header and parameter
+    values and a lone user (how ``json://TOKEN@host`` carries a key); those are masked here.
+    An auth scheme before a header's credentials stays readable (``Bearer%20****``).
+    """
+    label = _url(service, privacy=True)
+    secrets: set[str] = set()
+    head, sep, query = label.partition("?")
+    parts = urlsplit(head)
+    user, at, host = parts.netloc.rpartition("@")
+    if at and ":" not in user and not any(m in user for m in _MASKED):
+        secrets.add(unquote(user))
+        head = head.replace(f"{parts.netloc}", f"{PRIVACY_MASK}@{host}", 1)
+    fields: list[str] = []
+    for field in query.split("&") if sep else []:
+        name, eq, value = field.partition("=")
+        if eq and value and unquote(name).startswith(_USER_PARAMS):
+            plain = unquote(value)
+            secrets.add(plain)
+            scheme, space, credentials = plain.partition(" ")
+            if space and credentials and scheme.isalpha():
+                secrets.add(credentials)
+                value = f"{quote(scheme)}%20{PRIVACY_MASK}"
+            else:
+                value = PRIVACY_MASK
+        fields.append(f"{name}{eq}{value}")
+    return head + sep + "&".join(fields), secrets
+
+
 class _LoadErrors(logging.Filter):
     """While this thread parses a config: masks every URL in apprise's log records (some
     echo a raw config line, secrets included) and collects the warnings as errors."""
@@ -129,12 +170,16 @@ class Channels:
         self.errors = list(errors)
         self.redactor = redactor
         self._by_service: dict[int, Channel] = {}
+        self._by_apprise_label: dict[str, str] = {}  # apprise's privacy URL -> our label
         self.channels: list[Channel] = []
         for service in services:
             full = _url(service)
-            label = _url(service, privacy=True)
+            label, hidden = private_label(service)
             password = getattr(service, "password", None)
-            redactor.learn_url(full, label, [password] if isinstance(password, str) else [])
+            if isinstance(password, str):
+                hidden.add(password)
+            redactor.learn_url(full, label, hidden)
+            self._by_apprise_label[_url(service, privacy=True)] = label
             channel = Channel(
                 key=hashlib.sha256(full.encode()).hexdigest()[:24],
                 label=label,
@@ -230,8 +275,13 @@ class Channels:
             return SendResult(False, frozenset(), frozenset(), False, self._summary(result, None))
         # Results name services by privacy URL; two services differing only in a secret
         # share one, so they succeed or fail together (a retry may then repeat to one).
-        bad_labels = {r.url for r in result.results if r.status != AppriseResultStatus.SUCCESS}
-        ok_labels = {r.url for r in result.results} - bad_labels
+        labels = self._by_apprise_label
+        bad_labels = {
+            labels.get(r.url, r.url)
+            for r in result.results
+            if r.status != AppriseResultStatus.SUCCESS
+        }
+        ok_labels = {labels.get(r.url, r.url) for r in result.results} - bad_labels
         delivered = frozenset(c.key for c in targets if c.label in ok_labels)
         failed = frozenset(c.key for c in targets if c.label in bad_labels)
         if not failed:  # PARTIAL only because apprise skipped an entry it could not build
@@ -241,11 +291,12 @@ class Channels:
     def _summary(self, result: AppriseResult, labels: set[str] | None) -> str:
         parts: list[str] = []
         for service in result.results:
-            if labels is not None and service.url not in labels:
+            label = self._by_apprise_label.get(service.url, service.url)
+            if labels is not None and label not in labels:
                 continue
             messages = [e.message for e in service.logs() if e.level in {"WARNING", "ERROR"}]
             detail = f": {messages[-1]}" if messages else ""
-            parts.append(f"{service.name} {service.url} {service.status.name.lower()}{detail}")
+            parts.append(f"{service.name} {label} {service.status.name.lower()}{detail}")
         if not parts:
             messages = [e.message for e in result.call_logs()]
             parts.append(f"apprise {result.status.name.lower()}: " + "; ".join(messages[-2:]))
