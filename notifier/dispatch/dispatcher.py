@@ -1,12 +1,13 @@
-"""Delivery: outbox row and rate limit (one commit) → send through apprise → confirm, retry
-or give up.
+"""Delivery: outbox row and rate limit (one commit) → send to each channel on its lane →
+confirm, retry or give up, per channel.
 
 Each stage is a small module this class schedules: ``outbox`` (durable rows and dedup),
 ``ratelimit`` (per-tag budget, decided in the transaction that writes the row) and ``digest``
-(what it held back), ``send`` (apprise on a ``SendPool`` worker, with a timeout), ``retry``
-(full-jitter backoff until ``delivery.retry_for``, then dead-letter and report to the
-``errors_to`` tags). A row is started on the event loop's next turn after the enqueuing
-transaction, never before it committed.
+(what it held back), ``lanes`` (per channel: sends at a time, worker threads, backoff),
+``send`` (one apprise call per channel, with a timeout), ``retry`` (full-jitter backoff until
+``delivery.retry_for``, then dead-letter and report to the ``errors_to`` tags). A row is
+started on the event loop's next turn after the enqueuing transaction, never before it
+committed.
 """
 
 from __future__ import annotations
@@ -24,12 +25,19 @@ from typing import TYPE_CHECKING, Any
 
 from notifier.config import Settings
 from notifier.dispatch import digest
-from notifier.dispatch.channels import SECRET_LOGGERS, Channels, SendResult, describe, url_secrets
+from notifier.dispatch.channels import (
+    SECRET_LOGGERS,
+    Channel,
+    Channels,
+    SendResult,
+    describe,
+    url_secrets,
+)
+from notifier.dispatch.lanes import Lane, Lanes
 from notifier.dispatch.outbox import NewRow, Outbox, OutboxRow
-from notifier.dispatch.pool import SendPool
 from notifier.dispatch.ratelimit import RateLimiter
 from notifier.dispatch.retry import RetryPolicy, dead_letter_report, is_error_report
-from notifier.dispatch.send import Sending, owed, start, unsendable
+from notifier.dispatch.send import answer, owed, start, timed_out, unsendable
 from notifier.durations import format_duration
 from notifier.metrics import Metrics
 
@@ -37,11 +45,13 @@ if TYPE_CHECKING:
     from notifier.notification import Notification
     from notifier.store import Store
 
-__all__ = ["MAX_IN_FLIGHT", "Dispatcher"]
+__all__ = ["SCAN_LIMIT", "Dispatcher"]
 
 log = logging.getLogger("notifier.dispatch")
 
-MAX_IN_FLIGHT = 8  # rows being sent at once; apprise fans out per service on its own pool
+# Due rows looked at per pass: rows waiting only for a busy lane are skipped, so the other
+# lanes find their work among them.
+SCAN_LIMIT = 1000
 PRUNE_EVERY = 3600.0
 MAX_SLEEP = 60.0  # re-check the outbox at least this often (clock jumps, pruning)
 RECHECK = 0.01  # a transaction is open on the store: look for due rows again this soon
@@ -67,7 +77,9 @@ class Dispatcher:
         self._settings = settings
         self._metrics = metrics
         self._now = now
-        self._retry = RetryPolicy(settings.delivery.retry_for, settings.delivery.backoff_cap, rng)
+        delivery = settings.delivery
+        self._retry = RetryPolicy(delivery.retry_for, delivery.backoff_cap, rng)
+        self._lanes = Lanes(delivery.concurrency, delivery.backoff_cap, rng)
         self._store = store
         self._outbox = Outbox(store)
         self._limiter = RateLimiter(
@@ -80,8 +92,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._settled = asyncio.Event()
         self._stopped = asyncio.Event()
-        self._in_flight: dict[int, asyncio.Task[None]] = {}
-        self._senders = SendPool(keep=MAX_IN_FLIGHT)  # a worker per row that can be in flight
+        self._in_flight: dict[tuple[int, str], asyncio.Task[None]] = {}  # (row, channel)
+        self._wait_until: float | None = None  # a channel's own retry time or lane pause
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._start_soon_pending = False
@@ -136,6 +148,7 @@ class Dispatcher:
         loaded = Channels.load(self._settings.apprise_config, self._redactor)
         if loaded.channels or not self._channels.channels:
             self._channels = loaded
+            self._lanes.keep_only(c.key for c in loaded.channels)
             log.info(
                 "apprise config %s: %d channel(s), %d problem(s)",
                 self._settings.apprise_config,
@@ -236,9 +249,9 @@ class Dispatcher:
         self.close()
 
     def close(self) -> None:
-        """Release the send workers and detach the log redaction filters (``drain`` does it
+        """Release the lanes' workers and detach the log redaction filters (``drain`` does it
         too); idempotent. The store belongs to the caller."""
-        self._senders.close()
+        self._lanes.close()
         self._detach_redactor()
 
     # -- the loop's stages -----------------------------------------------------------------
@@ -297,14 +310,14 @@ class Dispatcher:
             self._start_due(self._now())  # if refused, the woken delivery loop re-checks
 
     def _start_due(self, now: float) -> bool:
-        """Start every due row there is room for. False, starting none, while a transaction
-        is open on the store: what it wrote is not committed, so it must not be sent."""
+        """Start every due send there is lane room for. False, starting none, while a
+        transaction is open on the store: what it wrote is not committed, so it must not be
+        sent."""
         if self._outbox.uncommitted:
             return False
-        free = MAX_IN_FLIGHT - len(self._in_flight)
-        if free > 0:
-            for row in self._outbox.due(now, free, self._in_flight):
-                self._start(row)
+        self._wait_until = None
+        for row in self._outbox.due(now, SCAN_LIMIT):
+            self._start(row, now)
         return True
 
     def _refresh_pending(self) -> None:
@@ -317,33 +330,58 @@ class Dispatcher:
             log.debug("pruned %d finished outbox row(s)", gone)
 
     def _sleep_for(self, now: float) -> float | None:
-        if len(self._in_flight) >= MAX_IN_FLIGHT:
-            return None  # a finishing send wakes the loop
-        due = self._outbox.next_due(self._in_flight)
-        if due is None:
+        """Until the next row, channel retry or lane pause is due; a finishing send wakes
+        the loop for rows waiting on a busy lane."""
+        waits = [t for t in (self._outbox.next_due(now), self._wait_until) if t is not None]
+        if not waits:
             return MAX_SLEEP
-        return min(max(due - now, 0.0), MAX_SLEEP)
+        return min(max(min(waits) - now, 0.0), MAX_SLEEP)
 
-    def _start(self, row: OutboxRow) -> None:
-        """Run the stages up to the send now, so apprise starts without waiting for a task to
-        be scheduled; a task awaits the send and settles the row."""
+    def _wait_for(self, at: float) -> None:
+        if self._wait_until is None or at < self._wait_until:
+            self._wait_until = at
+
+    def _start(self, row: OutboxRow, now: float) -> None:
+        """Run the stages up to the sends now, so apprise starts without waiting for a task
+        to be scheduled: one send per owed channel whose lane has room and whose own retry
+        time has come; a task per send awaits it and records the channel's answer."""
         self._settled.clear()
         try:
-            sending = self._begin(row)
+            plan = self._begin(row)
         except Exception:
             self._internal_error(row)
-            sending = None
-        if sending is None:  # settled without a send (or failed): re-check the outbox
+            plan = None
+        if plan is None:  # settled without a send (or failed): re-check the outbox
             with contextlib.suppress(sqlite3.Error):
                 self._refresh_pending()
             self._poke()
             return
-        task = asyncio.create_task(self._deliver(*sending), name=f"deliver-{row.id}")
-        self._in_flight[row.id] = task
-        task.add_done_callback(functools.partial(self._finished, row.id))
+        row, route, targets = plan
+        for channel in targets:
+            lane = self._lanes.get(channel.key, _short(channel))
+            if row.id in lane.running:
+                continue  # its last call has not returned yet: never two at once
+            at = row.retry_at.get(channel.key, now)
+            if at > now or now < lane.paused_until:
+                self._wait_for(max(at, lane.paused_until))
+                continue
+            if not lane.free(now):
+                continue  # a finishing send on the lane wakes the loop
+            future = start(lane, self._channels, channel, row, timeout=self._timeout)
+            task = asyncio.create_task(
+                self._deliver(row, route, channel, lane, future),
+                name=f"deliver-{row.id}-{channel.key[:8]}",
+            )
+            self._in_flight[(row.id, channel.key)] = task
+            task.add_done_callback(functools.partial(self._finished, row.id, channel.key, lane))
 
-    def _finished(self, row_id: int, task: asyncio.Task[None]) -> None:
-        self._in_flight.pop(row_id, None)
+    @property
+    def _timeout(self) -> float:
+        return self._settings.delivery.timeout
+
+    def _finished(self, row_id: int, key: str, lane: Lane, task: asyncio.Task[None]) -> None:
+        self._in_flight.pop((row_id, key), None)
+        lane.running.discard(row_id)
         self._poke()
 
     def _internal_error(self, row: OutboxRow) -> None:
@@ -361,8 +399,8 @@ class Dispatcher:
                 next_attempt_at=now + self._retry.backoff(row),
             )
 
-    def _begin(self, row: OutboxRow) -> tuple[OutboxRow, Sending] | None:
-        """Seal a digest, route a row written unrouted, pick the channels and start the send.
+    def _begin(self, row: OutboxRow) -> tuple[OutboxRow, tuple[str, ...], list[Channel]] | None:
+        """Seal a digest, route a row written unrouted and pick the channels it still owes.
         None when the row was settled without a send."""
         now = self._now()
         if row.kind == "digest" and row.digest_open:
@@ -375,60 +413,111 @@ class Dispatcher:
         channels = self._channels
         targets = owed(channels, row, route)
         if targets:
-            timeout = self._settings.delivery.timeout
-            started = start(self._senders, channels, targets, route, row, timeout=timeout)
-            return row, started
+            return row, route, targets
         if row.done:  # channels that still lacked it are gone from the config
             self._outbox.record_sent(row.id, (), self._now())
             return None
-        self._settle(row, unsendable(channels, route))
+        self._unsendable(row, unsendable(channels, route))
         return None
 
-    async def _deliver(self, row: OutboxRow, sending: Sending) -> None:
+    async def _deliver(
+        self,
+        row: OutboxRow,
+        route: tuple[str, ...],
+        channel: Channel,
+        lane: Lane,
+        future: asyncio.Future[SendResult],
+    ) -> None:
+        """Await one channel's answer; at the timeout, record it as uncertain (retried after
+        a backoff), and keep waiting: a late confirmation is recorded too, so the channel is
+        not sent the message again."""
         try:
-            self._settle(row, await sending.result())
+            try:
+                result = await asyncio.wait_for(
+                    answer(asyncio.shield(future), self._channels, channel), self._timeout
+                )
+            except TimeoutError:
+                self._answered(row, route, channel, lane, timed_out(channel, self._timeout))
+                late = await answer(future, self._channels, channel)
+                if late.ok:
+                    self._answered(row, route, channel, lane, late, late=True)
+            else:
+                self._answered(row, route, channel, lane, result)
         except Exception:
             self._internal_error(row)
         with contextlib.suppress(sqlite3.Error):
             self._refresh_pending()
 
-    def _settle(self, row: OutboxRow, result: SendResult) -> None:
+    def _answered(
+        self,
+        row: OutboxRow,
+        route: tuple[str, ...],
+        channel: Channel,
+        lane: Lane,
+        result: SendResult,
+        *,
+        late: bool = False,
+    ) -> None:
+        """Record one channel's answer for ``row``: confirmed, to retry, or the row given up."""
         now = self._now()
-        attempt = row.attempts + 1
+        current = self._outbox.get(row.id)
+        if current is None:
+            return
+        owed_keys = [c.key for c in self._channels.select(route)]
+        attempt = current.failures.get(channel.key, 0) + 1  # this channel's
         if result.ok:
-            self._outbox.record_sent(row.id, result.delivered, now)
-            self._metrics.notifications.labels("sent").inc()
-            log.info("delivered %s", self._outcome(row, result, attempt))
+            if not late:  # a late answer does not end the lane's backoff: it is slow
+                self._lanes.succeeded(lane)
+            finished = self._outbox.record_channel(row.id, channel.key, owed=owed_keys, now=now)
+            if finished:
+                self._metrics.notifications.labels("sent").inc()
+            log.info(
+                "delivered %s%s",
+                self._outcome(current, result, attempt),
+                " (a late answer, after the timeout)" if late else "",
+            )
             return
         error = result.error or "delivery failed"
-        retry = self._retry.retry(row, result, now)
-        if retry is not None:
-            self._outbox.record_failure(
-                row.id,
-                delivered=result.delivered,
-                retry=result.failed,
-                error=error,
-                now=now,
-                next_attempt_at=retry.at,
-            )
-            self._metrics.notifications.labels("failed").inc()
-            # Logged once per row; later attempts only at debug, until it succeeds or dies.
-            level = logging.WARNING if row.attempts == 0 else logging.DEBUG
-            log.log(
-                level,
-                "not delivered %s; retrying for up to %s: %s",
-                self._outcome(row, result, attempt),
-                format_duration(retry.deadline - now),
-                error,
-            )
+        self._lanes.failed(lane, now, error)
+        if current.state != "pending":
             return
-        self._dead_letter(row, result, error, now)
+        retry = self._retry.retry(current, result, now)
+        if retry is None:
+            self._dead_letter(current, result, error, now)
+            return
+        self._outbox.record_channel(
+            row.id, channel.key, owed=owed_keys, now=now, retry_at=retry.at, error=error
+        )
+        self._metrics.notifications.labels("failed").inc()
+        # Logged once per row and channel; later attempts only at debug.
+        level = logging.DEBUG if channel.key in current.retry_at else logging.WARNING
+        log.log(
+            level,
+            "not delivered %s; retrying for up to %s: %s",
+            self._outcome(current, result, attempt),
+            format_duration(retry.deadline - now),
+            error,
+        )
+
+    def _unsendable(self, row: OutboxRow, result: SendResult) -> None:
+        """A row no channel is owed: retried while no channel is loaded, else given up."""
+        now = self._now()
+        error = result.error or "delivery failed"
+        retry = self._retry.retry(row, result, now)
+        if retry is None:
+            self._dead_letter(row, result, error, now)
+            return
+        self._outbox.record_failure(
+            row.id, delivered=(), retry=None, error=error, now=now, next_attempt_at=retry.at
+        )
+        self._metrics.notifications.labels("failed").inc()
+        level = logging.WARNING if row.attempts == 0 else logging.DEBUG
+        log.log(level, "not delivered %r (row %d); retrying: %s", row.title, row.id, error)
 
     def _outcome(self, row: OutboxRow, result: SendResult, attempt: int) -> str:
         """One delivery result as a log line's subject: the row, the rule, and how each
         channel answered (privacy URLs only)."""
-        # Privacy URLs without their query (apprise's own options): short enough to scan.
-        labels = {c.key: c.label.partition("?")[0] for c in self._channels.channels}
+        labels = {c.key: _short(c) for c in self._channels.channels}
         answers = [f"{labels.get(k, k)} ok" for k in sorted(result.delivered)]
         answers += [f"{labels.get(k, k)} failed" for k in sorted(result.failed)]
         return (
@@ -462,3 +551,8 @@ class Dispatcher:
         if row.kind != "digest":
             return []
         return [kind for kind, *_ in self._outbox.digest_items(row.id)]
+
+
+def _short(channel: Channel) -> str:
+    """A privacy URL without its query (apprise's own options): short enough to scan."""
+    return channel.label.partition("?")[0]
