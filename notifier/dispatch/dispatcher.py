@@ -34,12 +34,14 @@ from notifier.dispatch.channels import (
     url_secrets,
 )
 from notifier.dispatch.lanes import Lane, Lanes
+from notifier.dispatch.outage import HELD_LIMIT, Confirmation, Outage
 from notifier.dispatch.outbox import NewRow, Outbox, OutboxRow
 from notifier.dispatch.ratelimit import RateLimiter
 from notifier.dispatch.retry import RetryPolicy, dead_letter_report, is_error_report
 from notifier.dispatch.send import answer, owed, start, timed_out, unsendable
 from notifier.durations import format_duration
 from notifier.metrics import Metrics
+from notifier.timestamps import rfc3339
 
 if TYPE_CHECKING:
     from notifier.notification import Notification
@@ -94,6 +96,7 @@ class Dispatcher:
         self._stopped = asyncio.Event()
         self._in_flight: dict[tuple[int, str], asyncio.Task[None]] = {}  # (row, channel)
         self._wait_until: float | None = None  # a channel's own retry time or lane pause
+        self._outage: Outage | None = None  # the store cannot write
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._start_soon_pending = False
@@ -175,6 +178,8 @@ class Dispatcher:
         return {
             **counts,
             "in_flight": len(self._in_flight),
+            "store_problem": self.store_problem,
+            "held_in_memory": 0 if self._outage is None else len(self._outage.held),
             "oldest_pending_age": None if oldest is None else max(self._now() - oldest, 0.0),
             "channels": len(self._channels),
             "channel_list": [describe(c) for c in self._channels.channels],
@@ -212,19 +217,32 @@ class Dispatcher:
             while not self._stopping:
                 self._wake.clear()
                 now = self._now()
-                if now >= self._next_prune:
-                    self._prune(now)
-                if self._start_due(now):
-                    delay = self._sleep_for(now)
-                    if not self._in_flight and (delay is None or delay > 0):
-                        self._settled.set()
-                else:
-                    delay = RECHECK
+                try:
+                    delay = self._pass(now)
+                except sqlite3.OperationalError as exc:
+                    self._unwritable(exc)
+                    delay = 0.0
+                if (delay is None or delay > 0) and not self._in_flight:
+                    self._settled.set()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
         finally:
             self._running = False
             self._stopped.set()
+
+    def _pass(self, now: float) -> float | None:
+        """One pass of the delivery loop; returns how long to sleep."""
+        outage = self._outage
+        if outage is not None:
+            if now >= outage.retry_at:
+                self._recover(now)
+            if self._outage is not None:  # nothing is sent that could not be marked sent
+                return max(self._outage.retry_at - now, 0.0)
+        if now >= self._next_prune:
+            self._prune(now)
+        if not self._start_due(now):
+            return RECHECK
+        return self._sleep_for(now)
 
     async def drain(self, timeout: float) -> None:  # noqa: ASYNC109 - the daemon's stop budget
         """Stop taking rows, give in-flight sends ``timeout`` to finish, then stop. A send cut
@@ -246,6 +264,15 @@ class Dispatcher:
                 await asyncio.gather(*late, return_exceptions=True)
         if self._running:
             await self._stopped.wait()
+        if self._outage is not None:
+            self._recover(self._now())
+        if self._outage is not None and (self._outage.held or self._outage.confirmed):
+            log.error(
+                "stopping while the state store cannot write: %d decision(s) and %d "
+                "confirmation(s) kept in memory are lost",
+                len(self._outage.held),
+                len(self._outage.confirmed),
+            )
         self.close()
 
     def close(self) -> None:
@@ -254,14 +281,105 @@ class Dispatcher:
         self._lanes.close()
         self._detach_redactor()
 
+    # -- the store cannot write -------------------------------------------------------------
+
+    @property
+    def store_problem(self) -> str | None:
+        """Why the store cannot write (readiness is down meanwhile), or None."""
+        if self._outage is None:
+            return None
+        return f"state store cannot write: {self._outage.reason}"
+
+    def store_failed(self, exc: BaseException) -> bool:
+        """Hear of a store error met elsewhere (the rule engine's transaction). True when it
+        means the store cannot write: delivery then pauses until it can."""
+        if not isinstance(exc, sqlite3.OperationalError):
+            return False
+        self._unwritable(exc)
+        return True
+
+    def _unwritable(self, exc: sqlite3.OperationalError) -> None:
+        if self._outage is None:
+            self._outage = Outage(str(exc), self._now())
+            log.error(
+                "state store cannot write (%s): nothing is sent until it can; new "
+                "decisions wait in memory (up to %d)",
+                exc,
+                HELD_LIMIT,
+            )
+        self.wake()
+
+    def _lost(self, row: NewRow, exc: BaseException) -> None:
+        """The transaction that wrote ``row`` (the engine's) did not commit."""
+        if isinstance(exc, sqlite3.OperationalError):
+            self._unwritable(exc)
+            self._hold(row)
+
+    def _hold(self, row: NewRow) -> bool:
+        outage = self._outage
+        assert outage is not None
+        if outage.holds(row.key):
+            return True  # the same decision again (its transaction failed after our write)
+        first_drop = not outage.dropped
+        if outage.hold(row):
+            self._metrics.notifications.labels("queued").inc()
+            return True
+        if first_drop:
+            log.error(
+                "%d decisions wait for the state store: dropping new ones until it writes "
+                "again, starting with %r (rule %s)",
+                HELD_LIMIT,
+                row.title,
+                row.rule_id,
+            )
+        return False
+
+    def _recover(self, now: float) -> None:
+        """Try the store again: write what waited, in one transaction, or back off."""
+        outage = self._outage
+        assert outage is not None
+        try:
+            with self._store.transaction():
+                for c in outage.confirmed.values():
+                    self._outbox.record_channel(c.row_id, c.key, owed=c.owed, now=now)
+                for row in outage.held:
+                    row_id = self._outbox.add(row, now)
+                    if row_id is not None:
+                        self._admit(row_id, row.title, row.tags, now)
+                self._outbox.probe()
+        except sqlite3.Error as exc:
+            outage.reason = str(exc)
+            outage.failed_again(now)
+            return
+        self._outage = None
+        lasted = format_duration(max(now - outage.since, 0.0))
+        log.warning("state store writes again after %s; %s", lasted, outage.summary())
+        self.report_error(
+            f"store-outage|{outage.since}",
+            f"notifier: the state store could not write for {lasted}",
+            f"From {rfc3339(outage.since)} the state store refused writes ({outage.reason}); "
+            f"nothing was sent meanwhile. {outage.summary()}.",
+        )
+        self._refresh_pending()
+        self._poke()
+
     # -- the loop's stages -----------------------------------------------------------------
 
     def _add(self, row: NewRow) -> bool:
+        """Write ``row`` and its rate-limit decision; while the store cannot write, keep it
+        in memory (True: kept, or it is written later) until it can."""
+        if self._outage is not None:
+            return self._hold(row)
         now = self._now()
-        # One commit (the engine's, when it enqueues): the row and its rate-limit decision.
-        with self._store.transaction():
-            row_id = self._outbox.add(row, now)
-            route = None if row_id is None else self._admit(row_id, row.title, row.tags, now)
+        try:
+            # One commit (the engine's, when it enqueues): the row and its rate-limit decision.
+            with self._store.transaction():
+                self._store.if_rolled_back(functools.partial(self._lost, row))
+                row_id = self._outbox.add(row, now)
+                route = None if row_id is None else self._admit(row_id, row.title, row.tags, now)
+        except sqlite3.OperationalError as exc:
+            self._unwritable(exc)
+            return self._hold(row)
         if row_id is None:
             self._metrics.notifications.labels("deduplicated").inc()
             log.debug("duplicate notification %s ignored", row.key)
@@ -315,6 +433,8 @@ class Dispatcher:
         sent."""
         if self._outbox.uncommitted:
             return False
+        if self._outage is not None:
+            return True  # the run loop tries the store again
         self._wait_until = None
         for row in self._outbox.due(now, SCAN_LIMIT):
             self._start(row, now)
@@ -348,6 +468,9 @@ class Dispatcher:
         self._settled.clear()
         try:
             plan = self._begin(row)
+        except sqlite3.OperationalError as exc:
+            self._unwritable(exc)
+            return
         except Exception:
             self._internal_error(row)
             plan = None
@@ -443,6 +566,8 @@ class Dispatcher:
                     self._answered(row, route, channel, lane, late, late=True)
             else:
                 self._answered(row, route, channel, lane, result)
+        except sqlite3.OperationalError as exc:
+            self._unwritable(exc)  # a failure not recorded is retried after the outage
         except Exception:
             self._internal_error(row)
         with contextlib.suppress(sqlite3.Error):
@@ -468,7 +593,14 @@ class Dispatcher:
         if result.ok:
             if not late:  # a late answer does not end the lane's backoff: it is slow
                 self._lanes.succeeded(lane)
-            finished = self._outbox.record_channel(row.id, channel.key, owed=owed_keys, now=now)
+            try:
+                finished = self._outbox.record_channel(row.id, channel.key, owed=owed_keys, now=now)
+            except sqlite3.OperationalError as exc:
+                # Sent but not recorded: kept until the store writes, never sent again.
+                self._unwritable(exc)
+                assert self._outage is not None
+                self._outage.confirm(Confirmation(row.id, channel.key, tuple(owed_keys)))
+                return
             if finished:
                 self._metrics.notifications.labels("sent").inc()
             log.info(

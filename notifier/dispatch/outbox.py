@@ -344,6 +344,12 @@ class Outbox:
         found = db.execute("SELECT done_channels FROM outbox WHERE id = ?", (row_id,)).fetchone()
         return set(json.loads(found[0])) if found else set()
 
+    def probe(self) -> None:
+        """A write that leaves nothing behind: raises while the store cannot write."""
+        with self._store.transaction() as db:
+            db.execute("INSERT INTO outbox_sends (tag, at) VALUES ('', -1)")
+            db.execute("DELETE FROM outbox_sends WHERE tag = '' AND at = -1")
+
     def prune(self, now: float, keep: float = KEEP_FINISHED, window: float = 86400.0) -> int:
         """Forget finished rows older than ``keep`` and rate-limit entries older than
         ``window``; returns how many outbox rows went."""
