@@ -99,7 +99,8 @@ class RateLimitSettings(_Section):
 
 
 class DeliverySettings(_Section):
-    timeout: Duration = 30.0
+    timeout: Duration = 30.0  # per send, in each channel's lane
+    concurrency: int = Field(default=2, ge=1, le=64)  # sends at a time, per channel
     retry_for: Duration = 86400.0
     backoff_cap: Duration = 300.0
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)

@@ -288,8 +288,11 @@ class Daemon:
             for event in queue.drain():
                 try:
                     engine.handle(event)
-                except Exception:
-                    log.exception("rule engine failed on %s; event skipped", type(event).__name__)
+                except Exception as exc:
+                    if not self.dispatcher.store_failed(exc):  # a store outage is said once
+                        log.exception(
+                            "rule engine failed on %s; event skipped", type(event).__name__
+                        )
             if engine.next_due() != before:
                 self._timer_changed.set()
             if len(queue):
@@ -305,8 +308,9 @@ class Daemon:
             self._timer_changed.clear()
             try:
                 self.engine.tick()
-            except Exception:
-                log.exception("rule timer failed")
+            except Exception as exc:
+                if not self.dispatcher.store_failed(exc):
+                    log.exception("rule timer failed")
 
     async def settled(self) -> None:
         """Return once every event emitted so far has been evaluated (a test barrier)."""
@@ -357,6 +361,8 @@ class Daemon:
 
     def feeds_ready(self) -> tuple[bool, list[str]]:
         down = [s.name for s in self.sources if not s.status().up]
+        if (problem := self.dispatcher.store_problem) is not None:
+            down.append(problem)
         return not down, down
 
     def status(self) -> dict[str, Any]:

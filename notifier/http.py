@@ -3,7 +3,7 @@
 Routes::
 
     GET    /healthz                 200 "ok" while the event loop serves requests
-    GET    /readyz                  200 / 503 {"ready": bool, "down": [feed, ...]}
+    GET    /readyz                  200 / 503 {"ready": bool, "down": [feed or store problem, ...]}
     GET    /metrics                 Prometheus text exposition
     GET    /api/v1/status           the status document (see ``notifier.ctl``)
     GET    /api/v1/alerts           the "alerts" list of the status document; ?state=firing|pending

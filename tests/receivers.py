@@ -9,6 +9,7 @@ so the loop stays free to serve them) and offer ``wait_until`` instead of sleeps
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import socket
@@ -152,15 +153,18 @@ class Post:
 class HttpReceiver(_Recorder):
     """An aiohttp server on ``127.0.0.1:<free port>`` that apprise's ``json://`` posts to.
 
-    ``fail_status`` (settable) makes it answer that status instead of 200; ``hang_next(n)``
-    makes the next ``n`` requests hang unanswered (and unrecorded in ``posts``) until the
-    receiver closes: a channel that took the bytes but never confirmed.
+    ``fail_status`` (settable) makes it answer that status instead of 200; ``delay``
+    (settable) makes it answer that many seconds late (a slow channel: apprise waits only
+    if the URL's ``rto`` allows); ``hang_next(n)`` makes the next ``n`` requests hang
+    unanswered (and unrecorded in ``posts``) until the receiver closes: a channel that took
+    the bytes but never confirmed.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.posts: list[Post] = []
         self.fail_status: int | None = None
+        self.delay = 0.0
         self.arrivals = 0  # requests that reached the handler, answered or not
         self.hanging = 0  # requests currently left hanging
         self._hang_budget = 0
@@ -208,6 +212,9 @@ class HttpReceiver(_Recorder):
             await self._notify()
             await self._closing.wait()
             return web.Response(status=503)
+        if self.delay:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.delay)
         status = self.fail_status or 200
         self.posts.append(
             Post(

@@ -44,7 +44,7 @@ async def test_each_decision_and_each_delivery_result_is_one_log_line(
     tmp_path: Path, sim: Simulator, receiver: HttpReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A firing logs one line naming the rule, the key, the tags and the title; its delivery
-    logs one line saying how each channel answered (privacy URLs only)."""
+    logs one line per channel saying how that channel answered (privacy URLs only)."""
     caplog.set_level(logging.INFO, logger="notifier")
     sim.quotes.set_quote(SOL, USDC, ONE_SOL, 100_000_000)
     settings = daemon_settings(tmp_path, sim, receiver, SOL_ABOVE_200)
@@ -61,12 +61,14 @@ async def test_each_decision_and_each_delivery_result_is_one_log_line(
     assert len(decisions) == 1
     assert decisions[0].startswith("rule sol-above-200 firing for ")
     assert decisions[0].endswith(", to phone: 'SOL at 201.5'")
-    results = [line for line in lines if line.startswith("not delivered 'SOL at 201.5'")]
-    assert len(results) == 1
-    result = results[0]
-    assert "(rule sol-above-200, row 1, attempt 1) to phone: " in result
-    assert f"json://127.0.0.1:{receiver.port}/alerts ok" in result
-    assert "/down failed" in result
+    delivered = [line for line in lines if line.startswith("delivered 'SOL at 201.5'")]
+    failed = [line for line in lines if line.startswith("not delivered 'SOL at 201.5'")]
+    assert len(delivered) == 1
+    assert len(failed) == 1
+    for result in (delivered[0], failed[0]):
+        assert "(rule sol-above-200, row 1, attempt 1) to phone: " in result
+    assert delivered[0].endswith(f"json://127.0.0.1:{receiver.port}/alerts ok")
+    assert "/down failed; retrying" in failed[0]
 
 
 async def test_dropped_connection_is_resubscribed(

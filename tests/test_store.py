@@ -214,3 +214,19 @@ def test_a_thread_waits_while_another_holds_a_transaction(store: Store) -> None:
     two.join(5)
     assert order == ["first commits", "second begins"]
     assert store.read("SELECT tag FROM outbox_sends ORDER BY at") == [("first",), ("second",)]
+
+
+def test_if_rolled_back_hears_a_lost_transaction_and_not_a_committed_one(tmp_path: Path) -> None:
+    """A writer joining a caller's transaction learns when it did not commit, with the error."""
+    store = Store.open(tmp_path)
+    heard: list[BaseException] = []
+    with store.transaction():
+        store.if_rolled_back(heard.append)
+    with contextlib.suppress(RuntimeError), store.transaction():
+        with store.transaction():  # joined, as the dispatcher joins the engine's
+            store.if_rolled_back(heard.append)
+        raise RuntimeError("boom")
+    with store.transaction():
+        pass
+    assert [str(e) for e in heard] == ["boom"]
+    assert not store.in_transaction

@@ -1,9 +1,9 @@
 """The send stage: one generation of the apprise config and one blocking send through it.
 
 A ``Channels`` object is built from the user's apprise config file (YAML or TEXT, with tags)
-and holds one ``Apprise`` object for that generation. ``send`` blocks, so callers run it in
-a worker thread; it reads the ``AppriseResult`` per service and says which channels took the
-message, which failed, and whether trying again can help.
+and holds the ``Apprise`` objects of that generation. ``send`` (one channel) blocks, so callers
+run it on the channel's lane; it reads the ``AppriseResult`` and says whether the channel took
+the message, and whether trying again can help.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 from apprise import (
     Apprise,
@@ -37,6 +38,7 @@ __all__ = [
     "Channel",
     "Channels",
     "SendResult",
+    "private_label",
     "tag_filter",
     "url_secrets",
 ]
@@ -90,10 +92,50 @@ class SendResult:
     failed: frozenset[str]  # channel keys worth trying again
     retryable: bool
     error: str | None = None  # secret-free summary for logs and the outbox
+    uncertain: bool = False  # timed out: the channel may have taken it all the same
 
 
 def _url(service: NotifyBase, *, privacy: bool = False) -> str:
     return str(service.url(privacy=privacy))  # type: ignore[no-untyped-call]
+
+
+# apprise's privacy URL keeps these query parameters in the clear: ``+name`` (an HTTP header,
+# e.g. Authorization), ``-name`` (a GET parameter, e.g. an API key) and ``:name`` (a payload
+# field) of the json/xml/form services.
+_USER_PARAMS = ("+", "-", ":")
+_MASKED = ("****", "...")  # how apprise writes what it already hid
+
+
+def private_label(service: NotifyBase) -> tuple[str, set[str]]:
+    """The URL ``service`` may be shown by, and the secrets that form hides.
+
+    apprise's ``url(privacy=True)`` masks passwords and the path tokens of services that
+    keep a token in the path (Telegram, Discord, Slack…), but shows header and parameter
+    values and a lone user (how ``json://TOKEN@host`` carries a key); those are masked here.
+    An auth scheme before a header's credentials stays readable (``Bearer%20****``).
+    """
+    label = _url(service, privacy=True)
+    secrets: set[str] = set()
+    head, sep, query = label.partition("?")
+    parts = urlsplit(head)
+    user, at, host = parts.netloc.rpartition("@")
+    if at and ":" not in user and not any(m in user for m in _MASKED):
+        secrets.add(unquote(user))
+        head = head.replace(f"{parts.netloc}", f"{PRIVACY_MASK}@{host}", 1)
+    fields: list[str] = []
+    for field in query.split("&") if sep else []:
+        name, eq, value = field.partition("=")
+        if eq and value and unquote(name).startswith(_USER_PARAMS):
+            plain = unquote(value)
+            secrets.add(plain)
+            scheme, space, credentials = plain.partition(" ")
+            if space and credentials and scheme.isalpha():
+                secrets.add(credentials)
+                value = f"{quote(scheme)}%20{PRIVACY_MASK}"
+            else:
+                value = PRIVACY_MASK
+        fields.append(f"{name}{eq}{value}")
+    return head + sep + "&".join(fields), secrets
 
 
 class _LoadErrors(logging.Filter):
@@ -119,7 +161,8 @@ class _LoadErrors(logging.Filter):
 
 
 class Channels:
-    """One generation of the apprise config: its services and the one ``Apprise`` for them."""
+    """One generation of the apprise config: its services, the ``Apprise`` that selects
+    them by tag, and one ``Apprise`` per service that sends."""
 
     def __init__(
         self, services: Sequence[NotifyBase], errors: Sequence[str], redactor: Secrets
@@ -129,12 +172,17 @@ class Channels:
         self.errors = list(errors)
         self.redactor = redactor
         self._by_service: dict[int, Channel] = {}
+        self._by_apprise_label: dict[str, str] = {}  # apprise's privacy URL -> our label
+        self._senders: dict[str, Apprise] = {}  # channel key -> an Apprise of that one service
         self.channels: list[Channel] = []
         for service in services:
             full = _url(service)
-            label = _url(service, privacy=True)
+            label, hidden = private_label(service)
             password = getattr(service, "password", None)
-            redactor.learn_url(full, label, [password] if isinstance(password, str) else [])
+            if isinstance(password, str):
+                hidden.add(password)
+            redactor.learn_url(full, label, hidden)
+            self._by_apprise_label[_url(service, privacy=True)] = label
             channel = Channel(
                 key=hashlib.sha256(full.encode()).hexdigest()[:24],
                 label=label,
@@ -142,6 +190,7 @@ class Channels:
                 service=service,
             )
             self.apprise.add(service)
+            self._senders[channel.key] = Apprise([service], asset=self.asset)
             self.channels.append(channel)
             self._by_service[id(service)] = channel
 
@@ -177,75 +226,51 @@ class Channels:
         ]
 
     def send(
-        self,
-        *,
-        targets: Sequence[Channel],
-        tags: Sequence[str],
-        title: str,
-        body: str,
-        severity: str,
-        timeout: float,
+        self, channel: Channel, *, title: str, body: str, severity: str, timeout: float
     ) -> SendResult:
-        """Send to ``targets`` (a subset of ``select(tags)``); blocks, so run it in a thread.
+        """Send to one channel through an ``Apprise`` holding only its service; blocks, so
+        run it in a thread. ``timeout`` bounds the whole call (apprise then answers TIMEOUT).
 
-        The whole selection goes through this generation's ``Apprise`` object, which keeps
-        apprise's priority escalation. A retry of only some channels goes through an
-        ``Apprise`` built from just those services.
+        One call per channel is what lets each channel have its own lane; apprise's tag
+        priority escalation across services is not used.
         """
-        if not targets:
-            return SendResult(False, frozenset(), frozenset(), False, "no channel to send to")
-        everyone = {c.key for c in self.select(tags)}
-        if {c.key for c in targets} == everyone:
-            sender = self.apprise
-        else:
-            sender = Apprise([c.service for c in targets], asset=self.asset)
         if not body.strip():
             # apprise services refuse an empty body; the title doubles as the body.
             body = title.strip() or "(no text)"
+        sender = self._senders.get(channel.key)
+        if sender is None:
+            return SendResult(False, frozenset(), frozenset(), False, "channel not loaded")
         result = sender.notify(
             body=body,
             title=title,
             notify_type=_NOTIFY_TYPES.get(severity, NotifyType.INFO),
             body_format=NotifyFormat.TEXT,
-            tag=tag_filter(tags),
+            tag=MATCH_ALL,
             timeout=timeout,
         )
         with result:
-            return self._read(result, targets, tags)
+            return self._read(result, channel)
 
-    def _read(
-        self, result: AppriseResult, targets: Sequence[Channel], tags: Sequence[str]
-    ) -> SendResult:
-        all_keys = frozenset(c.key for c in targets)
+    def _read(self, result: AppriseResult, channel: Channel) -> SendResult:
+        keys = frozenset({channel.key})
         if result.status == AppriseResultStatus.SUCCESS:
-            return SendResult(True, all_keys, frozenset(), False)
-        if result.status == AppriseResultStatus.NOMATCH:
-            wanted = ", ".join(tags) or MATCH_ALL
-            return SendResult(
-                False, frozenset(), frozenset(), False, f"no channel matches tags: {wanted}"
-            )
+            return SendResult(True, keys, frozenset(), False)
         if not result.results:
             # apprise refused the call itself (e.g. a message it cannot prepare): a retry
             # would be refused the same way.
-            return SendResult(False, frozenset(), frozenset(), False, self._summary(result, None))
-        # Results name services by privacy URL; two services differing only in a secret
-        # share one, so they succeed or fail together (a retry may then repeat to one).
-        bad_labels = {r.url for r in result.results if r.status != AppriseResultStatus.SUCCESS}
-        ok_labels = {r.url for r in result.results} - bad_labels
-        delivered = frozenset(c.key for c in targets if c.label in ok_labels)
-        failed = frozenset(c.key for c in targets if c.label in bad_labels)
-        if not failed:  # PARTIAL only because apprise skipped an entry it could not build
-            return SendResult(True, delivered, frozenset(), False)
-        return SendResult(False, delivered, failed, True, self._summary(result, bad_labels))
+            return SendResult(False, frozenset(), frozenset(), False, self._summary(result))
+        if all(r.status == AppriseResultStatus.SUCCESS for r in result.results):
+            return SendResult(True, keys, frozenset(), False)  # PARTIAL: a skipped entry
+        uncertain = result.status == AppriseResultStatus.TIMEOUT  # it may still arrive
+        return SendResult(False, frozenset(), keys, True, self._summary(result), uncertain)
 
-    def _summary(self, result: AppriseResult, labels: set[str] | None) -> str:
+    def _summary(self, result: AppriseResult) -> str:
         parts: list[str] = []
         for service in result.results:
-            if labels is not None and service.url not in labels:
-                continue
+            label = self._by_apprise_label.get(service.url, service.url)
             messages = [e.message for e in service.logs() if e.level in {"WARNING", "ERROR"}]
             detail = f": {messages[-1]}" if messages else ""
-            parts.append(f"{service.name} {service.url} {service.status.name.lower()}{detail}")
+            parts.append(f"{service.name} {label} {service.status.name.lower()}{detail}")
         if not parts:
             messages = [e.message for e in result.call_logs()]
             parts.append(f"apprise {result.status.name.lower()}: " + "; ".join(messages[-2:]))

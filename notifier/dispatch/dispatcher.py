@@ -1,12 +1,13 @@
-"""Delivery: outbox row and rate limit (one commit) → send through apprise → confirm, retry
-or give up.
+"""Delivery: outbox row and rate limit (one commit) → send to each channel on its lane →
+confirm, retry or give up, per channel.
 
 Each stage is a small module this class schedules: ``outbox`` (durable rows and dedup),
 ``ratelimit`` (per-tag budget, decided in the transaction that writes the row) and ``digest``
-(what it held back), ``send`` (apprise on a ``SendPool`` worker, with a timeout), ``retry``
-(full-jitter backoff until ``delivery.retry_for``, then dead-letter and report to the
-``errors_to`` tags). A row is started on the event loop's next turn after the enqueuing
-transaction, never before it committed.
+(what it held back), ``lanes`` (per channel: sends at a time, worker threads, backoff),
+``send`` (one apprise call per channel, with a timeout), ``retry`` (full-jitter backoff until
+``delivery.retry_for``, then dead-letter and report to the ``errors_to`` tags). A row is
+started on the event loop's next turn after the enqueuing transaction, never before it
+committed.
 """
 
 from __future__ import annotations
@@ -24,24 +25,35 @@ from typing import TYPE_CHECKING, Any
 
 from notifier.config import Settings
 from notifier.dispatch import digest
-from notifier.dispatch.channels import SECRET_LOGGERS, Channels, SendResult, describe, url_secrets
+from notifier.dispatch.channels import (
+    SECRET_LOGGERS,
+    Channel,
+    Channels,
+    SendResult,
+    describe,
+    url_secrets,
+)
+from notifier.dispatch.lanes import Lane, Lanes
+from notifier.dispatch.outage import HELD_LIMIT, Confirmation, Outage
 from notifier.dispatch.outbox import NewRow, Outbox, OutboxRow
-from notifier.dispatch.pool import SendPool
 from notifier.dispatch.ratelimit import RateLimiter
 from notifier.dispatch.retry import RetryPolicy, dead_letter_report, is_error_report
-from notifier.dispatch.send import Sending, owed, start, unsendable
+from notifier.dispatch.send import answer, owed, start, timed_out, unsendable
 from notifier.durations import format_duration
 from notifier.metrics import Metrics
+from notifier.timestamps import rfc3339
 
 if TYPE_CHECKING:
     from notifier.notification import Notification
     from notifier.store import Store
 
-__all__ = ["MAX_IN_FLIGHT", "Dispatcher"]
+__all__ = ["SCAN_LIMIT", "Dispatcher"]
 
 log = logging.getLogger("notifier.dispatch")
 
-MAX_IN_FLIGHT = 8  # rows being sent at once; apprise fans out per service on its own pool
+# Due rows looked at per pass: rows waiting only for a busy lane are skipped, so the other
+# lanes find their work among them.
+SCAN_LIMIT = 1000
 PRUNE_EVERY = 3600.0
 MAX_SLEEP = 60.0  # re-check the outbox at least this often (clock jumps, pruning)
 RECHECK = 0.01  # a transaction is open on the store: look for due rows again this soon
@@ -67,7 +79,9 @@ class Dispatcher:
         self._settings = settings
         self._metrics = metrics
         self._now = now
-        self._retry = RetryPolicy(settings.delivery.retry_for, settings.delivery.backoff_cap, rng)
+        delivery = settings.delivery
+        self._retry = RetryPolicy(delivery.retry_for, delivery.backoff_cap, rng)
+        self._lanes = Lanes(delivery.concurrency, delivery.backoff_cap, rng)
         self._store = store
         self._outbox = Outbox(store)
         self._limiter = RateLimiter(
@@ -80,8 +94,9 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._settled = asyncio.Event()
         self._stopped = asyncio.Event()
-        self._in_flight: dict[int, asyncio.Task[None]] = {}
-        self._senders = SendPool(keep=MAX_IN_FLIGHT)  # a worker per row that can be in flight
+        self._in_flight: dict[tuple[int, str], asyncio.Task[None]] = {}  # (row, channel)
+        self._wait_until: float | None = None  # a channel's own retry time or lane pause
+        self._outage: Outage | None = None  # the store cannot write
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._start_soon_pending = False
@@ -136,6 +151,7 @@ class Dispatcher:
         loaded = Channels.load(self._settings.apprise_config, self._redactor)
         if loaded.channels or not self._channels.channels:
             self._channels = loaded
+            self._lanes.keep_only(c.key for c in loaded.channels)
             log.info(
                 "apprise config %s: %d channel(s), %d problem(s)",
                 self._settings.apprise_config,
@@ -162,6 +178,8 @@ class Dispatcher:
         return {
             **counts,
             "in_flight": len(self._in_flight),
+            "store_problem": self.store_problem,
+            "held_in_memory": 0 if self._outage is None else len(self._outage.held),
             "oldest_pending_age": None if oldest is None else max(self._now() - oldest, 0.0),
             "channels": len(self._channels),
             "channel_list": [describe(c) for c in self._channels.channels],
@@ -199,19 +217,32 @@ class Dispatcher:
             while not self._stopping:
                 self._wake.clear()
                 now = self._now()
-                if now >= self._next_prune:
-                    self._prune(now)
-                if self._start_due(now):
-                    delay = self._sleep_for(now)
-                    if not self._in_flight and (delay is None or delay > 0):
-                        self._settled.set()
-                else:
-                    delay = RECHECK
+                try:
+                    delay = self._pass(now)
+                except sqlite3.OperationalError as exc:
+                    self._unwritable(exc)
+                    delay = 0.0
+                if (delay is None or delay > 0) and not self._in_flight:
+                    self._settled.set()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
         finally:
             self._running = False
             self._stopped.set()
+
+    def _pass(self, now: float) -> float | None:
+        """One pass of the delivery loop; returns how long to sleep."""
+        outage = self._outage
+        if outage is not None:
+            if now >= outage.retry_at:
+                self._recover(now)
+            if self._outage is not None:  # nothing is sent that could not be marked sent
+                return max(self._outage.retry_at - now, 0.0)
+        if now >= self._next_prune:
+            self._prune(now)
+        if not self._start_due(now):
+            return RECHECK
+        return self._sleep_for(now)
 
     async def drain(self, timeout: float) -> None:  # noqa: ASYNC109 - the daemon's stop budget
         """Stop taking rows, give in-flight sends ``timeout`` to finish, then stop. A send cut
@@ -233,22 +264,122 @@ class Dispatcher:
                 await asyncio.gather(*late, return_exceptions=True)
         if self._running:
             await self._stopped.wait()
+        if self._outage is not None:
+            self._recover(self._now())
+        if self._outage is not None and (self._outage.held or self._outage.confirmed):
+            log.error(
+                "stopping while the state store cannot write: %d decision(s) and %d "
+                "confirmation(s) kept in memory are lost",
+                len(self._outage.held),
+                len(self._outage.confirmed),
+            )
         self.close()
 
     def close(self) -> None:
-        """Release the send workers and detach the log redaction filters (``drain`` does it
+        """Release the lanes' workers and detach the log redaction filters (``drain`` does it
         too); idempotent. The store belongs to the caller."""
-        self._senders.close()
+        self._lanes.close()
         self._detach_redactor()
+
+    # -- the store cannot write -------------------------------------------------------------
+
+    @property
+    def store_problem(self) -> str | None:
+        """Why the store cannot write (readiness is down meanwhile), or None."""
+        if self._outage is None:
+            return None
+        return f"state store cannot write: {self._outage.reason}"
+
+    def store_failed(self, exc: BaseException) -> bool:
+        """Hear of a store error met elsewhere (the rule engine's transaction). True when it
+        means the store cannot write: delivery then pauses until it can."""
+        if not isinstance(exc, sqlite3.OperationalError):
+            return False
+        self._unwritable(exc)
+        return True
+
+    def _unwritable(self, exc: sqlite3.OperationalError) -> None:
+        if self._outage is None:
+            self._outage = Outage(str(exc), self._now())
+            log.error(
+                "state store cannot write (%s): nothing is sent until it can; new "
+                "decisions wait in memory (up to %d)",
+                exc,
+                HELD_LIMIT,
+            )
+        self.wake()
+
+    def _lost(self, row: NewRow, exc: BaseException) -> None:
+        """The transaction that wrote ``row`` (the engine's) did not commit."""
+        if isinstance(exc, sqlite3.OperationalError):
+            self._unwritable(exc)
+            self._hold(row)
+
+    def _hold(self, row: NewRow) -> bool:
+        outage = self._outage
+        assert outage is not None
+        if outage.holds(row.key):
+            return True  # the same decision again (its transaction failed after our write)
+        first_drop = not outage.dropped
+        if outage.hold(row):
+            self._metrics.notifications.labels("queued").inc()
+            return True
+        if first_drop:
+            log.error(
+                "%d decisions wait for the state store: dropping new ones until it writes "
+                "again, starting with %r (rule %s)",
+                HELD_LIMIT,
+                row.title,
+                row.rule_id,
+            )
+        return False
+
+    def _recover(self, now: float) -> None:
+        """Try the store again: write what waited, in one transaction, or back off."""
+        outage = self._outage
+        assert outage is not None
+        try:
+            with self._store.transaction():
+                for c in outage.confirmed.values():
+                    self._outbox.record_channel(c.row_id, c.key, owed=c.owed, now=now)
+                for row in outage.held:
+                    row_id = self._outbox.add(row, now)
+                    if row_id is not None:
+                        self._admit(row_id, row.title, row.tags, now)
+                self._outbox.probe()
+        except sqlite3.Error as exc:
+            outage.reason = str(exc)
+            outage.failed_again(now)
+            return
+        self._outage = None
+        lasted = format_duration(max(now - outage.since, 0.0))
+        log.warning("state store writes again after %s; %s", lasted, outage.summary())
+        self.report_error(
+            f"store-outage|{outage.since}",
+            f"notifier: the state store could not write for {lasted}",
+            f"From {rfc3339(outage.since)} the state store refused writes ({outage.reason}); "
+            f"nothing was sent meanwhile. {outage.summary()}.",
+        )
+        self._refresh_pending()
+        self._poke()
 
     # -- the loop's stages -----------------------------------------------------------------
 
     def _add(self, row: NewRow) -> bool:
+        """Write ``row`` and its rate-limit decision; while the store cannot write, keep it
+        in memory (True: kept, or it is written later) until it can."""
+        if self._outage is not None:
+            return self._hold(row)
         now = self._now()
-        # One commit (the engine's, when it enqueues): the row and its rate-limit decision.
-        with self._store.transaction():
-            row_id = self._outbox.add(row, now)
-            route = None if row_id is None else self._admit(row_id, row.title, row.tags, now)
+        try:
+            # One commit (the engine's, when it enqueues): the row and its rate-limit decision.
+            with self._store.transaction():
+                self._store.if_rolled_back(functools.partial(self._lost, row))
+                row_id = self._outbox.add(row, now)
+                route = None if row_id is None else self._admit(row_id, row.title, row.tags, now)
+        except sqlite3.OperationalError as exc:
+            self._unwritable(exc)
+            return self._hold(row)
         if row_id is None:
             self._metrics.notifications.labels("deduplicated").inc()
             log.debug("duplicate notification %s ignored", row.key)
@@ -297,14 +428,16 @@ class Dispatcher:
             self._start_due(self._now())  # if refused, the woken delivery loop re-checks
 
     def _start_due(self, now: float) -> bool:
-        """Start every due row there is room for. False, starting none, while a transaction
-        is open on the store: what it wrote is not committed, so it must not be sent."""
+        """Start every due send there is lane room for. False, starting none, while a
+        transaction is open on the store: what it wrote is not committed, so it must not be
+        sent."""
         if self._outbox.uncommitted:
             return False
-        free = MAX_IN_FLIGHT - len(self._in_flight)
-        if free > 0:
-            for row in self._outbox.due(now, free, self._in_flight):
-                self._start(row)
+        if self._outage is not None:
+            return True  # the run loop tries the store again
+        self._wait_until = None
+        for row in self._outbox.due(now, SCAN_LIMIT):
+            self._start(row, now)
         return True
 
     def _refresh_pending(self) -> None:
@@ -317,33 +450,61 @@ class Dispatcher:
             log.debug("pruned %d finished outbox row(s)", gone)
 
     def _sleep_for(self, now: float) -> float | None:
-        if len(self._in_flight) >= MAX_IN_FLIGHT:
-            return None  # a finishing send wakes the loop
-        due = self._outbox.next_due(self._in_flight)
-        if due is None:
+        """Until the next row, channel retry or lane pause is due; a finishing send wakes
+        the loop for rows waiting on a busy lane."""
+        waits = [t for t in (self._outbox.next_due(now), self._wait_until) if t is not None]
+        if not waits:
             return MAX_SLEEP
-        return min(max(due - now, 0.0), MAX_SLEEP)
+        return min(max(min(waits) - now, 0.0), MAX_SLEEP)
 
-    def _start(self, row: OutboxRow) -> None:
-        """Run the stages up to the send now, so apprise starts without waiting for a task to
-        be scheduled; a task awaits the send and settles the row."""
+    def _wait_for(self, at: float) -> None:
+        if self._wait_until is None or at < self._wait_until:
+            self._wait_until = at
+
+    def _start(self, row: OutboxRow, now: float) -> None:
+        """Run the stages up to the sends now, so apprise starts without waiting for a task
+        to be scheduled: one send per owed channel whose lane has room and whose own retry
+        time has come; a task per send awaits it and records the channel's answer."""
         self._settled.clear()
         try:
-            sending = self._begin(row)
+            plan = self._begin(row)
+        except sqlite3.OperationalError as exc:
+            self._unwritable(exc)
+            return
         except Exception:
             self._internal_error(row)
-            sending = None
-        if sending is None:  # settled without a send (or failed): re-check the outbox
+            plan = None
+        if plan is None:  # settled without a send (or failed): re-check the outbox
             with contextlib.suppress(sqlite3.Error):
                 self._refresh_pending()
             self._poke()
             return
-        task = asyncio.create_task(self._deliver(*sending), name=f"deliver-{row.id}")
-        self._in_flight[row.id] = task
-        task.add_done_callback(functools.partial(self._finished, row.id))
+        row, route, targets = plan
+        for channel in targets:
+            lane = self._lanes.get(channel.key, _short(channel))
+            if row.id in lane.running:
+                continue  # its last call has not returned yet: never two at once
+            at = row.retry_at.get(channel.key, now)
+            if at > now or now < lane.paused_until:
+                self._wait_for(max(at, lane.paused_until))
+                continue
+            if not lane.free(now):
+                continue  # a finishing send on the lane wakes the loop
+            future = start(lane, self._channels, channel, row, timeout=self._timeout)
+            task = asyncio.create_task(
+                self._deliver(row, route, channel, lane, future),
+                name=f"deliver-{row.id}-{channel.key[:8]}",
+            )
+            self._in_flight[(row.id, channel.key)] = task
+            task.add_done_callback(functools.partial(self._finished, row.id, channel.key, lane))
 
-    def _finished(self, row_id: int, task: asyncio.Task[None]) -> None:
-        self._in_flight.pop(row_id, None)
+    @property
+    def _timeout(self) -> float:
+        return self._settings.delivery.timeout
+
+    def _finished(self, row_id: int, key: str, lane: Lane, task: asyncio.Task[None]) -> None:
+        self._in_flight.pop((row_id, key), None)
+        lane.running.discard(row_id)
         self._poke()
 
     def _internal_error(self, row: OutboxRow) -> None:
@@ -361,8 +522,8 @@ class Dispatcher:
                 next_attempt_at=now + self._retry.backoff(row),
             )
 
-    def _begin(self, row: OutboxRow) -> tuple[OutboxRow, Sending] | None:
-        """Seal a digest, route a row written unrouted, pick the channels and start the send.
+    def _begin(self, row: OutboxRow) -> tuple[OutboxRow, tuple[str, ...], list[Channel]] | None:
+        """Seal a digest, route a row written unrouted and pick the channels it still owes.
         None when the row was settled without a send."""
         now = self._now()
         if row.kind == "digest" and row.digest_open:
@@ -375,60 +536,120 @@ class Dispatcher:
         channels = self._channels
         targets = owed(channels, row, route)
         if targets:
-            timeout = self._settings.delivery.timeout
-            started = start(self._senders, channels, targets, route, row, timeout=timeout)
-            return row, started
+            return row, route, targets
         if row.done:  # channels that still lacked it are gone from the config
             self._outbox.record_sent(row.id, (), self._now())
             return None
-        self._settle(row, unsendable(channels, route))
+        self._unsendable(row, unsendable(channels, route))
         return None
 
-    async def _deliver(self, row: OutboxRow, sending: Sending) -> None:
+    async def _deliver(
+        self,
+        row: OutboxRow,
+        route: tuple[str, ...],
+        channel: Channel,
+        lane: Lane,
+        future: asyncio.Future[SendResult],
+    ) -> None:
+        """Await one channel's answer; at the timeout, record it as uncertain (retried after
+        a backoff), and keep waiting: a late confirmation is recorded too, so the channel is
+        not sent the message again."""
         try:
-            self._settle(row, await sending.result())
+            try:
+                result = await asyncio.wait_for(
+                    answer(asyncio.shield(future), self._channels, channel), self._timeout
+                )
+            except TimeoutError:
+                self._answered(row, route, channel, lane, timed_out(channel, self._timeout))
+                late = await answer(future, self._channels, channel)
+                if late.ok:
+                    self._answered(row, route, channel, lane, late, late=True)
+            else:
+                self._answered(row, route, channel, lane, result)
+        except sqlite3.OperationalError as exc:
+            self._unwritable(exc)  # a failure not recorded is retried after the outage
         except Exception:
             self._internal_error(row)
         with contextlib.suppress(sqlite3.Error):
             self._refresh_pending()
 
-    def _settle(self, row: OutboxRow, result: SendResult) -> None:
+    def _answered(
+        self,
+        row: OutboxRow,
+        route: tuple[str, ...],
+        channel: Channel,
+        lane: Lane,
+        result: SendResult,
+        *,
+        late: bool = False,
+    ) -> None:
+        """Record one channel's answer for ``row``: confirmed, to retry, or the row given up."""
         now = self._now()
-        attempt = row.attempts + 1
+        current = self._outbox.get(row.id)
+        if current is None:
+            return
+        owed_keys = [c.key for c in self._channels.select(route)]
+        attempt = current.failures.get(channel.key, 0) + 1  # this channel's
         if result.ok:
-            self._outbox.record_sent(row.id, result.delivered, now)
-            self._metrics.notifications.labels("sent").inc()
-            log.info("delivered %s", self._outcome(row, result, attempt))
+            if not late:  # a late answer does not end the lane's backoff: it is slow
+                self._lanes.succeeded(lane)
+            try:
+                finished = self._outbox.record_channel(row.id, channel.key, owed=owed_keys, now=now)
+            except sqlite3.OperationalError as exc:
+                # Sent but not recorded: kept until the store writes, never sent again.
+                self._unwritable(exc)
+                assert self._outage is not None
+                self._outage.confirm(Confirmation(row.id, channel.key, tuple(owed_keys)))
+                return
+            if finished:
+                self._metrics.notifications.labels("sent").inc()
+            log.info(
+                "delivered %s%s",
+                self._outcome(current, result, attempt),
+                " (a late answer, after the timeout)" if late else "",
+            )
             return
         error = result.error or "delivery failed"
-        retry = self._retry.retry(row, result, now)
-        if retry is not None:
-            self._outbox.record_failure(
-                row.id,
-                delivered=result.delivered,
-                retry=result.failed,
-                error=error,
-                now=now,
-                next_attempt_at=retry.at,
-            )
-            self._metrics.notifications.labels("failed").inc()
-            # Logged once per row; later attempts only at debug, until it succeeds or dies.
-            level = logging.WARNING if row.attempts == 0 else logging.DEBUG
-            log.log(
-                level,
-                "not delivered %s; retrying for up to %s: %s",
-                self._outcome(row, result, attempt),
-                format_duration(retry.deadline - now),
-                error,
-            )
+        self._lanes.failed(lane, now, error)
+        if current.state != "pending":
             return
-        self._dead_letter(row, result, error, now)
+        retry = self._retry.retry(current, result, now)
+        if retry is None:
+            self._dead_letter(current, result, error, now)
+            return
+        self._outbox.record_channel(
+            row.id, channel.key, owed=owed_keys, now=now, retry_at=retry.at, error=error
+        )
+        self._metrics.notifications.labels("failed").inc()
+        # Logged once per row and channel; later attempts only at debug.
+        level = logging.DEBUG if channel.key in current.retry_at else logging.WARNING
+        log.log(
+            level,
+            "not delivered %s; retrying for up to %s: %s",
+            self._outcome(current, result, attempt),
+            format_duration(retry.deadline - now),
+            error,
+        )
+
+    def _unsendable(self, row: OutboxRow, result: SendResult) -> None:
+        """A row no channel is owed: retried while no channel is loaded, else given up."""
+        now = self._now()
+        error = result.error or "delivery failed"
+        retry = self._retry.retry(row, result, now)
+        if retry is None:
+            self._dead_letter(row, result, error, now)
+            return
+        self._outbox.record_failure(
+            row.id, delivered=(), retry=None, error=error, now=now, next_attempt_at=retry.at
+        )
+        self._metrics.notifications.labels("failed").inc()
+        level = logging.WARNING if row.attempts == 0 else logging.DEBUG
+        log.log(level, "not delivered %r (row %d); retrying: %s", row.title, row.id, error)
 
     def _outcome(self, row: OutboxRow, result: SendResult, attempt: int) -> str:
         """One delivery result as a log line's subject: the row, the rule, and how each
         channel answered (privacy URLs only)."""
-        # Privacy URLs without their query (apprise's own options): short enough to scan.
-        labels = {c.key: c.label.partition("?")[0] for c in self._channels.channels}
+        labels = {c.key: _short(c) for c in self._channels.channels}
         answers = [f"{labels.get(k, k)} ok" for k in sorted(result.delivered)]
         answers += [f"{labels.get(k, k)} failed" for k in sorted(result.failed)]
         return (
@@ -462,3 +683,8 @@ class Dispatcher:
         if row.kind != "digest":
             return []
         return [kind for kind, *_ in self._outbox.digest_items(row.id)]
+
+
+def _short(channel: Channel) -> str:
+    """A privacy URL without its query (apprise's own options): short enough to scan."""
+    return channel.label.partition("?")[0]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, cast
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ State = Literal["pending", "sent", "digested", "dead"]
 
 _COLUMNS = (
     "id, key, kind, rule_id, title, body, severity, tags, route, attempts, first_attempt_at,"
-    " next_attempt_at, done_channels, retry_channels, digest_tag, digest_open, enqueued_at"
+    " next_attempt_at, done_channels, retry_channels, digest_tag, digest_open, enqueued_at, state"
 )
 
 
@@ -50,11 +50,16 @@ class OutboxRow:
     digest_tag: str | None
     digest_open: bool
     enqueued_at: float
+    # Per channel that failed: when it may be tried again and how often it failed
+    # (``retry`` holds the same keys).
+    retry_at: Mapping[str, float] = field(default_factory=dict)
+    failures: Mapping[str, int] = field(default_factory=dict)
+    state: State = "pending"
 
     @classmethod
     def from_db(cls, r: sqlite3.Row | tuple[object, ...]) -> OutboxRow:
         route = cast("str | None", r[8])
-        retry = cast("str | None", r[13])
+        retry = _retry_times(cast("str | None", r[13]), cast(float, r[11]))
         return cls(
             id=cast(int, r[0]),
             key=cast(str, r[1]),
@@ -69,11 +74,25 @@ class OutboxRow:
             first_attempt_at=cast("float | None", r[10]),
             next_attempt_at=cast(float, r[11]),
             done=frozenset(json.loads(cast(str, r[12]))),
-            retry=None if retry is None else frozenset(json.loads(retry)),
+            retry=None if retry is None else frozenset(retry),
             digest_tag=cast("str | None", r[14]),
             digest_open=bool(r[15]),
             enqueued_at=cast(float, r[16]),
+            retry_at={k: at for k, (at, _) in (retry or {}).items()},
+            failures={k: n for k, (_, n) in (retry or {}).items()},
+            state=cast(State, r[17]),
         )
+
+
+def _retry_times(stored: str | None, next_attempt_at: float) -> dict[str, tuple[float, int]] | None:
+    """``retry_channels``: a JSON object {channel key: [when to retry, failures]}; rows
+    written by a whole-row retry hold a list of keys, all due at ``next_attempt_at``."""
+    if stored is None:
+        return None
+    loaded = json.loads(stored)
+    if isinstance(loaded, dict):
+        return {str(k): (float(at), int(n)) for k, (at, n) in loaded.items()}
+    return dict.fromkeys(map(str, loaded), (next_attempt_at, 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +238,62 @@ class Outbox:
                 (now, now, _dump(done), row_id),
             )
 
+    def record_channel(
+        self,
+        row_id: int,
+        key: str,
+        *,
+        owed: Iterable[str],
+        now: float,
+        retry_at: float | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """One channel's answer, in one transaction: it confirmed (``retry_at`` None) or is
+        tried again at ``retry_at``. The row is sent once no channel in ``owed`` lacks it, and
+        otherwise due when its earliest channel is; ``attempts`` counts failures and the
+        finishing answer. A row no longer pending (given up meanwhile) only learns a
+        confirmation. True: this answer finished the row."""
+        with self._store.transaction() as db:
+            found = db.execute(
+                "SELECT state, done_channels, retry_channels, next_attempt_at FROM outbox"
+                " WHERE id = ?",
+                (row_id,),
+            ).fetchone()
+            if found is None:
+                return False
+            done = set(json.loads(found[1]))
+            retry = _retry_times(found[2], found[3]) or {}
+            if retry_at is None:
+                done.add(key)
+                retry.pop(key, None)
+            else:
+                retry[key] = (retry_at, retry.get(key, (0.0, 0))[1] + 1)
+            if found[0] != "pending":
+                db.execute(
+                    "UPDATE outbox SET done_channels = ? WHERE id = ?", (_dump(done), row_id)
+                )
+                return False
+            left = set(owed) - done
+            if not left:
+                self.record_sent(row_id, done, now)
+                return True
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + ?,"
+                " first_attempt_at = COALESCE(first_attempt_at, ?), next_attempt_at = ?,"
+                " done_channels = ?, retry_channels = ?, last_error = COALESCE(?, last_error)"
+                " WHERE id = ?",
+                (
+                    int(retry_at is not None),
+                    now,
+                    min(retry.get(k, (now, 0))[0] for k in left),
+                    _dump(done),
+                    json.dumps({k: list(v) for k, v in sorted(retry.items())}),
+                    error,
+                    row_id,
+                ),
+            )
+            return False
+
     def record_failure(
         self,
         row_id: int,
@@ -269,6 +344,12 @@ class Outbox:
         found = db.execute("SELECT done_channels FROM outbox WHERE id = ?", (row_id,)).fetchone()
         return set(json.loads(found[0])) if found else set()
 
+    def probe(self) -> None:
+        """A write that leaves nothing behind: raises while the store cannot write."""
+        with self._store.transaction() as db:
+            db.execute("INSERT INTO outbox_sends (tag, at) VALUES ('', -1)")
+            db.execute("DELETE FROM outbox_sends WHERE tag = '' AND at = -1")
+
     def prune(self, now: float, keep: float = KEEP_FINISHED, window: float = 86400.0) -> int:
         """Forget finished rows older than ``keep`` and rate-limit entries older than
         ``window``; returns how many outbox rows went."""
@@ -290,23 +371,21 @@ class Outbox:
         rows = self._store.read(f"SELECT {_COLUMNS} FROM outbox WHERE id = ?", (row_id,))
         return OutboxRow.from_db(rows[0]) if rows else None
 
-    def due(self, now: float, limit: int, exclude: Iterable[int] = ()) -> list[OutboxRow]:
-        """Pending rows due at ``now``, earliest first, skipping ids already in flight."""
-        skip = set(exclude)
+    def due(self, now: float, limit: int) -> list[OutboxRow]:
+        """Up to ``limit`` pending rows due at ``now``, earliest first."""
         rows = self._store.read(
             f"SELECT {_COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
             " ORDER BY next_attempt_at, id LIMIT ?",
-            (now, limit + len(skip)),
+            (now, limit),
         )
-        return [OutboxRow.from_db(r) for r in rows if r[0] not in skip][:limit]
+        return [OutboxRow.from_db(r) for r in rows]
 
-    def next_due(self, exclude: Iterable[int] = ()) -> float | None:
-        """When the earliest pending row not in ``exclude`` is due."""
-        skip = list(exclude)
-        marks = ",".join("?" * len(skip))
-        where = f" AND id NOT IN ({marks})" if skip else ""
+    def next_due(self, after: float) -> float | None:
+        """When the earliest pending row not due at ``after`` is due."""
         ((due,),) = self._store.read(
-            f"SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'{where}", skip
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'"
+            " AND next_attempt_at > ?",
+            (after,),
         )
         return None if due is None else float(due)
 

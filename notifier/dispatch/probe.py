@@ -61,8 +61,7 @@ async def notify_test(settings: Settings, tag: str | None) -> list[ChannelResult
 async def _one(channels: Channels, channel: Channel, body: str, limit: float) -> ChannelResult:
     call = functools.partial(
         channels.send,
-        targets=[channel],
-        tags=(),
+        channel,
         title=TEST_TITLE,
         body=body,
         severity="info",

@@ -1,30 +1,32 @@
-"""The send stage: the channels a row still owes, and one apprise call on a ``SendPool``
-worker, awaited at most the delivery timeout plus ``THREAD_GRACE``."""
+"""The send stage: the channels a row still owes, and one apprise call per channel on that
+channel's lane, awaited at most the delivery timeout.
+
+A call still running at the timeout is not abandoned: its outcome is uncertain (the channel
+may have taken the message), so the row is retried for that channel after a backoff, and a
+late confirmation is still recorded. apprise itself stops the call after ``LATE_ANSWERS``
+timeouts (plus ``THREAD_GRACE``), which frees the lane's slot.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from dataclasses import dataclass
 
 from notifier.dispatch.channels import Channel, Channels, SendResult
+from notifier.dispatch.lanes import Lane
 from notifier.dispatch.outbox import OutboxRow
-from notifier.dispatch.pool import THREAD_GRACE, SendPool
+from notifier.dispatch.pool import THREAD_GRACE
 from notifier.dispatch.ratelimit import ALL
+from notifier.durations import format_duration
 
-__all__ = ["Sending", "owed", "start", "unsendable"]
+__all__ = ["LATE_ANSWERS", "answer", "owed", "start", "timed_out", "unsendable"]
+
+LATE_ANSWERS = 4  # a late answer is awaited up to this many delivery timeouts
 
 
 def owed(channels: Channels, row: OutboxRow, route: tuple[str, ...]) -> list[Channel]:
-    """The channels ``route`` selects that have not confirmed ``row``; after a partial
-    failure, only those that failed."""
-    remaining = [c for c in channels.select(route) if c.key not in row.done]
-    if row.retry:
-        narrowed = [c for c in remaining if c.key in row.retry]
-        if narrowed:
-            return narrowed
-        # Every channel that failed was edited or removed: send to all still owed it.
-    return remaining
+    """The channels ``route`` selects that have not confirmed ``row``."""
+    return [c for c in channels.select(route) if c.key not in row.done]
 
 
 def unsendable(channels: Channels, route: tuple[str, ...]) -> SendResult:
@@ -36,45 +38,32 @@ def unsendable(channels: Channels, route: tuple[str, ...]) -> SendResult:
 
 
 def start(
-    pool: SendPool,
-    channels: Channels,
-    targets: list[Channel],
-    route: tuple[str, ...],
-    row: OutboxRow,
-    *,
-    timeout: float,
-) -> Sending:
-    """Submit the apprise call for ``row`` to ``targets``; it is running on return."""
+    lane: Lane, channels: Channels, channel: Channel, row: OutboxRow, *, timeout: float
+) -> asyncio.Future[SendResult]:
+    """Submit the apprise call for ``row`` to ``channel`` on its lane; running on return."""
     call = functools.partial(
         channels.send,
-        targets=targets,
-        tags=route,
+        channel,
         title=row.title,
         body=row.body,
         severity=row.severity,
-        timeout=timeout,
+        timeout=LATE_ANSWERS * timeout + THREAD_GRACE,
     )
-    keys = frozenset(c.key for c in targets)
-    return Sending(pool.submit(call), keys, timeout, channels)
+    lane.running.add(row.id)
+    return lane.pool.submit(call)
 
 
-@dataclass(frozen=True, slots=True)
-class Sending:
-    """One apprise call started on a send worker; ``result`` waits for it, at most the
-    delivery timeout plus ``THREAD_GRACE``. A call still running then is abandoned: its
-    worker stays busy until apprise returns, and the pool starts another for other sends."""
+def timed_out(channel: Channel, timeout: float) -> SendResult:
+    error = f"no answer within {format_duration(timeout)}; it may still arrive"
+    return SendResult(False, frozenset(), frozenset({channel.key}), True, error, uncertain=True)
 
-    future: asyncio.Future[SendResult]
-    keys: frozenset[str]
-    timeout: float
-    channels: Channels
 
-    async def result(self) -> SendResult:
-        try:
-            return await asyncio.wait_for(self.future, self.timeout + THREAD_GRACE)
-        except TimeoutError:
-            error = f"apprise did not return within {self.timeout}s"
-            return SendResult(False, frozenset(), self.keys, True, error)
-        except Exception as exc:
-            error = self.channels.redactor(f"apprise raised {type(exc).__name__}: {exc}")
-            return SendResult(False, frozenset(), self.keys, True, error)
+async def answer(
+    future: asyncio.Future[SendResult], channels: Channels, channel: Channel
+) -> SendResult:
+    """The call's result; an exception apprise raised becomes a retryable failure."""
+    try:
+        return await future
+    except Exception as exc:
+        error = channels.redactor(f"apprise raised {type(exc).__name__}: {exc}")
+        return SendResult(False, frozenset(), frozenset({channel.key}), True, error)

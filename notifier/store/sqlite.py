@@ -14,7 +14,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ class Store:
         self.path = path
         self._lock = threading.RLock()
         self._depth = 0  # nesting of transaction() on the thread holding the lock
+        self._if_rolled_back: list[Callable[[BaseException], None]] = []
 
     @classmethod
     def open(cls, state_dir: Path, *, migrations: Sequence[Migration] = MIGRATIONS) -> Store:
@@ -148,13 +149,24 @@ class Store:
             self._depth = 1
             try:
                 yield self._conn
-            except BaseException:
                 self._depth = 0
-                if self._conn.in_transaction:  # SQLite already rolled back on SQLITE_FULL & co
+                self._conn.execute("COMMIT")
+            except BaseException as exc:
+                self._depth = 0
+                if self._conn.in_transaction:  # SQLite may have rolled back already (disk full)
                     self._conn.execute("ROLLBACK")
+                hooks, self._if_rolled_back = self._if_rolled_back, []
+                for hook in hooks:
+                    hook(exc)
                 raise
-            self._depth = 0
-            self._conn.execute("COMMIT")
+            self._if_rolled_back.clear()
+
+    def if_rolled_back(self, hook: Callable[[BaseException], None]) -> None:
+        """Call ``hook`` with the error if the open transaction does not commit: how a
+        writer learns that what it wrote into a caller's transaction was lost."""
+        with self._lock:
+            if self._depth:
+                self._if_rolled_back.append(hook)
 
     @property
     def in_transaction(self) -> bool:
