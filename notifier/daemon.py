@@ -128,7 +128,7 @@ class Daemon:
         s = self.settings
         self.store = Store.open(s.effective_state_dir)
         self.tokens = s.token_table()
-        self.repository = RuleRepository(s.rules_dir, self.tokens)
+        self.repository = RuleRepository(s.rules_dir, self.tokens, max_bytes=s.rules_max_bytes)
         self.dispatcher = Dispatcher(self.store, s, self.metrics)
         channel_errors = self.dispatcher.channel_errors  # loaded by its constructor
         if channel_errors:

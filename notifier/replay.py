@@ -40,7 +40,9 @@ class _Collect:
 
 def replay(events_path: Path, rules_dir: Path, settings: Settings, out: IO[str]) -> int:
     """Print would-be notifications as JSON lines; exit status 1 when rules have errors."""
-    repository = RuleRepository(rules_dir, settings.token_table())
+    repository = RuleRepository(
+        rules_dir, settings.token_table(), max_bytes=settings.rules_max_bytes
+    )
     loaded = repository.reload()
     if loaded.errors:
         raise ReplayError("rule errors:\n" + "\n".join(str(e) for e in loaded.errors))

@@ -13,6 +13,7 @@ from pathlib import Path
 from notifier.rules.compiled import CompileError, Rule, compile_rule
 from notifier.rules.engine import Engine, RuleSet, StateStore
 from notifier.rules.loader import (
+    MAX_FILE_BYTES,
     Location,
     ParsedFile,
     RuleError,
@@ -125,8 +126,11 @@ class RuleRepository:
     uses is the one in error (at its ``id:``), and keeps its own last good version, if any.
     """
 
-    def __init__(self, directory: Path, tokens: TokenTable | None = None) -> None:
+    def __init__(
+        self, directory: Path, tokens: TokenTable | None = None, *, max_bytes: int = MAX_FILE_BYTES
+    ) -> None:
         self.directory = directory
+        self.max_bytes = max_bytes
         self._tokens = tokens or TokenTable()
         self._digests: dict[Path, str] = {}
         self._good: dict[Path, list[Rule]] = {}
@@ -149,7 +153,7 @@ class RuleRepository:
             for table in (self._digests, self._good, self._parsed, self._compiled, self._errors):
                 table.pop(gone, None)
         for path in paths:
-            parsed = parse_file(path, self._parsed.get(path))
+            parsed = parse_file(path, self._parsed.get(path), self.max_bytes)
             if parsed is self._parsed.get(path):
                 continue  # same bytes: not parsed again, its rules keep their objects
             changed = True
@@ -229,9 +233,11 @@ class RuleRepository:
         return errors
 
 
-def check_files(paths: list[Path], tokens: TokenTable) -> list[RuleError]:
+def check_files(
+    paths: list[Path], tokens: TokenTable, max_bytes: int = MAX_FILE_BYTES
+) -> list[RuleError]:
     """Every error of every given rule file (and cross-file duplicates), for ``notifier check``."""
-    parsed = [parse_file(p) for p in paths]
+    parsed = [parse_file(p, max_bytes=max_bytes) for p in paths]
     errors: list[RuleError] = []
     for item in parsed:
         errors += _compile_file(item, tokens)[1]

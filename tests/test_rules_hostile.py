@@ -1,0 +1,164 @@
+"""Hostile rule files (issue 11, item 4): each is one located error of its own file, through
+``notifier check``, the real ``notifier run`` process and the running daemon's reload; none
+crashes, stalls or exhausts the loader, and the other files keep loading."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from notifier.cli import main
+from tests.test_e2e_ops import clean_env
+
+PYTHON = sys.executable
+
+GOOD = """\
+rules:
+  - id: good
+    on: feed
+    feed: quote
+    down_for: 5m
+"""
+
+
+def billion_laughs() -> str:
+    """Nine levels of nine aliases each: 387 million values once expanded, in 350 bytes."""
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in "bcdefghi":
+        previous = chr(ord(level) - 1)
+        lines.append(f"{level}: &{level} [" + ",".join([f"*{previous}"] * 9) + "]")
+    return "\n".join([*lines, "rules: *i", ""])
+
+
+# name -> (text, the one error `check` prints after "<path>:")
+HOSTILE: dict[str, tuple[str, str]] = {
+    "bigint": (
+        "rules:\n  - id: a\n    on: quote\n    pair: {in: SOL, out: USDC, amount: "
+        + "1" * 4301
+        + "}\n    above: 1\n",
+        "4:40: YAML: an integer of 4301 digits; at most 100 are accepted",
+    ),
+    "deep": (
+        "rules: " + "[" * 300 + "]" * 300 + "\n",
+        "1:57: YAML: values nested deeper than 50 levels",
+    ),
+    "merge": (
+        "base: &b\n  on: feed\nrules:\n  - <<: *b\n    id: m\n    feed: quote\n",
+        "4:5: YAML: merge keys (<<) are not supported; write the keys out in each rule",
+    ),
+    "complex-key": (
+        "rules:\n  - ? - id: x\n    : 1\n",
+        "2:7: YAML: a key must be a plain word such as id or on, not a list or mapping",
+    ),
+    "laughs": (
+        billion_laughs(),
+        "5:4: YAML: aliases (*name) expand to more than 10,000 values; write the values out",
+    ),
+    "cycle": (
+        "rules: &a\n  - *a\n",
+        "1:8: YAML: an alias (*name) refers to a value that contains it",
+    ),
+    "control-char": (
+        'rules:\n  - id: a\n    on: quote\n    title: "x\x07y"\n',
+        "4:14: YAML: unacceptable character #x0007: special characters are not allowed",
+    ),
+    "huge-comment": (
+        "#" + "x" * 10_000_000 + "\nrules: []\n",
+        "1:1: larger than 1,000,000 bytes (the rules_max_bytes setting); not read",
+    ),
+}
+
+
+def write_hostile(directory: Path) -> dict[Path, str]:
+    """Every hostile file in ``directory``; each path with the error line ``check`` prints."""
+    expected = {}
+    for name, (text, error) in HOSTILE.items():
+        path = directory / f"{name}.yaml"
+        path.write_text(text, encoding="utf-8")
+        expected[path] = f"{path}:{error}"
+    return expected
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A config with built-in defaults, its rules dir in tmp_path; no NOTIFIER_* variables."""
+    for name in [k for k in os.environ if k.startswith("NOTIFIER_")]:
+        monkeypatch.delenv(name)
+    path = tmp_path / "notifier.toml"
+    path.write_text(f'rules_dir = "{tmp_path / "rules"}"\n', encoding="utf-8")
+    (tmp_path / "rules").mkdir()
+    return path
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_check_reports_a_hostile_file_as_one_located_error(
+    name: str, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``notifier check`` prints one ``path:line:col: message`` line and exits 1, no traceback."""
+    text, error = HOSTILE[name]
+    path = config.parent / "rules" / f"{name}.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["check", "-c", str(config), str(path)]) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"{path}:{error}"
+    assert "Traceback" not in out
+
+
+def test_the_file_size_limit_is_a_setting(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``rules_max_bytes`` sets the size beyond which a rule file is refused unread."""
+    path = config.parent / "rules" / "good.yaml"
+    path.write_text(GOOD, encoding="utf-8")
+    config.write_text(config.read_text(encoding="utf-8") + "rules_max_bytes = 40\n")
+    assert main(["check", "-c", str(config), str(path)]) == 1
+    expected = f"{path}:1:1: larger than 40 bytes (the rules_max_bytes setting); not read"
+    assert capsys.readouterr().out.splitlines()[0] == expected
+
+
+def test_run_starts_with_hostile_files_and_loads_the_good_one(config: Path) -> None:
+    """``notifier run`` starts (no crash loop), logs each file's located error and runs the
+    good file's rule; SIGTERM stops it with exit 0."""
+    rules_dir = config.parent / "rules"
+    (rules_dir / "good.yaml").write_text(GOOD, encoding="utf-8")
+    expected = write_hostile(rules_dir)
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + f'state_dir = "{config.parent / "state"}"\n'
+        + f'apprise_config = "{config.parent / "apprise.yml"}"\n'
+        + '[http]\nlisten = ""\n'
+        + "[fusion]\nenabled = false\n[quotes]\nenabled = false\n[intents]\nenabled = false\n",
+        encoding="utf-8",
+    )
+    (config.parent / "apprise.yml").write_text(
+        "urls:\n  - json://127.0.0.1:9/x:\n      tag: admin\n", encoding="utf-8"
+    )
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        [PYTHON, "-m", "notifier", "run", "-c", str(config)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=clean_env(), text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if "rules loaded" in line or "started" in line:
+                break
+        else:
+            raise AssertionError(f"exited {proc.wait()} before starting: {lines}")
+        proc.terminate()
+        out, _ = proc.communicate(timeout=60)
+        lines += out.splitlines()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, lines
+    text = "\n".join(lines)
+    assert "Traceback" not in text
+    assert f"1 active from {len(expected) + 1} file(s), {len(expected)} file(s) with errors" in text
+    for error in expected.values():
+        assert error in text
