@@ -115,6 +115,7 @@ class Daemon:
         self.last_reload: ReloadResult | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._reload_requested = asyncio.Event()
+        self._reloading = asyncio.Lock()
         self._timer_changed = asyncio.Event()
         self._idle = asyncio.Event()
         self._watch_stop = asyncio.Event()
@@ -133,7 +134,7 @@ class Daemon:
         channel_errors = self.dispatcher.channel_errors  # loaded by its constructor
         if channel_errors:
             raise StartupError(f"{s.apprise_config}: " + "; ".join(channel_errors))
-        first = self.repository.reload()
+        first = await asyncio.to_thread(self.repository.reload)
         self.engine = Engine(
             first.ruleset,
             self.dispatcher,
@@ -223,8 +224,20 @@ class Daemon:
         self._reload_requested.set()
 
     def reload(self, reason: str = "request") -> ReloadResult:
+        """Re-read the rules dir on the calling thread (tests); the daemon itself uses
+        ``_reload``."""
         started = time.perf_counter()
-        result = self.repository.reload()
+        return self._apply(self.repository.reload(), started, reason)
+
+    async def _reload(self, reason: str) -> ReloadResult:
+        """Read, parse and compile in a worker thread, so that no rule file holds the event
+        loop; swap the result in on the loop, one reload at a time."""
+        async with self._reloading:
+            started = time.perf_counter()
+            result = await asyncio.to_thread(self.repository.reload)
+            return self._apply(result, started, reason)
+
+    def _apply(self, result: ReloadResult, started: float, reason: str) -> ReloadResult:
         if result.changed:
             self.engine.swap(result.ruleset)
             interest = self._interest(result)
@@ -283,7 +296,7 @@ class Daemon:
             if reason == "signal":
                 self.systemd.reloading()
             try:
-                self.reload(reason)
+                await self._reload(reason)
             except Exception:
                 log.exception("reload failed; previous rules keep running")
             if reason == "signal":
@@ -309,7 +322,7 @@ class Daemon:
             if not self.watching.is_set():
                 self.watching.set()  # catch up on saves made before the watch was armed
             try:
-                self.reload("watch")
+                await self._reload("watch")
             except Exception:
                 log.exception("reload failed; previous rules keep running")
 

@@ -7,6 +7,7 @@ complete new ``RuleSet`` to swap in whole.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,6 +125,7 @@ class RuleRepository:
 
     An id belongs to the rule that had it first: a file that brings an id another file already
     uses is the one in error (at its ``id:``), and keeps its own last good version, if any.
+    ``reload`` may run in a worker thread; reloads run one at a time.
     """
 
     def __init__(
@@ -140,12 +142,17 @@ class RuleRepository:
         self._owners: dict[str, Path] = {}  # id -> the file that has it
         self._refused: dict[str, set[Path]] = {}  # id -> files in error for bringing it again
         self._current: ReloadResult | None = None
+        self._lock = threading.Lock()
 
     @property
     def current(self) -> ReloadResult | None:
         return self._current
 
     def reload(self) -> ReloadResult:
+        with self._lock:
+            return self._reload()
+
+    def _reload(self) -> ReloadResult:
         paths = list_rule_files(self.directory)
         changed = set(paths) != set(self._digests)
         new_errors: list[RuleError] = []
