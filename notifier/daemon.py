@@ -24,7 +24,7 @@ from notifier.eventlog import event_to_json
 from notifier.events import Event, Interest, PairKey, QuoteEvent
 from notifier.http import HttpApi, HttpError
 from notifier.metrics import Metrics
-from notifier.rules import ReloadResult, RuleRepository
+from notifier.rules import ReloadResult, RuleRepository, RulesDirError
 from notifier.rules.engine import Engine
 from notifier.rules.loader import RULE_SUFFIXES
 from notifier.rules.state import StateStore
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 RESCAN_INTERVAL = 60.0
 WATCH_STEP_MS = 30  # watchfiles yields a batch once no new change arrived for this long
 WATCH_READY_MS = 250  # an idle watch wakes this often; its first wake-up marks it armed
+DIR_POLL = 1.0  # how often a missing rules dir is looked for
 
 
 class StartupError(Exception):
@@ -120,6 +121,7 @@ class Daemon:
         self._idle = asyncio.Event()
         self._watch_stop = asyncio.Event()
         self.watching = asyncio.Event()  # set once file changes are being watched
+        self.rules_dir_error: str | None = None  # the rules dir is gone: the last rules run on
         self.http: HttpApi | None = None
         self._announced = False  # READY=1 sent: STATUS= from then on, never a half-built one
 
@@ -134,7 +136,10 @@ class Daemon:
         channel_errors = self.dispatcher.channel_errors  # loaded by its constructor
         if channel_errors:
             raise StartupError(f"{s.apprise_config}: " + "; ".join(channel_errors))
-        first = await asyncio.to_thread(self.repository.reload)
+        try:
+            first = await asyncio.to_thread(self.repository.reload)
+        except RulesDirError as exc:
+            raise StartupError(str(exc)) from None
         self.engine = Engine(
             first.ruleset,
             self.dispatcher,
@@ -229,13 +234,45 @@ class Daemon:
         started = time.perf_counter()
         return self._apply(self.repository.reload(), started, reason)
 
-    async def _reload(self, reason: str) -> ReloadResult:
+    async def _reload(self, reason: str) -> ReloadResult | None:
         """Read, parse and compile in a worker thread, so that no rule file holds the event
-        loop; swap the result in on the loop, one reload at a time."""
+        loop; swap the result in on the loop, one reload at a time. While the rules dir is
+        gone nothing changes: ``None``."""
         async with self._reloading:
             started = time.perf_counter()
-            result = await asyncio.to_thread(self.repository.reload)
+            try:
+                result = await asyncio.to_thread(self.repository.reload)
+            except RulesDirError as exc:
+                self._rules_dir_gone(str(exc))
+                return None
+            if self.rules_dir_error is not None:
+                self._rules_dir_back()
             return self._apply(result, started, reason)
+
+    def _rules_dir_gone(self, problem: str) -> None:
+        self.metrics.reloads.labels("failed").inc()
+        if self.rules_dir_error is not None:
+            return  # said once; the watcher looks for the directory to come back
+        self.rules_dir_error = problem
+        log.error("%s; the last rules loaded keep running until it is back", problem)
+        directory = self.settings.rules_dir
+        self.dispatcher.report_error(
+            f"rules-dir-gone|{directory}|{time.time()}",
+            f"notifier: rules dir {directory} is gone",
+            f"{problem}. The rules loaded last keep running, with their state; notifier "
+            "reloads as soon as the directory is back.",
+        )
+        self._publish_status()
+
+    def _rules_dir_back(self) -> None:
+        self.rules_dir_error = None
+        directory = self.settings.rules_dir
+        log.info("rules dir %s is back; reloading", directory)
+        self.dispatcher.report_error(
+            f"rules-dir-back|{directory}|{time.time()}",
+            f"notifier: rules dir {directory} is back",
+            f"{directory} can be read again; its rules are loaded.",
+        )
 
     def _apply(self, result: ReloadResult, started: float, reason: str) -> ReloadResult:
         if result.changed:
@@ -295,18 +332,32 @@ class Daemon:
             self._reload_requested.clear()
             if reason == "signal":
                 self.systemd.reloading()
-            try:
-                await self._reload(reason)
-            except Exception:
-                log.exception("reload failed; previous rules keep running")
+            await self._reload_logged(reason)
             if reason == "signal":
                 self.systemd.ready()
 
     async def _watch(self) -> None:
+        """Watch the rules dir; while it is missing, look for it every ``DIR_POLL`` seconds
+        and reload once it is back."""
         directory = self.settings.rules_dir
-        if not directory.is_dir():
-            log.warning("rules dir %s does not exist; rescanning every %ds", directory, 60)
-            return
+        while not self._watch_stop.is_set():
+            present = await asyncio.to_thread(directory.is_dir)
+            if not present or self.rules_dir_error is not None:
+                await self._reload_logged("watch")  # says once that it is gone, or it is back
+            if present:
+                await self._watch_dir(directory)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._watch_stop.wait(), DIR_POLL)
+
+    async def _reload_logged(self, reason: str) -> None:
+        try:
+            await self._reload(reason)
+        except Exception:
+            log.exception("reload failed; previous rules keep running")
+
+    async def _watch_dir(self, directory: Path) -> None:
+        """Reload on each batch of changes until the watch stops or ``directory`` goes."""
         watch = watchfiles.awatch(
             directory,
             watch_filter=_rule_filter,
@@ -316,15 +367,15 @@ class Daemon:
             rust_timeout=WATCH_READY_MS,
             yield_on_timeout=True,  # the first (empty) yield says the watch is armed
         )
-        async for changes in watch:
-            if not changes and self.watching.is_set():
-                continue
-            if not self.watching.is_set():
-                self.watching.set()  # catch up on saves made before the watch was armed
-            try:
-                await self._reload("watch")
-            except Exception:
-                log.exception("reload failed; previous rules keep running")
+        async with contextlib.aclosing(watch):
+            async for changes in watch:
+                if not await asyncio.to_thread(directory.is_dir):  # a hung mount blocks here
+                    return
+                if not changes and self.watching.is_set():
+                    continue
+                if not self.watching.is_set():
+                    self.watching.set()  # catch up on saves made before the watch was armed
+                await self._reload_logged("watch")
 
     # -- evaluation ------------------------------------------------------------------------
 
@@ -402,7 +453,8 @@ class Daemon:
         text = f"feeds {up}/{len(self.sources)} up, {rules} rules, {counts.get('firing', 0)} firing"
         if counts.get("pending"):
             text += f", {counts['pending']} pending"
-        return text + (f", {failed} rule file(s) with errors" if failed else "")
+        text += f", {failed} rule file(s) with errors" if failed else ""
+        return text + (", rules dir missing" if self.rules_dir_error else "")
 
     # -- DaemonView (HTTP API) -------------------------------------------------------------
 
@@ -421,6 +473,7 @@ class Daemon:
             "rules": {
                 "loaded": len(self.engine.rules.rules),
                 "dir": str(self.settings.rules_dir),
+                "dir_error": self.rules_dir_error,
                 "files": [
                     {
                         "path": f.path,

@@ -33,9 +33,29 @@ __all__ = [
     "RuleError",
     "RuleRepository",
     "RuleSet",
+    "RulesDirError",
     "StateStore",
     "check_files",
 ]
+
+
+class RulesDirError(Exception):
+    """The rules directory cannot be listed: it is missing, not a directory, or unreadable.
+    The message reads ``<dir>: rules_dir: <what is wrong>``."""
+
+
+def _rule_paths(directory: Path) -> list[Path]:
+    """The rule files of ``directory``; a directory that cannot be listed is an error here,
+    never an empty rule set."""
+    try:
+        return list_rule_files(directory, missing_ok=False)
+    except FileNotFoundError:
+        reason = "no such directory"
+    except NotADirectoryError:
+        reason = "not a directory"
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    raise RulesDirError(f"{directory}: rules_dir: {reason}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +173,8 @@ class RuleRepository:
             return self._reload()
 
     def _reload(self) -> ReloadResult:
-        paths = list_rule_files(self.directory)
+        """Raises ``RulesDirError``, changing nothing, when the directory cannot be listed."""
+        paths = _rule_paths(self.directory)
         changed = set(paths) != set(self._digests)
         new_errors: list[RuleError] = []
         for gone in set(self._digests) - set(paths):

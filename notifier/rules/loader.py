@@ -96,9 +96,10 @@ class ParsedFile:
     errors: tuple[RuleError, ...] = ()
 
 
-def list_rule_files(directory: Path) -> list[Path]:
-    """Rule files directly in ``directory``, sorted; hidden ones (editor temps) skipped."""
-    if not directory.is_dir():
+def list_rule_files(directory: Path, *, missing_ok: bool = True) -> list[Path]:
+    """Rule files directly in ``directory``, sorted; hidden ones (editor temps) skipped.
+    A directory that does not exist holds none, or raises ``OSError`` unless ``missing_ok``."""
+    if missing_ok and not directory.is_dir():
         return []
     return sorted(
         p
