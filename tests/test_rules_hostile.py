@@ -207,3 +207,44 @@ async def test_hostile_files_saved_at_runtime_neither_stall_nor_stop_reloads(
         await wait_until(lambda: active_ids(daemon) == {"b"}, timeout=30)
     print(f"longest loop gap {max(gaps) * 1000:.0f} ms over {len(gaps)} ticks")
     assert max(gaps) < 2.0  # parsing slow.yaml alone holds the GIL several seconds in all
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        ("repeat: 1ms", "repeat: at least 1m (got 1ms)"),
+        ("repeat: 59s", "repeat: at least 1m (got 59s)"),
+        ("repeat: 30", "repeat: at least 1m (got 30s)"),
+        ("for: 500ms", "for: at least 1s (got 500ms)"),
+        ("cooldown: 0", "cooldown: at least 1s (got 0s)"),
+    ],
+)
+def test_check_refuses_periods_below_their_minimum(
+    line: str, error: str, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``repeat: 1ms`` once sent a message per evaluation; periods have minimums (repeat 1m;
+    for, cooldown, overdue 1s), each a located error at the value."""
+    path = config.parent / "rules" / "short.yaml"
+    path.write_text(GOOD + f"    {line}\n", encoding="utf-8")
+    assert main(["check", "-c", str(config), str(path)]) == 1
+    column = 5 + line.index(":") + 2
+    assert capsys.readouterr().out.splitlines()[0] == f"{path}:6:{column}: {error}"
+
+
+def test_check_refuses_an_overdue_below_one_second(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An intent rule's ``overdue`` has the same one-second minimum."""
+    path = config.parent / "rules" / "intent.yaml"
+    path.write_text("rules:\n  - id: late\n    on: intent\n    overdue: 10ms\n", encoding="utf-8")
+    assert main(["check", "-c", str(config), str(path)]) == 1
+    assert (
+        capsys.readouterr().out.splitlines()[0] == f"{path}:4:14: overdue: at least 1s (got 10ms)"
+    )
+
+
+def test_minimum_periods_are_accepted(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The minimums themselves load."""
+    path = config.parent / "rules" / "edge.yaml"
+    path.write_text(GOOD + "    repeat: 1m\n    for: 1s\n    cooldown: 1s\n", encoding="utf-8")
+    assert main(["check", "-c", str(config), str(path)]) == 0, capsys.readouterr().out

@@ -186,7 +186,7 @@ def test_bad_durations_are_located_at_the_value(line: str, expected: str) -> Non
 
 def test_good_durations_are_accepted_in_every_form() -> None:
     """The duration forms of SPEC §4 (and bare seconds) all load."""
-    for value in ("30s", "15m", "1h", "1h30m", "2d", "90", "0.5"):
+    for value in ("30s", "15m", "1h", "1h30m", "2d", "90", "1.5"):
         assert (
             errors_of(f"rules:\n  - id: a\n    on: feed\n    feed: quote\n    for: {value}\n") == []
         )
