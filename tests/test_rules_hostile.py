@@ -73,6 +73,14 @@ HOSTILE: dict[str, tuple[str, str]] = {
         'rules:\n  - id: a\n    on: quote\n    title: "x\x07y"\n',
         "4:14: YAML: unacceptable character #x0007: special characters are not allowed",
     ),
+    "deep-expression": (
+        "rules:\n  - id: a\n    on: feed\n    feed: quote\n    when: "
+        + "(" * 400
+        + "1"
+        + ")" * 400
+        + "\n",
+        "2:5: cannot compile this rule: nested too deeply",
+    ),
     "huge-comment": (
         "#" + "x" * 10_000_000 + "\nrules: []\n",
         "1:1: larger than 1,000,000 bytes (the rules_max_bytes setting); not read",

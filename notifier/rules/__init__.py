@@ -101,6 +101,13 @@ def _compile_file(parsed: ParsedFile, tokens: TokenTable) -> tuple[list[Rule], l
         except CompileError as exc:
             errors.extend(exc.errors)
             continue
+        except RecursionError:  # e.g. `when:` nested in hundreds of parentheses
+            errors.append(RuleError(item.location, "cannot compile this rule: nested too deeply"))
+            continue
+        except Exception as exc:  # a compiler defect must stay this rule's error
+            message = f"cannot compile this rule: {type(exc).__name__}: {exc}"[:300]
+            errors.append(RuleError(item.location, message))
+            continue
         if item.spec.enabled:
             rules.append(rule)
     return rules, errors
