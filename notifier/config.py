@@ -158,6 +158,7 @@ class Settings(BaseSettings):
     )
 
     rules_dir: Path = Path("rules")
+    rules_max_bytes: int = Field(default=1_000_000, ge=1)  # a larger rule file is not read
     state_dir: Path = Path("state")
     apprise_config: Path = Path("apprise.yml")
     errors_to: list[str] = Field(default_factory=lambda: ["admin"])

@@ -253,6 +253,8 @@ def render_status(status: Mapping[str, Any], *, now: float | None = None) -> str
     failing = [f for f in files if f.get("error_count")]
     summary = f"RULES: {rules.get('loaded', 0)} loaded from {len(files)} file(s)"
     lines += ["", summary + (f", {len(failing)} failing" if failing else "")]
+    if rules.get("dir_error"):
+        lines.append(f"  {_cell(rules['dir_error'])}: the rules loaded last keep running")
     for f in files:
         count = int(f.get("error_count") or 0)
         kept = "last good version kept" if f.get("loaded", True) else "not loaded"

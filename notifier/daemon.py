@@ -24,14 +24,14 @@ from notifier.events import Interest
 from notifier.http import HttpApi, HttpError
 from notifier.metrics import Metrics
 from notifier.recorder import Recorder
-from notifier.rules import ReloadResult, RuleRepository
+from notifier.rules import ReloadResult, RuleRepository, RulesDirError
 from notifier.rules.engine import Engine
 from notifier.rules.loader import RULE_SUFFIXES
 from notifier.rules.state import StateStore
 from notifier.sources import SOURCES, Source, SourceContext, load_plugins
+from notifier.statusdoc import alerts_json, feed_json, intents_json, rule_files_json
 from notifier.store import Store, StoreError
 from notifier.systemd import SystemdNotifier
-from notifier.timestamps import rfc3339
 
 __all__ = ["Daemon", "StartupError", "running"]
 
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 RESCAN_INTERVAL = 60.0
 WATCH_STEP_MS = 30  # watchfiles yields a batch once no new change arrived for this long
 WATCH_READY_MS = 250  # an idle watch wakes this often; its first wake-up marks it armed
+DIR_POLL = 1.0  # how often a missing rules dir is looked for
 
 
 class StartupError(Exception):
@@ -75,10 +76,12 @@ class Daemon:
         self.last_reload: ReloadResult | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._reload_requested = asyncio.Event()
+        self._reloading = asyncio.Lock()
         self._timer_changed = asyncio.Event()
         self._idle = asyncio.Event()
         self._watch_stop = asyncio.Event()
         self.watching = asyncio.Event()  # set once file changes are being watched
+        self.rules_dir_error: str | None = None  # the rules dir is gone: the last rules run on
         self.http: HttpApi | None = None
         self._announced = False  # READY=1 sent: STATUS= from then on, never a half-built one
 
@@ -91,12 +94,15 @@ class Daemon:
         except StoreError as exc:  # names the path; a damaged file was already moved aside
             raise StartupError(str(exc), retryable=exc.retryable) from None
         self.tokens = s.token_table()
-        self.repository = RuleRepository(s.rules_dir, self.tokens)
+        self.repository = RuleRepository(s.rules_dir, self.tokens, max_bytes=s.rules_max_bytes)
         self.dispatcher = Dispatcher(self.store, s, self.metrics)
         channel_errors = self.dispatcher.channel_errors  # loaded by its constructor
         if channel_errors:
             raise StartupError(f"{s.apprise_config}: " + "; ".join(channel_errors))
-        first = self.repository.reload()
+        try:
+            first = await asyncio.to_thread(self.repository.reload)
+        except RulesDirError as exc:
+            raise StartupError(str(exc)) from None
         self.engine = Engine(
             first.ruleset,
             self.dispatcher,
@@ -185,8 +191,52 @@ class Daemon:
         self._reload_requested.set()
 
     def reload(self, reason: str = "request") -> ReloadResult:
+        """Re-read the rules dir on the calling thread (tests); the daemon itself uses
+        ``_reload``."""
         started = time.perf_counter()
-        result = self.repository.reload()
+        return self._apply(self.repository.reload(), started, reason)
+
+    async def _reload(self, reason: str) -> ReloadResult | None:
+        """Read, parse and compile in a worker thread, so that no rule file holds the event
+        loop; swap the result in on the loop, one reload at a time. While the rules dir is
+        gone nothing changes: ``None``."""
+        async with self._reloading:
+            started = time.perf_counter()
+            try:
+                result = await asyncio.to_thread(self.repository.reload)
+            except RulesDirError as exc:
+                self._rules_dir_gone(str(exc))
+                return None
+            if self.rules_dir_error is not None:
+                self._rules_dir_back()
+            return self._apply(result, started, reason)
+
+    def _rules_dir_gone(self, problem: str) -> None:
+        self.metrics.reloads.labels("failed").inc()
+        if self.rules_dir_error is not None:
+            return  # said once; the watcher looks for the directory to come back
+        self.rules_dir_error = problem
+        log.error("%s; the last rules loaded keep running until it is back", problem)
+        directory = self.settings.rules_dir
+        self.dispatcher.report_error(
+            f"rules-dir-gone|{directory}|{time.time()}",
+            f"notifier: rules dir {directory} is gone",
+            f"{problem}. The rules loaded last keep running, with their state; notifier "
+            "reloads as soon as the directory is back.",
+        )
+        self._publish_status()
+
+    def _rules_dir_back(self) -> None:
+        self.rules_dir_error = None
+        directory = self.settings.rules_dir
+        log.info("rules dir %s is back; reloading", directory)
+        self.dispatcher.report_error(
+            f"rules-dir-back|{directory}|{time.time()}",
+            f"notifier: rules dir {directory} is back",
+            f"{directory} can be read again; its rules are loaded.",
+        )
+
+    def _apply(self, result: ReloadResult, started: float, reason: str) -> ReloadResult:
         if result.changed:
             self.engine.swap(result.ruleset)
             interest = self._interest(result)
@@ -244,18 +294,32 @@ class Daemon:
             self._reload_requested.clear()
             if reason == "signal":
                 self.systemd.reloading()
-            try:
-                self.reload(reason)
-            except Exception:
-                log.exception("reload failed; previous rules keep running")
+            await self._reload_logged(reason)
             if reason == "signal":
                 self.systemd.ready()
 
     async def _watch(self) -> None:
+        """Watch the rules dir; while it is missing, look for it every ``DIR_POLL`` seconds
+        and reload once it is back."""
         directory = self.settings.rules_dir
-        if not directory.is_dir():
-            log.warning("rules dir %s does not exist; rescanning every %ds", directory, 60)
-            return
+        while not self._watch_stop.is_set():
+            present = await asyncio.to_thread(directory.is_dir)
+            if not present or self.rules_dir_error is not None:
+                await self._reload_logged("watch")  # says once that it is gone, or it is back
+            if present:
+                await self._watch_dir(directory)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._watch_stop.wait(), DIR_POLL)
+
+    async def _reload_logged(self, reason: str) -> None:
+        try:
+            await self._reload(reason)
+        except Exception:
+            log.exception("reload failed; previous rules keep running")
+
+    async def _watch_dir(self, directory: Path) -> None:
+        """Reload on each batch of changes until the watch stops or ``directory`` goes."""
         watch = watchfiles.awatch(
             directory,
             watch_filter=_rule_filter,
@@ -265,15 +329,15 @@ class Daemon:
             rust_timeout=WATCH_READY_MS,
             yield_on_timeout=True,  # the first (empty) yield says the watch is armed
         )
-        async for changes in watch:
-            if not changes and self.watching.is_set():
-                continue
-            if not self.watching.is_set():
-                self.watching.set()  # catch up on saves made before the watch was armed
-            try:
-                self.reload("watch")
-            except Exception:
-                log.exception("reload failed; previous rules keep running")
+        async with contextlib.aclosing(watch):
+            async for changes in watch:
+                if not await asyncio.to_thread(directory.is_dir):  # a hung mount blocks here
+                    return
+                if not changes and self.watching.is_set():
+                    continue
+                if not self.watching.is_set():
+                    self.watching.set()  # catch up on saves made before the watch was armed
+                await self._reload_logged("watch")
 
     # -- evaluation ------------------------------------------------------------------------
 
@@ -355,7 +419,8 @@ class Daemon:
         text = f"feeds {up}/{len(self.sources)} up, {rules} rules, {counts.get('firing', 0)} firing"
         if counts.get("pending"):
             text += f", {counts['pending']} pending"
-        return text + (f", {failed} rule file(s) with errors" if failed else "")
+        text += f", {failed} rule file(s) with errors" if failed else ""
+        return text + (", rules dir missing" if self.rules_dir_error else "")
 
     # -- DaemonView (HTTP API) -------------------------------------------------------------
 
@@ -372,46 +437,23 @@ class Daemon:
             "uptime_s": round(time.time() - self.started_at, 1),
             "ready": self.feeds_ready()[0],
             "summary": self.summary(),
-            "feeds": [{**_feed_json(src.status())} for src in self.sources],
+            "feeds": [feed_json(src.status()) for src in self.sources],
             "rules": {
                 "loaded": len(self.engine.rules.rules),
                 "dir": str(self.settings.rules_dir),
-                "files": [
-                    {
-                        "path": f.path,
-                        "rules": list(f.rules),
-                        "error_count": len(f.errors),
-                        "loaded": f.loaded,
-                        "errors": [str(e) for e in f.errors],
-                    }
-                    for f in files
-                ],
+                "dir_error": self.rules_dir_error,
+                "files": rule_files_json(files),
             },
             "alerts": self.alerts(),
             "alert_counts": self.engine.alert_counts(),
             "outbox": self.dispatcher.stats(),
-            **self._intents_json(),
-        }
-
-    def _intents_json(self) -> dict[str, Any]:
-        """The status document's optional ``intents``: what the intent feed polls."""
-        poller = self._poller()
-        if poller is None:
-            return {}
-        return {
-            "intents": [
-                {"id": t.intent_id, "label": t.label, "status": t.status} for t in poller.tracked()
-            ]
+            **intents_json(self._poller()),
         }
 
     def alerts(self, state: str | None = None) -> list[dict[str, Any]]:
-        """Firing and pending alerts (or only those in ``state``), times as RFC 3339 strings
-        (the status document's form)."""
-        return [
-            {**alert, "since": rfc3339(alert.get("since")), "due": rfc3339(alert.get("due"))}
-            for alert in self.engine.alerts()
-            if state is None or alert["state"] == state
-        ]
+        """Firing and pending alerts (or only those in ``state``), as the status document has
+        them."""
+        return alerts_json(self.engine.alerts(), state)
 
     def _poller(self) -> Any:
         for source in self.sources:
@@ -430,19 +472,6 @@ class Daemon:
         if poller is None:
             raise RuntimeError("the intent feed is disabled")
         return bool(poller.untrack(intent_id))
-
-
-def _feed_json(status: Any) -> dict[str, Any]:
-    return {
-        "name": status.name,
-        "up": status.up,
-        "detail": status.detail,
-        "connections": status.connections,
-        "reconnects": status.reconnects,
-        "errors": status.errors,
-        "last_event_at": rfc3339(status.last_event_at),
-        "tracked": status.tracked,
-    }
 
 
 def _rule_filter(change: watchfiles.Change, path: str) -> bool:

@@ -12,7 +12,7 @@ import orjson
 from notifier.config import Settings
 from notifier.eventlog import event_from_json
 from notifier.notification import Notification
-from notifier.rules import RuleRepository
+from notifier.rules import RuleRepository, RulesDirError
 from notifier.rules.engine import Engine
 
 __all__ = ["ReplayError", "replay"]
@@ -40,8 +40,13 @@ class _Collect:
 
 def replay(events_path: Path, rules_dir: Path, settings: Settings, out: IO[str]) -> int:
     """Print would-be notifications as JSON lines; exit status 1 when rules have errors."""
-    repository = RuleRepository(rules_dir, settings.token_table())
-    loaded = repository.reload()
+    repository = RuleRepository(
+        rules_dir, settings.token_table(), max_bytes=settings.rules_max_bytes
+    )
+    try:
+        loaded = repository.reload()
+    except RulesDirError as exc:
+        raise ReplayError(str(exc)) from None
     if loaded.errors:
         raise ReplayError("rule errors:\n" + "\n".join(str(e) for e in loaded.errors))
     clock = _VirtualClock()

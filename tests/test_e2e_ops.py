@@ -289,6 +289,7 @@ def refused_config(
         apprise = tmp_path / "apprise.yml"
         if not apprise.exists():
             write_apprise_yaml(apprise, [("json://127.0.0.1:9/x", "admin")])
+    (tmp_path / "rules").mkdir(exist_ok=True)
     config = tmp_path / "notifier.toml"
     config.write_text(
         f"rules_dir = {toml_str(tmp_path / 'rules')}\n"

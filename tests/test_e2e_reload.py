@@ -13,6 +13,8 @@ from notifier.simulator import Simulator
 from tests.receivers import HttpReceiver, wait_until
 from tests.support import ONE_SOL, SOL, SOL_USDC, USDC, daemon_settings
 
+FEED_RULE = "rules:\n  - id: {id}\n    on: feed\n    feed: quote\n    down_for: 5m\n"
+
 
 def rule(rule_id: str, above: float, extra: str = "") -> str:
     return (
@@ -161,3 +163,35 @@ async def test_a_new_file_cannot_take_over_a_running_rule(
         await receiver.wait_until(
             lambda: f"notifier: {intruder} fixed, loaded again" in receiver.delivered_titles()
         )
+
+
+@pytest.mark.timeout(90)
+async def test_a_chain_of_taken_ids_across_many_files_reloads_in_linear_time(
+    tmp_path: Path, sim: Simulator, receiver: HttpReceiver
+) -> None:
+    """Every file takes the id of the file before it, and the first breaks: each in turn is in
+    error and keeps its last good rule. Settling who owns which id once took N rounds over
+    every claim (85 s per reload for 2,000 files); it is linear now, also when one file of
+    the chain is then touched."""
+    count = 2000
+    settings = daemon_settings(tmp_path, sim, receiver)
+    names = [settings.rules_dir / f"f{i:04}.yaml" for i in range(count)]
+    for i, path in enumerate(names):
+        path.write_text(FEED_RULE.format(id=f"g{i}"), encoding="utf-8")
+    async with running(settings) as daemon:
+        assert len(active_ids(daemon)) == count
+        names[0].write_text("rules: [\n", encoding="utf-8")
+        for i, path in enumerate(names[1:], 1):
+            path.write_text(FEED_RULE.format(id=f"g{i - 1}"), encoding="utf-8")
+
+        def in_error() -> int:
+            files = daemon.last_reload.files if daemon.last_reload else ()
+            return sum(1 for f in files if f.failed)
+
+        daemon.request_reload()
+        await wait_until(lambda: in_error() == count, timeout=60)
+        assert len(active_ids(daemon)) == count  # every file runs its last good rule
+        reloads = daemon.reloads
+        save_atomically(names[-1], FEED_RULE.format(id=f"g{count - 2}") + "# touched\n")
+        await wait_until(lambda: daemon.reloads > reloads, timeout=20)
+        assert (in_error(), len(active_ids(daemon))) == (count, count)

@@ -443,3 +443,13 @@ def test_render_status_says_a_file_never_loaded_is_not_loaded() -> None:
     text = ctl.render_status({**STATUS, "rules": {**STATUS["rules"], "files": files}}, now=NOW)
     assert "  rules/broken.yaml: 0 rule(s), 3 error(s), not loaded\n" in text
     assert "last good version kept" not in text
+
+
+def test_render_status_says_the_rules_dir_is_gone() -> None:
+    """A rules dir gone at runtime is shown under RULES, with what still runs."""
+    rules = {**STATUS["rules"], "dir_error": "/etc/notifier/rules: rules_dir: no such directory"}
+    text = ctl.render_status({**STATUS, "rules": rules}, now=NOW)
+    assert (
+        "  /etc/notifier/rules: rules_dir: no such directory: the rules loaded last keep running\n"
+        in text
+    )

@@ -186,7 +186,7 @@ def test_bad_durations_are_located_at_the_value(line: str, expected: str) -> Non
 
 def test_good_durations_are_accepted_in_every_form() -> None:
     """The duration forms of SPEC §4 (and bare seconds) all load."""
-    for value in ("30s", "15m", "1h", "1h30m", "2d", "90", "0.5"):
+    for value in ("30s", "15m", "1h", "1h30m", "2d", "90", "1.5"):
         assert (
             errors_of(f"rules:\n  - id: a\n    on: feed\n    feed: quote\n    for: {value}\n") == []
         )
@@ -332,12 +332,12 @@ def test_all_errors_of_all_files_are_reported(tmp_path: Path) -> None:
 
 
 def test_a_file_that_is_not_utf8_is_an_error(tmp_path: Path) -> None:
-    """Undecodable bytes are one located error, not a crash."""
+    """Undecodable bytes are one error at the first bad byte, not a crash."""
     bad = tmp_path / "bad.yaml"
     bad.write_bytes(b"rules:\n  - id: \xff\n")
     (error,) = check_files([bad], TokenTable())
-    assert error.location == Location(str(bad), 1, 1)
-    assert "utf-8" in error.message
+    assert error.location == Location(str(bad), 2, 9)
+    assert error.message == "not UTF-8 text: invalid start byte"
 
 
 # -- the repository: hot reload ---------------------------------------------------------------

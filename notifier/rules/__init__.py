@@ -7,12 +7,15 @@ complete new ``RuleSet`` to swap in whole.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from notifier.rules.compiled import CompileError, Rule, compile_rule
 from notifier.rules.engine import Engine
 from notifier.rules.loader import (
+    MAX_FILE_BYTES,
     Location,
     ParsedFile,
     RuleError,
@@ -33,9 +36,29 @@ __all__ = [
     "RuleError",
     "RuleRepository",
     "RuleSet",
+    "RulesDirError",
     "StateStore",
     "check_files",
 ]
+
+
+class RulesDirError(Exception):
+    """The rules directory cannot be listed: it is missing, not a directory, or unreadable.
+    The message reads ``<dir>: rules_dir: <what is wrong>``."""
+
+
+def _rule_paths(directory: Path) -> list[Path]:
+    """The rule files of ``directory``; a directory that cannot be listed is an error here,
+    never an empty rule set."""
+    try:
+        return list_rule_files(directory, missing_ok=False)
+    except FileNotFoundError:
+        reason = "no such directory"
+    except NotADirectoryError:
+        reason = "not a directory"
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    raise RulesDirError(f"{directory}: rules_dir: {reason}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +103,13 @@ def _compile_file(parsed: ParsedFile, tokens: TokenTable) -> tuple[list[Rule], l
         except CompileError as exc:
             errors.extend(exc.errors)
             continue
+        except RecursionError:  # e.g. `when:` nested in hundreds of parentheses
+            errors.append(RuleError(item.location, "cannot compile this rule: nested too deeply"))
+            continue
+        except Exception as exc:  # a compiler defect must stay this rule's error
+            message = f"cannot compile this rule: {type(exc).__name__}: {exc}"[:300]
+            errors.append(RuleError(item.location, message))
+            continue
         if item.spec.enabled:
             rules.append(rule)
     return rules, errors
@@ -92,32 +122,29 @@ class _Claim:
     path: Path
     place: Location  # the `id:` value
     fingerprint: str
+    order: tuple[int, int]  # the file's index in path order, the claim's index in the file
 
 
-def _owners(
-    claims: dict[str, list[_Claim]],
-    previous: dict[str, Path],
-    refused: dict[str, set[Path]],
-    running: RuleSet | None,
-) -> dict[str, _Claim]:
-    """Who has each id: the file that had it at the last reload, if it still uses it; else one
-    that was not refused it last time, preferring the running rule's text (a renamed file);
-    else the first place in path order."""
-    owners = {}
-    for rule_id, found in claims.items():
+_Rank = tuple[bool, bool, bool, tuple[int, int]]
+
+
+def _ranking(
+    previous: dict[str, Path], refused: dict[str, set[Path]], running: RuleSet | None
+) -> Callable[[str, _Claim], _Rank]:
+    """Who has an id (the lowest rank): the file that had it at the last reload, if it still
+    uses it; else one that was not refused it last time, preferring the running rule's text
+    (a renamed file); else the first place in path order."""
+
+    def rank(rule_id: str, claim: _Claim) -> _Rank:
         rule = running.rules.get(rule_id) if running is not None else None
-        fingerprint = rule.fingerprint if rule is not None else None
-        ranked = sorted(
-            range(len(found)),
-            key=lambda i: (
-                found[i].path != previous.get(rule_id),
-                found[i].path in refused.get(rule_id, ()),
-                found[i].fingerprint != fingerprint,
-                i,
-            ),
+        return (
+            claim.path != previous.get(rule_id),
+            claim.path in refused.get(rule_id, ()),
+            rule is None or claim.fingerprint != rule.fingerprint,
+            claim.order,
         )
-        owners[rule_id] = found[ranked[0]]
-    return owners
+
+    return rank
 
 
 class RuleRepository:
@@ -125,10 +152,14 @@ class RuleRepository:
 
     An id belongs to the rule that had it first: a file that brings an id another file already
     uses is the one in error (at its ``id:``), and keeps its own last good version, if any.
+    ``reload`` may run in a worker thread; reloads run one at a time.
     """
 
-    def __init__(self, directory: Path, tokens: TokenTable | None = None) -> None:
+    def __init__(
+        self, directory: Path, tokens: TokenTable | None = None, *, max_bytes: int = MAX_FILE_BYTES
+    ) -> None:
         self.directory = directory
+        self.max_bytes = max_bytes
         self._tokens = tokens or TokenTable()
         self._digests: dict[Path, str] = {}
         self._good: dict[Path, list[Rule]] = {}
@@ -138,20 +169,26 @@ class RuleRepository:
         self._owners: dict[str, Path] = {}  # id -> the file that has it
         self._refused: dict[str, set[Path]] = {}  # id -> files in error for bringing it again
         self._current: ReloadResult | None = None
+        self._lock = threading.Lock()
 
     @property
     def current(self) -> ReloadResult | None:
         return self._current
 
     def reload(self) -> ReloadResult:
-        paths = list_rule_files(self.directory)
+        with self._lock:
+            return self._reload()
+
+    def _reload(self) -> ReloadResult:
+        """Raises ``RulesDirError``, changing nothing, when the directory cannot be listed."""
+        paths = _rule_paths(self.directory)
         changed = set(paths) != set(self._digests)
         new_errors: list[RuleError] = []
         for gone in set(self._digests) - set(paths):
             for table in (self._digests, self._good, self._parsed, self._compiled, self._errors):
                 table.pop(gone, None)
         for path in paths:
-            parsed = parse_file(path, self._parsed.get(path))
+            parsed = parse_file(path, self._parsed.get(path), self.max_bytes)
             if parsed is self._parsed.get(path):
                 continue  # same bytes: not parsed again, its rules keep their objects
             changed = True
@@ -163,20 +200,8 @@ class RuleRepository:
         if not changed and self._current is not None:
             return ReloadResult(self._current.ruleset, self._current.files, changed=False)
         before = self._current
-        # A file in error runs its last good version, whose ids it then uses too; that can put
-        # another file in error, never take a file out of it, so this ends within len(paths).
-        in_error = {p for p in paths if self._errors[p]}
-        while True:
-            owners = _owners(
-                self._claims(paths, in_error),
-                self._owners,
-                self._refused,
-                before.ruleset if before else None,
-            )
-            duplicates = {p: self._duplicates(p, owners) for p in paths}
-            if in_error >= {p for p in paths if duplicates[p]}:
-                break
-            in_error |= {p for p in paths if duplicates[p]}
+        owners = self._settle_owners(paths, before.ruleset if before else None)
+        duplicates = {p: self._duplicates(p, owners) for p in paths}
         self._owners = {rule_id: claim.path for rule_id, claim in owners.items()}
         self._refused = {}
         for path in paths:
@@ -208,17 +233,48 @@ class RuleRepository:
         )
         return self._current
 
-    def _claims(self, paths: list[Path], in_error: set[Path]) -> dict[str, list[_Claim]]:
-        """Every place each id is used, in path order; a file in error also uses the ids of
-        the last good version it keeps running."""
-        claims: dict[str, list[_Claim]] = {}
+    def _settle_owners(self, paths: list[Path], running: RuleSet | None) -> dict[str, _Claim]:
+        """The owner of every id. A file in error runs its last good version, whose ids it
+        then uses too; that can take an id from a file, putting that file in error in turn,
+        never take a file out of error. Each file enters the error set once and adds its
+        claims once, and each claim is compared with the id's owner only, so this is linear."""
+        rank = _ranking(self._owners, self._refused, running)
+        owners: dict[str, _Claim] = {}
+
+        def claim(rule_id: str, new: _Claim) -> _Claim | None:
+            """Count ``new`` in; the owner it displaces, if any."""
+            current = owners.get(rule_id)
+            if current is None or rank(rule_id, new) < rank(rule_id, current):
+                owners[rule_id] = new
+                return current
+            return None
+
+        index = {path: i for i, path in enumerate(paths)}
+        in_error = {p for p in paths if self._errors[p]}
         for path in paths:
-            places = [(r.spec.id, id_place(r), r.fingerprint) for r in self._parsed[path].rules]
+            for rule_id, new in self._claims(path, index[path], good=path in in_error):
+                claim(rule_id, new)
+        queue = [p for p in paths if p not in in_error and self._duplicates(p, owners)]
+        while queue:
+            path = queue.pop()
             if path in in_error:
-                places += [(r.id, id_place(r), r.fingerprint) for r in self._good.get(path, [])]
-            for rule_id, place, fingerprint in places:
-                claims.setdefault(rule_id, []).append(_Claim(path, place, fingerprint))
-        return claims
+                continue
+            in_error.add(path)
+            for rule_id, new in self._claims(path, index[path], good=True):
+                displaced = claim(rule_id, new)
+                if displaced is not None and displaced.path not in in_error:
+                    queue.append(displaced.path)
+        return owners
+
+    def _claims(self, path: Path, index: int, *, good: bool) -> list[tuple[str, _Claim]]:
+        """The ids ``path`` uses: its text's, then (``good``) those of its last good version."""
+        places = [(r.spec.id, id_place(r), r.fingerprint) for r in self._parsed[path].rules]
+        if good:
+            places += [(r.id, id_place(r), r.fingerprint) for r in self._good.get(path, [])]
+        return [
+            (rule_id, _Claim(path, place, fingerprint, (index, i)))
+            for i, (rule_id, place, fingerprint) in enumerate(places)
+        ]
 
     def _duplicates(self, path: Path, owners: dict[str, _Claim]) -> list[RuleError]:
         """An error at each ``id:`` of this file's text that is not the place owning the id."""
@@ -231,9 +287,11 @@ class RuleRepository:
         return errors
 
 
-def check_files(paths: list[Path], tokens: TokenTable) -> list[RuleError]:
+def check_files(
+    paths: list[Path], tokens: TokenTable, max_bytes: int = MAX_FILE_BYTES
+) -> list[RuleError]:
     """Every error of every given rule file (and cross-file duplicates), for ``notifier check``."""
-    parsed = [parse_file(p) for p in paths]
+    parsed = [parse_file(p, max_bytes=max_bytes) for p in paths]
     errors: list[RuleError] = []
     for item in parsed:
         errors += _compile_file(item, tokens)[1]

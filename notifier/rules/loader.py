@@ -14,7 +14,11 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.composer import MaxDepthExceededError
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
 from notifier.rules.model import (
@@ -28,6 +32,7 @@ from notifier.rules.model import (
 )
 
 __all__ = [
+    "MAX_FILE_BYTES",
     "RULE_SUFFIXES",
     "Location",
     "ParsedFile",
@@ -43,6 +48,14 @@ __all__ = [
 
 RULE_SUFFIXES = (".yaml", ".yml")
 RULE_KINDS = frozenset({"quote", "order", "intent", "feed"})
+
+# Limits that keep one hostile or mistaken file from stalling or exhausting the loader.
+MAX_FILE_BYTES = 1_000_000  # the default of the ``rules_max_bytes`` setting
+MAX_DEPTH = 50  # nested values, scalars included; a rule needs 5
+MAX_ALIAS_VALUES = 10_000  # values that aliases (``*name``) may add to a file by expanding
+MAX_INT_DIGITS = 100  # uint256 has 78
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_INT_TAG = "tag:yaml.org,2002:int"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -83,9 +96,10 @@ class ParsedFile:
     errors: tuple[RuleError, ...] = ()
 
 
-def list_rule_files(directory: Path) -> list[Path]:
-    """Rule files directly in ``directory``, sorted; hidden ones (editor temps) skipped."""
-    if not directory.is_dir():
+def list_rule_files(directory: Path, *, missing_ok: bool = True) -> list[Path]:
+    """Rule files directly in ``directory``, sorted; hidden ones (editor temps) skipped.
+    A directory that does not exist holds none, or raises ``OSError`` unless ``missing_ok``."""
+    if missing_ok and not directory.is_dir():
         return []
     return sorted(
         p
@@ -161,16 +175,102 @@ _KIND_SPECS: dict[str, type[BaseModel]] = {
 }
 
 
-_yaml = YAML(typ="rt")
+class _Refused(MarkedYAMLError):
+    """A construct the loader refuses before building any value from it."""
+
+    def __init__(self, node: Node, problem: str) -> None:
+        super().__init__(problem=problem, problem_mark=node.start_mark)
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [n for pair in node.value for n in pair]
+    return list(node.value) if isinstance(node, SequenceNode) else []
+
+
+def _check_nodes(root: Node) -> None:
+    """Refuse, at their place, what would crash or blow up construction: complex and merge
+    keys, huge integers, aliases that refer to their own container or expand too far."""
+    size: dict[int, int] = {}  # id(node) -> its value count, aliases expanded
+    open_nodes: set[int] = set()
+    expanded = 0
+    stack: list[tuple[Node, Node | None, bool]] = [(root, None, False)]
+    while stack:
+        node, parent, done = stack.pop()
+        key = id(node)
+        if done:
+            open_nodes.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in _children(node))
+            continue
+        if key in size:  # a second reference: an alias use
+            expanded += size[key]
+            if expanded > MAX_ALIAS_VALUES:
+                raise _Refused(
+                    parent or node,
+                    f"aliases (*name) expand to more than {MAX_ALIAS_VALUES:,} values; "
+                    "write the values out",
+                )
+            continue
+        if key in open_nodes:
+            raise _Refused(parent or node, "an alias (*name) refers to a value that contains it")
+        if isinstance(node, ScalarNode):
+            digits = len(node.value.lstrip("+-"))
+            if node.tag == _INT_TAG and digits > MAX_INT_DIGITS:
+                raise _Refused(
+                    node, f"an integer of {digits} digits; at most {MAX_INT_DIGITS} are accepted"
+                )
+        if isinstance(node, MappingNode):
+            for k, _ in node.value:
+                if not isinstance(k, ScalarNode):
+                    raise _Refused(
+                        k, "a key must be a plain word such as id or on, not a list or mapping"
+                    )
+                if k.tag == _MERGE_TAG:
+                    raise _Refused(
+                        k, "merge keys (<<) are not supported; write the keys out in each rule"
+                    )
+        open_nodes.add(key)
+        stack.append((node, parent, True))
+        stack.extend((child, node, False) for child in reversed(_children(node)))
+
+
+class _CheckedConstructor(RoundTripConstructor):
+    def construct_document(self, node: Any) -> Any:
+        _check_nodes(node)
+        return super().construct_document(node)
+
+
+def _new_yaml() -> YAML:
+    """One loader per parse: a ``YAML`` object keeps its reader's state, and files may be parsed
+    in threads."""
+    yaml = YAML(typ="rt")
+    yaml.Constructor = _CheckedConstructor
+    yaml.max_depth = MAX_DEPTH
+    return yaml
+
+
+def _mark_location(path: str, mark: Any) -> Location:
+    return Location(path, mark.line + 1, mark.column + 1) if mark else Location(path, 1, 1)
+
+
+def _position_location(path: str, text: str, position: int) -> Location:
+    """A character offset in ``text`` as a line and column."""
+    line_start = text.rfind("\n", 0, position) + 1
+    return Location(path, text.count("\n", 0, position) + 1, position - line_start + 1)
 
 
 def _load_yaml(text: str, path: str) -> CommentedMap | RuleError | None:
     try:
-        root = _yaml.load(text)
+        root = _new_yaml().load(text)
+    except MaxDepthExceededError as exc:
+        where = _mark_location(path, exc.problem_mark)
+        return RuleError(where, f"YAML: values nested deeper than {MAX_DEPTH} levels")
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path, 1, 1)
+        where = _mark_location(path, exc.problem_mark or exc.context_mark)
         return RuleError(where, f"YAML: {exc.problem or exc.context}")
+    except ReaderError as exc:
+        where = _position_location(path, text, exc.position)
+        return RuleError(where, f"YAML: unacceptable character #x{exc.character:04x}: {exc.reason}")
     except YAMLError as exc:
         return RuleError(Location(path, 1, 1), f"YAML: {exc}")
     if root is None or isinstance(root, CommentedMap):
@@ -264,20 +364,38 @@ def _fingerprint(item: Any) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def parse_file(path: Path, previous: ParsedFile | None = None) -> ParsedFile:
-    """Read and parse ``path``; returns ``previous`` itself when the bytes are unchanged."""
+def parse_file(
+    path: Path, previous: ParsedFile | None = None, max_bytes: int = MAX_FILE_BYTES
+) -> ParsedFile:
+    """Read and parse ``path``; returns ``previous`` itself when the bytes are unchanged.
+
+    Whatever the file holds, the outcome is a ``ParsedFile``: its errors are located and no
+    exception escapes, so one file never stops the others from loading.
+    """
+    start = Location(str(path), 1, 1)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as stream:
+            raw = stream.read(max_bytes + 1)
     except OSError as exc:
-        return ParsedFile(path, "", (), (RuleError(Location(str(path), 1, 1), str(exc)),))
+        return ParsedFile(path, "", (), (RuleError(start, str(exc)),))
     digest = hashlib.sha256(raw).hexdigest()
     if previous is not None and previous.digest == digest:
         return previous
+    if len(raw) > max_bytes:
+        message = f"larger than {max_bytes:,} bytes (the rules_max_bytes setting); not read"
+        return ParsedFile(path, digest, (), (RuleError(start, message),))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return ParsedFile(path, digest, (), (RuleError(Location(str(path), 1, 1), f"{exc}"),))
-    rules, errors = parse_text(text, str(path))
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        where = Location(str(path), line, col)
+        return ParsedFile(path, digest, (), (RuleError(where, f"not UTF-8 text: {exc.reason}"),))
+    try:
+        rules, errors = parse_text(text, str(path))
+    except Exception as exc:  # a loader defect must stay this file's error, not stop a reload
+        message = f"cannot load this file: {type(exc).__name__}: {exc}"[:300]
+        return ParsedFile(path, digest, (), (RuleError(start, message),))
     return ParsedFile(path, digest, tuple(rules), tuple(errors))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -40,6 +41,20 @@ def _duration(value: Any) -> float:
     raise ValueError("expected a duration such as 30s, 15m, 1h30m or 2d")
 
 
+def _at_least(minimum: float, shown: str) -> Callable[[Any], float]:
+    """A duration validator refusing periods shorter than ``minimum`` seconds: a rule that
+    repeats every millisecond floods its channels, one that waits 1 ms waits for nothing."""
+
+    def check(value: Any) -> float:
+        seconds = _duration(value)
+        if seconds < minimum:
+            given = value if isinstance(value, str) else f"{value}s"
+            raise ValueError(f"at least {shown} (got {given})")
+        return seconds
+
+    return check
+
+
 def _amount(value: Any) -> float | str:
     """A positive number of human units, or a digit string of smallest units."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -55,6 +70,8 @@ def _listify(value: Any) -> Any:
 
 
 Duration = Annotated[float, BeforeValidator(_duration)]
+Period = Annotated[float, BeforeValidator(_at_least(1.0, "1s"))]  # for, cooldown, overdue
+RepeatPeriod = Annotated[float, BeforeValidator(_at_least(60.0, "1m"))]
 StrList = Annotated[list[str], BeforeValidator(_listify)]
 IntList = Annotated[list[int], BeforeValidator(_listify)]
 
@@ -68,7 +85,7 @@ class _RuleBase(_Strict):
     description: str = ""
     enabled: bool = True
     when: str | None = None
-    cooldown: Duration | None = None
+    cooldown: Period | None = None
     notify: StrList | None = None
     severity: Severity = "info"
     title: str | None = None
@@ -79,8 +96,8 @@ class _StateKeys(_Strict):
     """Keys of rules that hold a state per key (inactive → pending → firing → resolved)."""
 
     until: str | None = None
-    for_: Duration | None = Field(default=None, alias="for")
-    repeat: Duration | None = None
+    for_: Period | None = Field(default=None, alias="for")
+    repeat: RepeatPeriod | None = None
     resolved: bool = False
 
 
@@ -127,7 +144,7 @@ class IntentSpec(_RuleBase, _StateKeys):
     on: Literal["intent"]
     intents: StrList | None = None
     to: StrList | None = None
-    overdue: Duration | None = None
+    overdue: Period | None = None
 
     @field_validator("to")
     @classmethod
