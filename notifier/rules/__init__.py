@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from notifier.rules.bounds import DEFAULT_BUDGET, Budget
 from notifier.rules.compiled import CompileError, Rule, compile_rule
 from notifier.rules.engine import Engine, RuleSet, StateStore
 from notifier.rules.loader import (
@@ -69,12 +70,14 @@ class ReloadResult:
         return [e for f in self.files for e in f.errors]
 
 
-def _compile_file(parsed: ParsedFile, tokens: TokenTable) -> tuple[list[Rule], list[RuleError]]:
+def _compile_file(
+    parsed: ParsedFile, tokens: TokenTable, budget: Budget = DEFAULT_BUDGET
+) -> tuple[list[Rule], list[RuleError]]:
     rules: list[Rule] = []
     errors = list(parsed.errors)
     for item in parsed.rules:
         try:
-            rule = compile_rule(item, tokens)
+            rule = compile_rule(item, tokens, budget)
         except CompileError as exc:
             errors.extend(exc.errors)
             continue
@@ -125,9 +128,12 @@ class RuleRepository:
     uses is the one in error (at its ``id:``), and keeps its own last good version, if any.
     """
 
-    def __init__(self, directory: Path, tokens: TokenTable | None = None) -> None:
+    def __init__(
+        self, directory: Path, tokens: TokenTable | None = None, budget: Budget = DEFAULT_BUDGET
+    ) -> None:
         self.directory = directory
         self._tokens = tokens or TokenTable()
+        self._budget = budget  # what each evaluation of a rule may spend ([limits])
         self._digests: dict[Path, str] = {}
         self._good: dict[Path, list[Rule]] = {}
         self._parsed: dict[Path, ParsedFile] = {}
@@ -155,7 +161,7 @@ class RuleRepository:
             changed = True
             self._digests[path] = parsed.digest
             self._parsed[path] = parsed
-            self._compiled[path], errors = _compile_file(parsed, self._tokens)
+            self._compiled[path], errors = _compile_file(parsed, self._tokens, self._budget)
             self._errors[path] = tuple(sorted(errors))
             new_errors += errors
         if not changed and self._current is not None:
