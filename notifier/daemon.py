@@ -25,7 +25,8 @@ from notifier.events import Event, Interest, PairKey, QuoteEvent
 from notifier.http import HttpApi, HttpError
 from notifier.metrics import Metrics
 from notifier.rules import ReloadResult, RuleRepository
-from notifier.rules.engine import Engine
+from notifier.rules.bounds import Budget
+from notifier.rules.engine import DisabledRule, Engine
 from notifier.rules.loader import RULE_SUFFIXES
 from notifier.rules.state import StateStore
 from notifier.sources import SOURCES, Source, SourceContext, load_plugins
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 RESCAN_INTERVAL = 60.0
 WATCH_STEP_MS = 30  # watchfiles yields a batch once no new change arrived for this long
 WATCH_READY_MS = 250  # an idle watch wakes this often; its first wake-up marks it armed
+EVAL_SLICE = 0.02  # seconds of evaluation after which the consumer lets the loop run
 
 
 class StartupError(Exception):
@@ -128,7 +130,8 @@ class Daemon:
         s = self.settings
         self.store = Store.open(s.effective_state_dir)
         self.tokens = s.token_table()
-        self.repository = RuleRepository(s.rules_dir, self.tokens)
+        budget = Budget(cpu=s.limits.eval_cpu, memory=int(s.limits.eval_memory))
+        self.repository = RuleRepository(s.rules_dir, self.tokens, budget)
         self.dispatcher = Dispatcher(self.store, s, self.metrics)
         channel_errors = self.dispatcher.channel_errors  # loaded by its constructor
         if channel_errors:
@@ -140,6 +143,7 @@ class Daemon:
             tokens=self.tokens,
             store=StateStore(self.store),
             metrics=self.metrics,
+            on_disabled=self._rule_disabled,
         )
         self._after_reload(first, time.perf_counter())
         # Transitional: the sources still take the raw connection until they move onto Store.
@@ -269,6 +273,16 @@ class Daemon:
             )
         self._publish_status()
 
+    def _rule_disabled(self, disabled: DisabledRule) -> None:
+        """One message to ``errors_to`` per disabled rule text (the engine logged it)."""
+        rule = disabled.rule
+        self.dispatcher.report_error(
+            f"rule-disabled|{rule.id}|{rule.fingerprint}",
+            f"notifier: rule {rule.id} disabled",
+            f"{disabled.error}\nIt stays disabled until {rule.location.path} changes.",
+        )
+        self._publish_status()
+
     def _interest(self, result: ReloadResult) -> Interest:
         return result.ruleset.interest()
 
@@ -323,11 +337,15 @@ class Daemon:
             await queue.wait()
             self._idle.clear()
             before = engine.next_due()
+            slice_end = time.perf_counter() + EVAL_SLICE
             for event in queue.drain():
                 try:
                     engine.handle(event)
                 except Exception:
                     log.exception("rule engine failed on %s; event skipped", type(event).__name__)
+                if time.perf_counter() > slice_end:  # a long batch: let the loop run between
+                    await asyncio.sleep(0)
+                    slice_end = time.perf_counter() + EVAL_SLICE
             if engine.next_due() != before:
                 self._timer_changed.set()
             if len(queue):
@@ -386,9 +404,11 @@ class Daemon:
         rules = len(self.engine.rules.rules) if hasattr(self, "engine") else 0
         counts = self.engine.alert_counts() if hasattr(self, "engine") else {}
         failed = sum(1 for f in self.last_reload.files if f.failed) if self.last_reload else 0
+        disabled = len(self.engine.disabled()) if hasattr(self, "engine") else 0
         text = f"feeds {up}/{len(self.sources)} up, {rules} rules, {counts.get('firing', 0)} firing"
         if counts.get("pending"):
             text += f", {counts['pending']} pending"
+        text += f", {disabled} rule(s) disabled" if disabled else ""
         return text + (f", {failed} rule file(s) with errors" if failed else "")
 
     # -- DaemonView (HTTP API) -------------------------------------------------------------
@@ -399,6 +419,9 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         files = self.last_reload.files if self.last_reload else ()
+        disabled: dict[str, list[str]] = {}
+        for rule in self.engine.disabled():  # over budget: among its file's errors
+            disabled.setdefault(rule.error.location.path, []).append(str(rule.error))
         return {
             "version": __version__,
             "uptime_s": round(time.time() - self.started_at, 1),
@@ -412,9 +435,9 @@ class Daemon:
                     {
                         "path": f.path,
                         "rules": list(f.rules),
-                        "error_count": len(f.errors),
+                        "error_count": len(f.errors) + len(disabled.get(f.path, ())),
                         "loaded": f.loaded,
-                        "errors": [str(e) for e in f.errors],
+                        "errors": [str(e) for e in f.errors] + disabled.get(f.path, []),
                     }
                     for f in files
                 ],

@@ -1,5 +1,5 @@
-"""The per-evaluation budget: an expression or template that runs past its CPU or memory budget
-is stopped fast with ``BudgetExceeded`` (SPEC §12, issue 11 item 1)."""
+"""The per-evaluation budget: a rule that runs past its CPU or memory budget is stopped fast,
+disabled with a located error, and the other rules keep running (SPEC §12, issue 11 item 1)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import time
 
 import pytest
 
+from notifier.events import QuoteEvent
+from notifier.notification import Notification
+from notifier.rules.engine import DisabledRule, Engine
+from notifier.rules.ruleset import RuleSet
 from notifier.rules.sandbox import (
     Budget,
     BudgetExceeded,
@@ -14,6 +18,7 @@ from notifier.rules.sandbox import (
     compile_expression,
     compile_template,
 )
+from tests.support import SOL_USDC, compile_text
 
 HELD_AT_MOST = 1.0  # seconds; the budget is 50 ms, this bound only allows for a loaded machine
 
@@ -122,3 +127,83 @@ def test_the_budget_is_per_evaluation_and_legitimate_templates_fit() -> None:
         budget=Budget(memory=1_000_000),
     )  # 50 x 8 KB, charged as built and as set: 0.8 MB of the 1 MB
     assert [template.render({}) for _ in range(5)] == ["ok"] * 5
+
+
+# -- the engine --------------------------------------------------------------------------------
+
+
+def quote_rules(titles: dict[str, str]) -> str:
+    """A rule file: per id, a rule firing above 200 USDC for 1 SOL with that title."""
+    lines = ["rules:"]
+    for rule_id, title in titles.items():
+        lines += [
+            f"  - id: {rule_id}",
+            "    on: quote",
+            "    pair: {in: SOL, out: USDC, amount: 1}",
+        ]
+        lines += ["    above: 200", f'    title: "{title}"']
+    return "\n".join(lines) + "\n"
+
+
+HOSTILE_NEXT_TO_HEALTHY = quote_rules(
+    {"healthy": "SOL at {{ price }}", "hostile": BIG_INTEGERS_UNDER_THE_CAP}
+)
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.sent: list[Notification] = []
+
+    def enqueue(self, notification: Notification) -> bool:
+        self.sent.append(notification)
+        return True
+
+
+def quote(price: float, slot: int) -> QuoteEvent:
+    return QuoteEvent(SOL_USDC, round(price * 1e6), 3, 1, slot, 0.0)
+
+
+def rig(text: str) -> tuple[Engine, Sink, list[DisabledRule]]:
+    rules, errors = compile_text(text, "rules.yaml")
+    assert errors == []
+    sink, disabled = Sink(), list[DisabledRule]()
+    engine = Engine(RuleSet(rules), sink, clock=lambda: 1000.0, on_disabled=disabled.append)
+    return engine, sink, disabled
+
+
+@pytest.mark.timeout(60)
+def test_a_rule_over_budget_is_disabled_with_its_location_and_the_others_keep_running() -> None:
+    """The hostile title is stopped once, reported once at its ``title:`` key, and no longer
+    evaluated; the healthy rule on the same pair fires and resolves as usual."""
+    engine, sink, disabled = rig(HOSTILE_NEXT_TO_HEALTHY)
+    started = time.perf_counter()
+    engine.handle(quote(201.0, 1))
+    assert time.perf_counter() - started < HELD_AT_MOST
+    assert [n.title for n in sink.sent if n.rule_id == "healthy"] == ["SOL at 201.0"]
+    [report] = disabled
+    assert report.rule.id == "hostile"
+    assert str(report.error).startswith("rules.yaml:11:12: title: rule 'hostile' disabled")
+    assert "until its file changes" in str(report.error)
+    assert engine.disabled() == [report]
+    for slot, price in enumerate((190.0, 205.0, 190.0, 206.0), start=2):
+        engine.handle(quote(price, slot))
+    assert len(disabled) == 1
+    assert [n.rule_id for n in sink.sent] == ["healthy", "hostile", "healthy", "healthy"]
+    assert "title failed to render" in sink.sent[1].title  # the firing it stopped in
+    assert sink.sent[1].body == sink.sent[1].title  # the body was not rendered after it
+
+
+def test_a_disabled_rule_keeps_its_state_and_stays_out_until_its_text_is_reloaded() -> None:
+    """Swapping in the same rule objects (an unchanged file) keeps the rule disabled; a new
+    compilation of the file enables it again."""
+    engine, _, disabled = rig(HOSTILE_NEXT_TO_HEALTHY)
+    engine.handle(quote(201.0, 1))
+    assert [a["rule"] for a in engine.alerts()] == ["healthy", "hostile"]
+    engine.swap(RuleSet(engine.rules.rules.values()))
+    assert [d.rule.id for d in engine.disabled()] == ["hostile"]
+    assert [a["rule"] for a in engine.alerts()] == ["healthy", "hostile"]  # state kept
+    rules, _ = compile_text(HOSTILE_NEXT_TO_HEALTHY.replace("above: 200", "above: 300"), "r.yaml")
+    engine.swap(RuleSet(rules))
+    assert engine.disabled() == []
+    engine.handle(quote(301.0, 2))
+    assert len(disabled) == 2  # evaluated again, so stopped again: once per text
