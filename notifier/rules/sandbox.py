@@ -180,13 +180,12 @@ class Expression:
         self.native = closure is not None
         if closure is None:
             with _loading():
-                closure = ENV.compile_expression(source, undefined_to_none=False)
+                closure = _metered(ENV.compile_expression(source, undefined_to_none=False), budget)
         self._compiled: Evaluator = closure
 
     def __call__(self, variables: Mapping[str, Any]) -> Any:
         """Evaluate; raises ``SandboxError`` for a refused operation or a runtime error,
         ``BudgetExceeded`` past the budget."""
-        token = None if self.native else start_metering(self.budget)[1]
         try:
             result = self._compiled(variables)
             if isinstance(result, Undefined):
@@ -197,10 +196,20 @@ class Expression:
             raise SandboxError(f"refused: {exc}") from None
         except Exception as exc:
             raise SandboxError(f"{type(exc).__name__}: {exc}") from None
-        finally:
-            if token is not None:
-                stop_metering(token)
         return result
+
+
+def _metered(evaluate: Evaluator, budget: Budget) -> Evaluator:
+    """``evaluate`` under a meter of ``budget``; the native path never pays for one."""
+
+    def metered(variables: Mapping[str, Any]) -> Any:
+        token = start_metering(budget)[1]
+        try:
+            return evaluate(variables)
+        finally:
+            stop_metering(token)
+
+    return metered
 
 
 class Template:
