@@ -12,7 +12,15 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ByteSize,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,6 +36,7 @@ __all__ = [
     "FusionSettings",
     "HttpSettings",
     "IntentSettings",
+    "LimitSettings",
     "QuoteSettings",
     "Settings",
     "TokenSettings",
@@ -107,6 +116,14 @@ class DeliverySettings(_Section):
     rate_limits: dict[str, RateLimitSettings] = Field(default_factory=dict)
 
 
+class LimitSettings(_Section):
+    """What one evaluation of a rule's expression or one render of its template may spend
+    (SPEC §12); past either, the rule is disabled until its file changes."""
+
+    eval_cpu: Duration = Field(default=0.05, ge=0.001, le=1.0)  # CPU time, e.g. "50ms"
+    eval_memory: ByteSize = Field(default=ByteSize(32_000_000), ge=1_000_000)  # e.g. "32MB"
+
+
 _config_path: ContextVar[Path | None] = ContextVar("notifier_config_path", default=None)
 
 
@@ -169,6 +186,7 @@ class Settings(BaseSettings):
     quotes: QuoteSettings = Field(default_factory=QuoteSettings)
     intents: IntentSettings = Field(default_factory=IntentSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     tokens: dict[str, TokenSettings] = Field(default_factory=dict)
 
     @classmethod

@@ -25,7 +25,8 @@ from notifier.http import HttpApi, HttpError
 from notifier.metrics import Metrics
 from notifier.recorder import Recorder
 from notifier.rules import ReloadResult, RuleRepository, RulesDirError
-from notifier.rules.engine import Engine
+from notifier.rules.bounds import Budget
+from notifier.rules.engine import DisabledRule, Engine
 from notifier.rules.loader import RULE_SUFFIXES
 from notifier.rules.state import StateStore
 from notifier.sources import SOURCES, Source, SourceContext, load_plugins
@@ -41,6 +42,7 @@ RESCAN_INTERVAL = 60.0
 WATCH_STEP_MS = 30  # watchfiles yields a batch once no new change arrived for this long
 WATCH_READY_MS = 250  # an idle watch wakes this often; its first wake-up marks it armed
 DIR_POLL = 1.0  # how often a missing rules dir is looked for
+EVAL_SLICE = 0.02  # seconds of evaluation after which the consumer lets the loop run
 
 
 class StartupError(Exception):
@@ -94,7 +96,10 @@ class Daemon:
         except StoreError as exc:  # names the path; a damaged file was already moved aside
             raise StartupError(str(exc), retryable=exc.retryable) from None
         self.tokens = s.token_table()
-        self.repository = RuleRepository(s.rules_dir, self.tokens, max_bytes=s.rules_max_bytes)
+        budget = Budget(cpu=s.limits.eval_cpu, memory=int(s.limits.eval_memory))
+        self.repository = RuleRepository(
+            s.rules_dir, self.tokens, budget, max_bytes=s.rules_max_bytes
+        )
         self.dispatcher = Dispatcher(self.store, s, self.metrics)
         channel_errors = self.dispatcher.channel_errors  # loaded by its constructor
         if channel_errors:
@@ -109,6 +114,7 @@ class Daemon:
             tokens=self.tokens,
             store=StateStore(self.store),
             metrics=self.metrics,
+            on_disabled=self._rule_disabled,
         )
         self._after_reload(first, time.perf_counter())
         context = SourceContext(settings=s, sink=self.queue, metrics=self.metrics, store=self.store)
@@ -281,6 +287,16 @@ class Daemon:
             )
         self._publish_status()
 
+    def _rule_disabled(self, disabled: DisabledRule) -> None:
+        """One message to ``errors_to`` per disabled rule text (the engine logged it)."""
+        rule = disabled.rule
+        self.dispatcher.report_error(
+            f"rule-disabled|{rule.id}|{rule.fingerprint}",
+            f"notifier: rule {rule.id} disabled",
+            f"{disabled.error}\nIt stays disabled until {rule.location.path} changes.",
+        )
+        self._publish_status()
+
     def _interest(self, result: ReloadResult) -> Interest:
         return result.ruleset.interest()
 
@@ -349,6 +365,7 @@ class Daemon:
             await queue.wait()
             self._idle.clear()
             before = engine.next_due()
+            slice_end = time.perf_counter() + EVAL_SLICE
             for event in queue.drain():
                 try:
                     engine.handle(event)
@@ -357,6 +374,9 @@ class Daemon:
                         log.exception(
                             "rule engine failed on %s; event skipped", type(event).__name__
                         )
+                if time.perf_counter() > slice_end:  # a long batch: let the loop run between
+                    await asyncio.sleep(0)
+                    slice_end = time.perf_counter() + EVAL_SLICE
             if engine.next_due() != before:
                 self._timer_changed.set()
             if len(queue):
@@ -416,9 +436,11 @@ class Daemon:
         rules = len(self.engine.rules.rules) if hasattr(self, "engine") else 0
         counts = self.engine.alert_counts() if hasattr(self, "engine") else {}
         failed = sum(1 for f in self.last_reload.files if f.failed) if self.last_reload else 0
+        disabled = len(self.engine.disabled()) if hasattr(self, "engine") else 0
         text = f"feeds {up}/{len(self.sources)} up, {rules} rules, {counts.get('firing', 0)} firing"
         if counts.get("pending"):
             text += f", {counts['pending']} pending"
+        text += f", {disabled} rule(s) disabled" if disabled else ""
         text += f", {failed} rule file(s) with errors" if failed else ""
         return text + (", rules dir missing" if self.rules_dir_error else "")
 
@@ -432,6 +454,9 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         files = self.last_reload.files if self.last_reload else ()
+        disabled: dict[str, list[str]] = {}
+        for rule in self.engine.disabled():  # over budget: among its file's errors
+            disabled.setdefault(rule.error.location.path, []).append(str(rule.error))
         return {
             "version": __version__,
             "uptime_s": round(time.time() - self.started_at, 1),
@@ -442,7 +467,7 @@ class Daemon:
                 "loaded": len(self.engine.rules.rules),
                 "dir": str(self.settings.rules_dir),
                 "dir_error": self.rules_dir_error,
-                "files": rule_files_json(files),
+                "files": rule_files_json(files, disabled),
             },
             "alerts": self.alerts(),
             "alert_counts": self.engine.alert_counts(),

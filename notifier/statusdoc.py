@@ -26,14 +26,18 @@ def feed_json(status: FeedStatus) -> dict[str, Any]:
     }
 
 
-def rule_files_json(files: Iterable[FileReport]) -> list[dict[str, Any]]:
+def rule_files_json(
+    files: Iterable[FileReport], disabled: Mapping[str, list[str]]
+) -> list[dict[str, Any]]:
+    """Each rule file with its errors; ``disabled`` adds, per path, the located errors of
+    rules disabled for exceeding their budget."""
     return [
         {
             "path": f.path,
             "rules": list(f.rules),
-            "error_count": len(f.errors),
+            "error_count": len(f.errors) + len(disabled.get(f.path, ())),
             "loaded": f.loaded,
-            "errors": [str(e) for e in f.errors],
+            "errors": [str(e) for e in f.errors] + disabled.get(f.path, []),
         }
         for f in files
     ]

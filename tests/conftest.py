@@ -4,6 +4,7 @@ a state database. Plain helpers (daemon settings, SOL/USDC, an event sink) are i
 from __future__ import annotations
 
 import os
+import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -36,6 +37,21 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """An aiohttp client session for talking to the simulator or the daemon's API."""
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+MEMORY_LIMIT = 4_000_000  # bytes: far below what any resource bomb of the sandbox would allocate
+
+
+@pytest.fixture
+def small_memory() -> Iterator[None]:
+    """Fail the test if Python allocated more than ``MEMORY_LIMIT`` at its peak."""
+    tracemalloc.start()
+    try:
+        yield
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < MEMORY_LIMIT
 
 
 @pytest.fixture

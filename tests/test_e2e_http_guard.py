@@ -62,7 +62,7 @@ async def test_idle_connection_flood_neither_starves_healthz_nor_floods_the_log(
     """1,100 idle connections against ``notifier run`` at 1,024 descriptors: a new client still
     gets ``/healthz``, the log stays quiet, and the daemon stops cleanly."""
     config = refused_config(tmp_path, http='listen = "127.0.0.1:0"')
-    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules").mkdir(exist_ok=True)  # refused_config makes it too
     (tmp_path / "rules" / "rules.yaml").write_text(SOL_ABOVE_200, encoding="utf-8")
     log_path = tmp_path / "stderr.log"
     sockets: list[socket.socket] = []

@@ -2,41 +2,29 @@
 
 from __future__ import annotations
 
-import tracemalloc
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from notifier.rules.compiled import COMMON_VARIABLES, VARIABLES
 from notifier.rules.sandbox import (
+    Budget,
     SandboxError,
     compile_expression,
     compile_template,
 )
 
 QUOTE_VARIABLES = VARIABLES["quote"] | COMMON_VARIABLES
-MEMORY_LIMIT = 4_000_000  # bytes: far below what any of the bombs would allocate
-
-
-@pytest.fixture
-def small_memory() -> Iterator[None]:
-    """Fail the test if evaluation allocates more than ``MEMORY_LIMIT`` at its peak."""
-    tracemalloc.start()
-    try:
-        yield
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < MEMORY_LIMIT
+# The per-operation caps, tested apart from the per-evaluation budget (tests/test_rules_budget.py)
+CAPS_ONLY = Budget(cpu=60.0, memory=10**12)
 
 
 def evaluate(source: str, variables: dict[str, Any] | None = None) -> Any:
-    return compile_expression(source)(variables or {})
+    return compile_expression(source, budget=CAPS_ONLY)(variables or {})
 
 
 def render(source: str, variables: dict[str, Any] | None = None) -> str:
-    return compile_template(source).render(variables or {})
+    return compile_template(source, budget=CAPS_ONLY).render(variables or {})
 
 
 # -- escapes to Python internals --------------------------------------------------------------
@@ -224,7 +212,8 @@ def test_jinja_powers_are_left_associative_so_2_to_10_to_8_is_small() -> None:
 def test_the_budget_is_per_render_not_per_template() -> None:
     """A template near the step budget renders again and again: the budget refills."""
     template = compile_template(
-        "{% for i in range(300) %}{% for j in range(300) %}{% endfor %}{% endfor %}ok"
+        "{% for i in range(300) %}{% for j in range(300) %}{% endfor %}{% endfor %}ok",
+        budget=CAPS_ONLY,
     )
     assert [template.render({}) for _ in range(3)] == ["ok", "ok", "ok"]
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from notifier.rules.bounds import DEFAULT_BUDGET, Budget
 from notifier.rules.compiled import CompileError, Rule, compile_rule
 from notifier.rules.engine import Engine
 from notifier.rules.loader import (
@@ -94,12 +95,14 @@ class ReloadResult:
         return [e for f in self.files for e in f.errors]
 
 
-def _compile_file(parsed: ParsedFile, tokens: TokenTable) -> tuple[list[Rule], list[RuleError]]:
+def _compile_file(
+    parsed: ParsedFile, tokens: TokenTable, budget: Budget = DEFAULT_BUDGET
+) -> tuple[list[Rule], list[RuleError]]:
     rules: list[Rule] = []
     errors = list(parsed.errors)
     for item in parsed.rules:
         try:
-            rule = compile_rule(item, tokens)
+            rule = compile_rule(item, tokens, budget)
         except CompileError as exc:
             errors.extend(exc.errors)
             continue
@@ -156,11 +159,17 @@ class RuleRepository:
     """
 
     def __init__(
-        self, directory: Path, tokens: TokenTable | None = None, *, max_bytes: int = MAX_FILE_BYTES
+        self,
+        directory: Path,
+        tokens: TokenTable | None = None,
+        budget: Budget = DEFAULT_BUDGET,
+        *,
+        max_bytes: int = MAX_FILE_BYTES,
     ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self._tokens = tokens or TokenTable()
+        self._budget = budget  # what each evaluation of a rule may spend ([limits])
         self._digests: dict[Path, str] = {}
         self._good: dict[Path, list[Rule]] = {}
         self._parsed: dict[Path, ParsedFile] = {}
@@ -194,7 +203,7 @@ class RuleRepository:
             changed = True
             self._digests[path] = parsed.digest
             self._parsed[path] = parsed
-            self._compiled[path], errors = _compile_file(parsed, self._tokens)
+            self._compiled[path], errors = _compile_file(parsed, self._tokens, self._budget)
             self._errors[path] = tuple(sorted(errors))
             new_errors += errors
         if not changed and self._current is not None:

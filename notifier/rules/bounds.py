@@ -1,9 +1,13 @@
 """The bounded Jinja environment behind rule expressions and templates.
 
 Jinja's ``ImmutableSandboxedEnvironment`` refuses attribute access to internals and changes to
-lists and dicts; on top of that this environment bounds the work one evaluation can do: ranges,
-repetitions, powers, format widths and the size of any value a call, filter or ``set`` produces
-are capped, and a render draws loop iterations from a ``MAX_STEPS`` budget.
+lists and dicts; on top of that this environment bounds the work one evaluation can do. Single
+operations are capped before they build their result: ranges, repetitions, integer sizes, format
+widths, padding and ``to_bytes`` lengths, and the size of any value a call, filter, operator or
+``set`` produces; an operation over a cap is refused (``SecurityError``). The evaluation as a
+whole runs under a ``Meter``: loop iterations, calls, filters and operators check its CPU
+deadline and charge the values they build against its memory budget, and one that runs past
+either raises ``BudgetExceeded``, which disables the rule (``notifier.rules.engine``).
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import math
 import re
 import string
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
 from functools import wraps
-from typing import Any
+from time import perf_counter, thread_time
+from typing import Any, Literal
 
 from jinja2 import StrictUndefined
 from jinja2.exceptions import SecurityError
@@ -23,29 +29,39 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import _PassArg
 
 __all__ = [
+    "DEFAULT_BUDGET",
     "ENV",
+    "MAX_INT_BITS",
     "MAX_LOOP_DEPTH",
     "MAX_RANGE",
     "MAX_SIZE",
     "MAX_STEPS",
+    "Budget",
+    "BudgetExceeded",
+    "Meter",
     "SandboxError",
     "bounded_mul",
     "check_format",
     "refuse_above",
-    "render_steps",
+    "start_metering",
+    "stop_metering",
 ]
 
 MAX_RANGE = 1_000
 MAX_SIZE = 10_000  # characters of a string, items of a list, 64-bit words of an integer
+# Integers stay small enough for every operation on them to take microseconds: a product of
+# two 320,000-bit integers took 30 ms and their division 150 ms, one such operation per loop
+# step was how a title held the loop for 39 s. 16,384 bits is more than 4,900 digits.
+MAX_INT_BITS = 16_384
 MAX_STEPS = 100_000  # loop iterations per render
 MAX_LOOP_DEPTH = 2
 MAX_WIDTH = 9_999  # format widths and precisions
+BYTES_PER_UNIT = 8  # the memory charged per character, item or 64-bit word a value holds
 _WIDTH_FILTERS = frozenset(
     {"center", "indent", "wordwrap", "truncate", "round", "slice", "batch", "filesizeformat"}
 )
 _PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
-render_steps: ContextVar[list[int]] = ContextVar("sandbox_steps")  # a render's loop budget
 
 
 class SandboxError(Exception):
@@ -54,6 +70,87 @@ class SandboxError(Exception):
     def __init__(self, message: str, line: int | None = None) -> None:
         super().__init__(message)
         self.line = line
+
+
+class BudgetExceeded(SandboxError):
+    """One evaluation ran past its CPU or memory ``Budget`` and was stopped."""
+
+    def __init__(self, message: str, resource: Literal["cpu", "memory"]) -> None:
+        super().__init__(message)
+        self.resource = resource
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What one evaluation of an expression or one render of a template may spend:
+    ``cpu`` seconds of its thread's CPU time, ``memory`` bytes of values built."""
+
+    cpu: float = 0.05
+    memory: int = 32_000_000
+
+
+DEFAULT_BUDGET = Budget()
+
+
+class Meter:
+    """The running account of one evaluation against its ``Budget``.
+
+    ``check`` is the hot path: one ``perf_counter`` call against a wall-clock deadline. Only
+    once that passes is the thread's CPU time read, so time the process spent descheduled on
+    a busy machine never counts against a rule: the deadline just moves to what is left.
+    """
+
+    __slots__ = ("budget", "cpu_started", "deadline", "memory_left", "steps_left")
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.cpu_started = thread_time()
+        self.deadline = perf_counter() + budget.cpu
+        self.memory_left = budget.memory
+        self.steps_left = MAX_STEPS
+
+    def check(self) -> None:
+        if perf_counter() > self.deadline:
+            self._over_time()
+
+    def _over_time(self) -> None:
+        used = thread_time() - self.cpu_started
+        if used >= self.budget.cpu:
+            raise BudgetExceeded(
+                f"stopped after {used * 1000:.0f} ms of CPU: over the budget of "
+                f"{self.budget.cpu * 1000:g} ms per evaluation",
+                "cpu",
+            )
+        self.deadline = perf_counter() + self.budget.cpu - used
+
+    def charge(self, units: int) -> None:
+        """Count a value of ``units`` characters, items or words the evaluation built."""
+        self.memory_left -= units * BYTES_PER_UNIT
+        if self.memory_left < 0:
+            raise BudgetExceeded(
+                f"stopped after building over {self.budget.memory / 1e6:g} MB of values: "
+                "over the memory budget per evaluation",
+                "memory",
+            )
+        self.check()
+
+
+_meter: ContextVar[Meter | None] = ContextVar("sandbox_meter", default=None)
+
+
+def start_metering(budget: Budget) -> tuple[Meter, Token[Meter | None]]:
+    """Meter the evaluation that starts now; ``stop_metering`` with the token when it ends."""
+    meter = Meter(budget)
+    return meter, _meter.set(meter)
+
+
+def stop_metering(token: Token[Meter | None]) -> None:
+    _meter.reset(token)
+
+
+def _current() -> Meter:
+    """The evaluation's meter; code run outside one (a bare Jinja call) gets a fresh one."""
+    return _meter.get() or Meter(DEFAULT_BUDGET)
 
 
 def _units(value: Any, limit: int = MAX_SIZE) -> int:
@@ -78,8 +175,13 @@ def _units(value: Any, limit: int = MAX_SIZE) -> int:
 
 
 def _check_size(value: Any) -> Any:
-    if _units(value) > MAX_SIZE:
+    """Refuse a value over ``MAX_SIZE``; charge it to the evaluation's memory budget."""
+    units = _units(value)
+    if units > MAX_SIZE:
         raise SecurityError(f"a value larger than {MAX_SIZE} characters or items is refused")
+    meter = _meter.get()
+    if meter is not None:
+        meter.charge(units)
     return value
 
 
@@ -107,24 +209,33 @@ def _bounded_round(number: Any, ndigits: int | None = None) -> Any:
 
 
 def check_format(template: Any) -> None:
-    """Refuse printf and ``str.format`` widths above ``MAX_WIDTH`` and widths taken from args."""
+    """Refuse printf and ``str.format`` widths above ``MAX_WIDTH``, widths taken from args,
+    and widths that add up to more than ``MAX_SIZE`` (many fields of 9,999 each)."""
     if not isinstance(template, str):
         return
+    total = 0
     for match in _PERCENT_SPEC.finditer(template.replace("%%", "")):
         for number in match.groups():
             if number == "*":
                 raise SecurityError("a '*' width in a format string is refused")
-            if number is not None and int(number) > MAX_WIDTH:
-                raise SecurityError(f"format width above {MAX_WIDTH} is refused")
+            if number is not None:
+                total += _width(int(number))
     try:
         fields = list(string.Formatter().parse(template))
     except ValueError:
-        return  # not a str.format template; formatting it would fail on its own
+        fields = []  # not a str.format template; formatting it would fail on its own
     for _, _, spec, _ in fields:
         if spec and "{" in spec:
             raise SecurityError("a nested width in a format string is refused")
-        if spec and any(int(n) > MAX_WIDTH for n in re.findall(r"\d+", spec)):
-            raise SecurityError(f"format width above {MAX_WIDTH} is refused")
+        if spec:
+            total += sum(_width(int(n)) for n in re.findall(r"\d+", spec))
+    refuse_above(total, "format widths adding up to a value")
+
+
+def _width(number: int) -> int:
+    if number > MAX_WIDTH:
+        raise SecurityError(f"format width above {MAX_WIDTH} is refused")
+    return number
 
 
 def _as_sized(items: Any) -> Any:
@@ -139,32 +250,37 @@ def _as_sized(items: Any) -> Any:
 def _check_method(method: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
     """Estimate what a string method would build before it builds it; returns its args."""
     owner = getattr(method, "__self__", None)
-    if not isinstance(owner, str):
-        return args
     name = getattr(method, "__name__", "")
     values = (*args, *kwargs.values())
+    if isinstance(owner, int) and name == "to_bytes":
+        length = kwargs.get("length", args[0] if args else 1)
+        refuse_above(length if isinstance(length, int) else 0, "a result")
+    if not isinstance(owner, str | bytes):
+        return args
     if name in _PADDING_METHODS or name == "expandtabs":
         _check_widths(values)
     if name == "expandtabs":
         tab = values[0] if values and isinstance(values[0], int) else 8
-        refuse_above(len(owner) + owner.count("\t") * max(tab, 0), "a result")
-    elif name == "replace" and len(args) >= 2 and isinstance(args[0], str):
+        tabs = owner.count("\t") if isinstance(owner, str) else owner.count(b"\t")
+        refuse_above(len(owner) + tabs * max(tab, 0), "a result")
+    elif name == "replace" and len(args) >= 2 and isinstance(args[0], type(owner)):
         refuse_above(_replaced_size(owner, args[0], args[1], *args[2:3]), "a result")
     elif name == "join" and args:
         args = (_as_sized(args[0]), *args[1:])
         if isinstance(args[0], Sized):
             refuse_above(len(owner) * len(args[0]) + _units(args[0]), "a result")
-    elif name == "translate" and args and isinstance(args[0], Mapping):
+    elif name == "translate" and args and isinstance(args[0], Mapping) and isinstance(owner, str):
         longest = max((len(v) for v in args[0].values() if isinstance(v, str)), default=1)
         refuse_above(len(owner) * max(longest, 1), "a result")
     return args
 
 
-def _replaced_size(text: str, old: str, new: Any, count: Any = -1) -> int:
+def _replaced_size(text: Any, old: Any, new: Any, count: Any = -1) -> int:
     found = text.count(old) if old else len(text) + 1
     if isinstance(count, int) and count >= 0:
         found = min(found, count)
-    return len(text) + found * (len(str(new)) - len(old))
+    replacement = len(new) if isinstance(new, str | bytes) else len(str(new))
+    return len(text) + found * (replacement - len(old))
 
 
 def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -172,6 +288,7 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _current().check()
         value, rest = (args[skip], args[skip + 1 :]) if len(args) > skip else (None, ())
         if name in _WIDTH_FILTERS:
             _check_widths((*rest, *kwargs.values()))
@@ -194,10 +311,14 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _refuse_bits(bits: float) -> None:
+    if bits > MAX_INT_BITS:
+        raise SecurityError(f"an integer larger than {MAX_INT_BITS} bits is refused")
+
+
 def bounded_mul(left: Any, right: Any) -> Any:
     if isinstance(left, int) and isinstance(right, int):
-        if (left.bit_length() + right.bit_length()) // 64 > MAX_SIZE:
-            raise SecurityError(f"an integer larger than {MAX_SIZE * 64} bits is refused")
+        _refuse_bits(left.bit_length() + right.bit_length())
         return left * right
     for seq, count in ((left, right), (right, left)):
         if isinstance(count, int) and not isinstance(seq, int | float):
@@ -207,31 +328,46 @@ def bounded_mul(left: Any, right: Any) -> Any:
 
 def _pow(left: Any, right: Any) -> Any:
     whole = isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1
-    if whole and left.bit_length() * right // 64 > MAX_SIZE:
-        raise SecurityError(f"an integer larger than {MAX_SIZE * 64} bits is refused")
+    if whole:
+        _refuse_bits(right * math.log2(abs(left)))
     return left**right
 
 
+def _add(left: Any, right: Any) -> Any:
+    if isinstance(left, str | bytes) and isinstance(right, str | bytes):
+        refuse_above(len(left) + len(right), "a result")
+    elif isinstance(left, list | tuple) and isinstance(right, list | tuple):
+        refuse_above(_units(left) + _units(right), "a result")
+    return left + right
+
+
 def _counted(iterable: Iterable[Any]) -> Iterator[Any]:
-    """A loop's iterable, charged against the render's ``MAX_STEPS`` budget."""
-    budget = render_steps.get(None) or [MAX_STEPS]
+    """A loop's iterable: each step draws on ``MAX_STEPS`` and checks the CPU deadline."""
+    meter = _current()
     for item in iterable:
-        budget[0] -= 1
-        if budget[0] < 0:
+        meter.steps_left -= 1
+        if meter.steps_left < 0:
             raise SecurityError(f"more than {MAX_STEPS} loop iterations are refused")
+        meter.check()
         yield item
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**", "%"})
+    # Every operator that can be slow or build a large value; - / // on capped integers are
+    # microseconds, but go through here too so a chain of them meets the CPU deadline.
+    intercepted_binops = frozenset({"*", "**", "%", "+", "-", "/", "//"})
 
     def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
+        _current().check()
         if operator_ == "*":
-            return bounded_mul(left, right)
+            return _check_size(bounded_mul(left, right))
         if operator_ == "**":
             return _pow(left, right)
+        if operator_ == "+":
+            return _check_size(_add(left, right))
         if operator_ == "%":
             check_format(left)
+            return _check_size(super().call_binop(context, operator_, left, right))
         return super().call_binop(context, operator_, left, right)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
@@ -241,6 +377,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return wrapped
 
     def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _current().check()
         args = _check_method(__obj, args, kwargs)
         return _check_size(super().call(__context, __obj, *args, **kwargs))
 

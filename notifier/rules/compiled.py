@@ -12,7 +12,14 @@ from notifier.events import PairKey
 from notifier.notification import Severity
 from notifier.rules.loader import Location, ParsedRule, RuleError, did_you_mean
 from notifier.rules.model import FeedSpec, IntentSpec, OrderSpec, QuoteSpec
-from notifier.rules.sandbox import SandboxError, Template, compile_expression, compile_template
+from notifier.rules.sandbox import (
+    DEFAULT_BUDGET,
+    Budget,
+    SandboxError,
+    Template,
+    compile_expression,
+    compile_template,
+)
 from notifier.tokens import TokenTable, is_base58_address, is_evm_address
 
 __all__ = [
@@ -197,24 +204,26 @@ class FeedRule(Rule):
 
 
 def _expr(
-    source: str | None, name: str, parsed: ParsedRule, known: frozenset[str]
+    source: str | None, name: str, parsed: ParsedRule, known: frozenset[str], budget: Budget
 ) -> Predicate | None:
     if source is None:
         return None
     try:
-        return compile_expression(source, known)
+        return compile_expression(source, known, budget)
     except SandboxError as exc:
         raise _located(exc, name, parsed) from None
 
 
-def _template(source: str, name: str, parsed: ParsedRule, known: frozenset[str]) -> Template:
+def _template(
+    source: str, name: str, parsed: ParsedRule, known: frozenset[str], budget: Budget
+) -> Template:
     try:
-        return compile_template(source, known)
+        return compile_template(source, known, budget)
     except SandboxError as exc:
         raise _located(exc, name, parsed) from None
 
 
-def _source_errors(parsed: ParsedRule, known: frozenset[str]) -> list[RuleError]:
+def _source_errors(parsed: ParsedRule, known: frozenset[str], budget: Budget) -> list[RuleError]:
     """Compile every expression and template up front, so a rule reports all its errors."""
     errors: list[RuleError] = []
     for name in ("when", "until", "title", "body"):
@@ -223,9 +232,9 @@ def _source_errors(parsed: ParsedRule, known: frozenset[str]) -> list[RuleError]
             continue
         try:
             if name in {"when", "until"}:
-                compile_expression(source, known)
+                compile_expression(source, known, budget)
             else:
-                compile_template(source, known)
+                compile_template(source, known, budget)
         except SandboxError as exc:
             errors += _located(exc, name, parsed).errors
     return errors
@@ -313,11 +322,12 @@ def _maker_errors(parsed: ParsedRule, spec: OrderSpec) -> list[RuleError]:
     return errors
 
 
-def compile_rule(parsed: ParsedRule, tokens: TokenTable) -> Rule:
-    """Turn a validated spec into a ready rule; raises ``CompileError`` with located errors."""
+def compile_rule(parsed: ParsedRule, tokens: TokenTable, budget: Budget = DEFAULT_BUDGET) -> Rule:
+    """Turn a validated spec into a ready rule whose expressions and templates each run
+    under ``budget``; raises ``CompileError`` with located errors."""
     spec = parsed.spec
     known = VARIABLES[spec.on] | COMMON_VARIABLES
-    errors = _source_errors(parsed, known)
+    errors = _source_errors(parsed, known, budget)
     if isinstance(spec, QuoteSpec):
         errors += _quote_token_errors(parsed, spec, tokens)
     elif isinstance(spec, OrderSpec):
@@ -330,9 +340,9 @@ def compile_rule(parsed: ParsedRule, tokens: TokenTable) -> Rule:
         "location": parsed.location,
         "fingerprint": parsed.fingerprint,
         "description": spec.description,
-        "when": _expr(spec.when, "when", parsed, known),
-        "title": _template(spec.title or _default_title(spec), "title", parsed, known),
-        "body": _template(spec.body or DEFAULT_BODIES[spec.on], "body", parsed, known),
+        "when": _expr(spec.when, "when", parsed, known, budget),
+        "title": _template(spec.title or _default_title(spec), "title", parsed, known, budget),
+        "body": _template(spec.body or DEFAULT_BODIES[spec.on], "body", parsed, known, budget),
         "tags": tuple(spec.notify or ()),
         "severity": spec.severity,
         "cooldown": spec.cooldown or 0.0,
@@ -351,7 +361,7 @@ def compile_rule(parsed: ParsedRule, tokens: TokenTable) -> Rule:
             makers=frozenset(m.lower() for m in spec.maker) if spec.maker else None,
         )
     state: dict[str, Any] = {
-        "until": _expr(spec.until, "until", parsed, known),
+        "until": _expr(spec.until, "until", parsed, known, budget),
         "for_": spec.for_ or 0.0,
         "repeat": spec.repeat or 0.0,
         "resolved": spec.resolved,

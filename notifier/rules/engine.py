@@ -6,6 +6,10 @@ survive restarts; their variables come from ``variables.py``, their messages fro
 Event rules (order, intent ``to``) notify once per distinct event. The engine is synchronous and
 clock-driven: the daemon calls ``handle`` per event and ``tick`` when ``next_due`` passes;
 ``notifier replay`` drives the same object on a virtual clock.
+
+A rule whose expression or template runs past its budget (``BudgetExceeded``) is disabled: it
+leaves routing, keeps its alert states, and stays out until a rule set without that very rule
+object is swapped in (its file changed); ``on_disabled`` hears of it once.
 """
 
 from __future__ import annotations
@@ -14,15 +18,17 @@ import heapq
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from notifier.events import Event, FeedEvent, IntentEvent, OrderEvent, PairKey, QuoteEvent
 from notifier.metrics import Metrics
 from notifier.notification import Notification
 from notifier.rules.compiled import FeedRule, IntentRule, Rule
+from notifier.rules.loader import RuleError
 from notifier.rules.messages import Transition, notification
 from notifier.rules.ruleset import RuleSet
-from notifier.rules.sandbox import SandboxError
+from notifier.rules.sandbox import BudgetExceeded, SandboxError
 from notifier.rules.state import AlertState, StateStore, alert_views
 from notifier.rules.variables import (
     QuotePair,
@@ -33,7 +39,7 @@ from notifier.rules.variables import (
 )
 from notifier.tokens import TokenTable
 
-__all__ = ["Engine", "NotificationSink"]
+__all__ = ["DisabledRule", "Engine", "NotificationSink"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +48,14 @@ PARTIAL_EVENTS = frozenset({"order_filled_partially", "order_balance_or_allowanc
 
 class NotificationSink(Protocol):
     def enqueue(self, notification: Notification) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DisabledRule:
+    """A rule stopped for running past its budget; ``error`` is located at the offending key."""
+
+    rule: Rule
+    error: RuleError
 
 
 def _truthy(
@@ -70,8 +84,12 @@ class Engine:
         store: StateStore | None = None,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        on_disabled: Callable[[DisabledRule], None] | None = None,
     ) -> None:
         self.rules = rules
+        self._routing = rules  # ``rules`` without the disabled ones: what events reach
+        self._disabled: dict[str, DisabledRule] = {}
+        self._on_disabled = on_disabled
         self._sink = sink
         self._tokens = tokens or TokenTable()
         self._store = store
@@ -105,6 +123,12 @@ class Engine:
         """Install a new rule set; (rule, key) states of unchanged rules carry over."""
         old = self.rules
         self.rules = rules
+        self._disabled = {
+            rule_id: disabled
+            for rule_id, disabled in self._disabled.items()
+            if rules.rules.get(rule_id) is disabled.rule
+        }
+        self._routing = self._enabled(rules)
         dropped = [
             k
             for k, st in self._states.items()
@@ -140,7 +164,7 @@ class Engine:
         now = self._clock()
         while self._timers and self._timers[0][0] <= now:
             _, rule_id, key = heapq.heappop(self._timers)
-            rule = self.rules.rules.get(rule_id)
+            rule = self._routing.rules.get(rule_id)
             st = self._states.get((rule_id, key))
             if rule is None or st is None:
                 continue
@@ -170,7 +194,7 @@ class Engine:
             self._on_feed(event)
 
     def _on_quote(self, event: QuoteEvent) -> None:
-        pair = self._quote_pairs.get(event.pair) if self._pairs_of is self.rules else None
+        pair = self._quote_pairs.get(event.pair) if self._pairs_of is self._routing else None
         if pair is None:
             pair = self._quote_pair(event.pair)
             if pair is None:
@@ -200,11 +224,11 @@ class Engine:
 
     def _quote_pair(self, pair: PairKey) -> QuotePair | None:
         """The pair's rules and constants, built once per rule set; None when no rule wants it."""
-        if self._pairs_of is not self.rules:
-            self._quote_pairs, self._pairs_of = {}, self.rules
+        if self._pairs_of is not self._routing:
+            self._quote_pairs, self._pairs_of = {}, self._routing
         found = self._quote_pairs.get(pair)
         if found is None:
-            rules = self.rules.by_pair.get(pair)
+            rules = self._routing.by_pair.get(pair)
             if not rules:
                 return None
             found = self._quote_pairs[pair] = QuotePair(rules)
@@ -212,7 +236,7 @@ class Engine:
 
     def _on_order(self, event: OrderEvent) -> None:
         maker = event.order.maker if event.order else None
-        rules = self.rules.order_rules(event.chain, maker)
+        rules = self._routing.order_rules(event.chain, maker)
         if not rules:
             return
         variables = order_variables(event, self._tokens)
@@ -238,7 +262,8 @@ class Engine:
 
     def _on_intent(self, event: IntentEvent) -> None:
         self._last_intent[event.intent_id] = event
-        rules = [*self.rules.intents.get(event.intent_id, ()), *self.rules.intents.get(None, ())]
+        intents = self._routing.intents
+        rules = [*intents.get(event.intent_id, ()), *intents.get(None, ())]
         if not rules:
             return
         now = self._clock()
@@ -262,7 +287,7 @@ class Engine:
                 self._evaluate_state(rule, event.intent_id, variables, now)
 
     def _on_feed(self, event: FeedEvent) -> None:
-        rules = self.rules.feeds.get(event.feed)
+        rules = self._routing.feeds.get(event.feed)
         if not rules:
             return
         now = self._clock()
@@ -449,6 +474,9 @@ class Engine:
         )  # fmt: skip
 
     def _expr_error(self, rule: Rule, which: str, exc: Exception) -> None:
+        if isinstance(exc, BudgetExceeded):
+            self._disable(rule, which, exc)
+            return
         self._metrics.rule_errors.labels(rule.id).inc()
         now = time.monotonic()
         tag = f"{rule.id}:{which}"
@@ -456,6 +484,29 @@ class Engine:
             self._error_logged[tag] = now
             where = rule.positions.get(which, rule.location)
             log.warning("%s: %s: %s (counted as false)", where, which, exc)
+
+    # -- rules over budget ------------------------------------------------------------------
+
+    def _disable(self, rule: Rule, which: str, exc: BudgetExceeded) -> None:
+        if rule.id in self._disabled or self.rules.rules.get(rule.id) is not rule:
+            return
+        where = rule.positions.get(which, rule.location)
+        message = f"{which}: rule {rule.id!r} disabled until its file changes: {exc}"
+        disabled = self._disabled[rule.id] = DisabledRule(rule, RuleError(where, message))
+        self._routing = self._enabled(self.rules)
+        self._metrics.rule_errors.labels(rule.id).inc()
+        log.error("%s", disabled.error)
+        if self._on_disabled is not None:
+            self._on_disabled(disabled)
+
+    def _enabled(self, rules: RuleSet) -> RuleSet:
+        if not self._disabled:
+            return rules
+        return RuleSet(r for r in rules.rules.values() if r.id not in self._disabled)
+
+    def disabled(self) -> list[DisabledRule]:
+        """Rules stopped for running past their budget, until their file changes."""
+        return list(self._disabled.values())
 
     # -- views -----------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from notifier.notification import Notification, Severity
 from notifier.rules.compiled import RESOLVED_PREFIX, Rule
-from notifier.rules.sandbox import SandboxError
+from notifier.rules.sandbox import BudgetExceeded, SandboxError
 
 __all__ = ["Transition", "notification"]
 
@@ -26,10 +26,11 @@ def notification(
     on_error: Callable[[Rule, str, Exception], None],
 ) -> Notification:
     """The notification for one transition of ``rule`` at ``key``; a template that fails
-    is reported to ``on_error`` and replaced by a line saying so."""
+    is reported to ``on_error`` and replaced by a line saying so. A title that ran past its
+    budget stops the rule: its body is not rendered."""
     context = {**variables, **rule.variables_base, "transition": transition, "key": key}
-    title = _render(rule, "title", context, on_error)
-    body = _render(rule, "body", context, on_error)
+    title, over_budget = _render(rule, "title", context, on_error)
+    body = title if over_budget else _render(rule, "body", context, on_error)[0]
     severity: Severity = rule.severity
     if transition == "resolved":
         title, severity = RESOLVED_PREFIX + title, "success"
@@ -50,13 +51,14 @@ def _render(
     which: Literal["title", "body"],
     context: Mapping[str, Any],
     on_error: Callable[[Rule, str, Exception], None],
-) -> str:
+) -> tuple[str, bool]:
+    """The rendered text, or a line saying why it failed; True when it ran past its budget."""
     template = rule.title if which == "title" else rule.body
     try:
-        return template.render(context)
+        return template.render(context), False
     except SandboxError as exc:
         on_error(rule, which, exc)
-        return f"{rule.id}: ({which} failed to render: {exc})"
+        return f"{rule.id}: ({which} failed to render: {exc})", isinstance(exc, BudgetExceeded)
 
 
 def _float_or_none(value: Any) -> float | None:

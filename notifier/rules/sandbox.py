@@ -2,11 +2,12 @@
 
 The sandbox refuses attribute access to internals and changes to lists and dicts (Jinja's
 ``ImmutableSandboxedEnvironment``) and, on top of that, bounds the work one evaluation can do:
-ranges, repetitions, powers, format widths and the size of any value a call, filter or ``set``
-produces are capped, a render runs at most ``MAX_STEPS`` loop iterations and produces at most
-``MAX_SIZE`` characters, and loops may nest two deep at most. Statements that could recurse or
-buffer without bound (macros, call/filter/set blocks, template blocks, includes, imports,
-recursive loops) are refused when the rule loads.
+ranges, repetitions, integer sizes, format widths and the size of any value a call, filter,
+operator or ``set`` produces are capped, a render runs at most ``MAX_STEPS`` loop iterations and
+produces at most ``MAX_SIZE`` characters, and loops may nest two deep at most. Statements that
+could recurse or buffer without bound (macros, call/filter/set blocks, template blocks,
+includes, imports, recursive loops) are refused when the rule loads. Each evaluation through
+Jinja runs under its ``Budget`` of CPU time and memory, and raises ``BudgetExceeded`` past it.
 
 Conditions made only of comparisons, boolean logic, arithmetic, constant subscripts and
 ``is none`` are evaluated by plain Python closures instead of Jinja's render machinery, with the
@@ -27,21 +28,28 @@ from jinja2.parser import Parser
 from jinja2.visitor import NodeTransformer
 
 from notifier.rules.bounds import (
+    DEFAULT_BUDGET,
     ENV,
     MAX_LOOP_DEPTH,
     MAX_RANGE,
     MAX_SIZE,
     MAX_STEPS,
+    Budget,
+    BudgetExceeded,
     SandboxError,
     refuse_above,
-    render_steps,
+    start_metering,
+    stop_metering,
 )
 from notifier.rules.native import Evaluator, native_expression
 
 __all__ = [
+    "DEFAULT_BUDGET",
     "MAX_RANGE",
     "MAX_SIZE",
     "MAX_STEPS",
+    "Budget",
+    "BudgetExceeded",
     "Expression",
     "SandboxError",
     "Template",
@@ -150,30 +158,40 @@ class Expression:
 
     Conditions within the native subset (``notifier.rules.native``) are evaluated by plain
     closures, an order of magnitude faster than Jinja's render machinery, with the same results;
-    ``native=False`` forces the Jinja path (the parity tests compare both).
+    ``native=False`` forces the Jinja path (the parity tests compare both). Native closures
+    run no loops or calls and their operators are capped, so only the Jinja path is metered.
     """
 
-    __slots__ = ("_compiled", "native", "source")
+    __slots__ = ("_compiled", "budget", "native", "source")
 
     def __init__(
-        self, source: str, *, known: Iterable[str] | None = None, native: bool = True
+        self,
+        source: str,
+        *,
+        known: Iterable[str] | None = None,
+        native: bool = True,
+        budget: Budget = DEFAULT_BUDGET,
     ) -> None:
         self.source = source
+        self.budget = budget
         _check_expression_syntax(source)
         _parse("{{ " + source + " }}", known=known)
         closure = native_expression(source) if native else None
         self.native = closure is not None
         if closure is None:
             with _loading():
-                closure = ENV.compile_expression(source, undefined_to_none=False)
+                closure = _metered(ENV.compile_expression(source, undefined_to_none=False), budget)
         self._compiled: Evaluator = closure
 
     def __call__(self, variables: Mapping[str, Any]) -> Any:
-        """Evaluate; raises ``SandboxError`` for a refused operation or a runtime error."""
+        """Evaluate; raises ``SandboxError`` for a refused operation or a runtime error,
+        ``BudgetExceeded`` past the budget."""
         try:
             result = self._compiled(variables)
             if isinstance(result, Undefined):
                 bool(result)  # a strict undefined (a missing key, an unsafe attribute) raises
+        except BudgetExceeded:
+            raise
         except SecurityError as exc:
             raise SandboxError(f"refused: {exc}") from None
         except Exception as exc:
@@ -181,52 +199,76 @@ class Expression:
         return result
 
 
+def _metered(evaluate: Evaluator, budget: Budget) -> Evaluator:
+    """``evaluate`` under a meter of ``budget``; the native path never pays for one."""
+
+    def metered(variables: Mapping[str, Any]) -> Any:
+        token = start_metering(budget)[1]
+        try:
+            return evaluate(variables)
+        finally:
+            stop_metering(token)
+
+    return metered
+
+
 class Template:
     """A compiled message template such as ``SOL at {{ price | round(2) }}``."""
 
-    __slots__ = ("_template", "source")
+    __slots__ = ("_template", "budget", "source")
 
-    def __init__(self, source: str, *, known: Iterable[str] | None = None) -> None:
+    def __init__(
+        self, source: str, *, known: Iterable[str] | None = None, budget: Budget = DEFAULT_BUDGET
+    ) -> None:
         self.source = source
+        self.budget = budget
         tree = _Bound().visit(_parse(source, known=known))
         tree.set_environment(ENV)
         with _loading():
             self._template = ENV.from_string(tree)
 
     def render(self, variables: Mapping[str, Any]) -> str:
-        """Render piece by piece, so an oversized output is refused before it is built."""
-        budget = render_steps.set([MAX_STEPS])
+        """Render piece by piece, so an oversized output is refused before it is built;
+        raises ``SandboxError``, or ``BudgetExceeded`` past the budget."""
+        meter, token = start_metering(self.budget)
         try:
             size = 0
             parts = []
             for piece in self._template.generate(variables):
                 size += len(piece)
                 refuse_above(size, "a message")
+                meter.check()
                 parts.append(piece)
             return "".join(parts)
+        except BudgetExceeded:
+            raise
         except SecurityError as exc:
             raise SandboxError(f"refused: {exc}") from None
         except Exception as exc:
             raise SandboxError(f"{type(exc).__name__}: {exc}") from None
         finally:
-            render_steps.reset(budget)
+            stop_metering(token)
 
 
-def compile_expression(source: str, known: Iterable[str] | None = None) -> Expression:
-    return _expression(source, None if known is None else frozenset(known))
+def compile_expression(
+    source: str, known: Iterable[str] | None = None, budget: Budget = DEFAULT_BUDGET
+) -> Expression:
+    return _expression(source, None if known is None else frozenset(known), budget)
 
 
-def compile_template(source: str, known: Iterable[str] | None = None) -> Template:
-    return _template(source, None if known is None else frozenset(known))
+def compile_template(
+    source: str, known: Iterable[str] | None = None, budget: Budget = DEFAULT_BUDGET
+) -> Template:
+    return _template(source, None if known is None else frozenset(known), budget)
 
 
 # Compiled objects are stateless, so rules sharing a source (every default title of a kind)
 # share one compilation: a reload of hundreds of rules compiles each distinct text once.
 @lru_cache(maxsize=4096)
-def _expression(source: str, known: frozenset[str] | None) -> Expression:
-    return Expression(source, known=known)
+def _expression(source: str, known: frozenset[str] | None, budget: Budget) -> Expression:
+    return Expression(source, known=known, budget=budget)
 
 
 @lru_cache(maxsize=4096)
-def _template(source: str, known: frozenset[str] | None) -> Template:
-    return Template(source, known=known)
+def _template(source: str, known: frozenset[str] | None, budget: Budget) -> Template:
+    return Template(source, known=known, budget=budget)
