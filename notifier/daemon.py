@@ -14,8 +14,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import watchfiles
-
 from notifier import __version__
 from notifier.config import ConfigError, Settings
 from notifier.dispatch import Dispatcher
@@ -27,8 +25,8 @@ from notifier.recorder import Recorder
 from notifier.rules import ReloadResult, RuleRepository, RulesDirError
 from notifier.rules.bounds import Budget
 from notifier.rules.engine import DisabledRule, Engine
-from notifier.rules.loader import RULE_SUFFIXES
 from notifier.rules.state import StateStore
+from notifier.rulewatch import watch_rules_dir
 from notifier.sources import SOURCES, Source, SourceContext, load_plugins
 from notifier.statusdoc import alerts_json, feed_json, intents_json, rule_files_json
 from notifier.store import Store, StoreError
@@ -39,9 +37,6 @@ __all__ = ["Daemon", "StartupError", "running"]
 log = logging.getLogger(__name__)
 
 RESCAN_INTERVAL = 60.0
-WATCH_STEP_MS = 30  # watchfiles yields a batch once no new change arrived for this long
-WATCH_READY_MS = 250  # an idle watch wakes this often; its first wake-up marks it armed
-DIR_POLL = 1.0  # how often a missing rules dir is looked for
 EVAL_SLICE = 0.02  # seconds of evaluation after which the consumer lets the loop run
 
 
@@ -315,45 +310,19 @@ class Daemon:
                 self.systemd.ready()
 
     async def _watch(self) -> None:
-        """Watch the rules dir; while it is missing, look for it every ``DIR_POLL`` seconds
-        and reload once it is back."""
-        directory = self.settings.rules_dir
-        while not self._watch_stop.is_set():
-            present = await asyncio.to_thread(directory.is_dir)
-            if not present or self.rules_dir_error is not None:
-                await self._reload_logged("watch")  # says once that it is gone, or it is back
-            if present:
-                await self._watch_dir(directory)
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._watch_stop.wait(), DIR_POLL)
+        await watch_rules_dir(
+            self.settings.rules_dir,
+            stop=self._watch_stop,
+            watching=self.watching,
+            reload=lambda: self._reload_logged("watch"),
+            dir_error=lambda: self.rules_dir_error,
+        )
 
     async def _reload_logged(self, reason: str) -> None:
         try:
             await self._reload(reason)
         except Exception:
             log.exception("reload failed; previous rules keep running")
-
-    async def _watch_dir(self, directory: Path) -> None:
-        """Reload on each batch of changes until the watch stops or ``directory`` goes."""
-        watch = watchfiles.awatch(
-            directory,
-            watch_filter=_rule_filter,
-            step=WATCH_STEP_MS,
-            stop_event=self._watch_stop,
-            recursive=True,  # a ConfigMap mount swaps a ..data symlink in a subfolder
-            rust_timeout=WATCH_READY_MS,
-            yield_on_timeout=True,  # the first (empty) yield says the watch is armed
-        )
-        async with contextlib.aclosing(watch):
-            async for changes in watch:
-                if not await asyncio.to_thread(directory.is_dir):  # a hung mount blocks here
-                    return
-                if not changes and self.watching.is_set():
-                    continue
-                if not self.watching.is_set():
-                    self.watching.set()  # catch up on saves made before the watch was armed
-                await self._reload_logged("watch")
 
     # -- evaluation ------------------------------------------------------------------------
 
@@ -497,11 +466,6 @@ class Daemon:
         if poller is None:
             raise RuntimeError("the intent feed is disabled")
         return bool(poller.untrack(intent_id))
-
-
-def _rule_filter(change: watchfiles.Change, path: str) -> bool:
-    name = Path(path).name
-    return name.endswith(RULE_SUFFIXES) or name == "..data"
 
 
 @contextlib.asynccontextmanager

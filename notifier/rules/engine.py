@@ -18,17 +18,16 @@ import heapq
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from notifier.events import Event, FeedEvent, IntentEvent, OrderEvent, PairKey, QuoteEvent
 from notifier.metrics import Metrics
 from notifier.notification import Notification
 from notifier.rules.compiled import FeedRule, IntentRule, Rule
-from notifier.rules.loader import RuleError
+from notifier.rules.faults import DisabledRule, RuleFaults
 from notifier.rules.messages import Transition, notification
 from notifier.rules.ruleset import RuleSet
-from notifier.rules.sandbox import BudgetExceeded, SandboxError
+from notifier.rules.sandbox import SandboxError
 from notifier.rules.state import AlertState, StateStore, alert_views
 from notifier.rules.variables import (
     QuotePair,
@@ -48,14 +47,6 @@ PARTIAL_EVENTS = frozenset({"order_filled_partially", "order_balance_or_allowanc
 
 class NotificationSink(Protocol):
     def enqueue(self, notification: Notification) -> bool: ...
-
-
-@dataclass(frozen=True, slots=True)
-class DisabledRule:
-    """A rule stopped for running past its budget; ``error`` is located at the offending key."""
-
-    rule: Rule
-    error: RuleError
 
 
 def _truthy(
@@ -88,13 +79,12 @@ class Engine:
     ) -> None:
         self.rules = rules
         self._routing = rules  # ``rules`` without the disabled ones: what events reach
-        self._disabled: dict[str, DisabledRule] = {}
-        self._on_disabled = on_disabled
         self._sink = sink
         self._tokens = tokens or TokenTable()
         self._store = store
         self._clock = clock
         self._metrics = metrics or Metrics()
+        self._faults = RuleFaults(self._metrics, on_disabled)
         # Quotes are the hot path: their counter child is looked up once, not per event.
         self._quote_evaluations = self._metrics.rule_evaluations.labels("quote")
         self._states: dict[tuple[str, str], AlertState] = {}
@@ -103,7 +93,6 @@ class Engine:
         self._quote_pairs: dict[PairKey, QuotePair] = {}  # built lazily for ``_pairs_of``
         self._pairs_of: RuleSet | None = None
         self._last_intent: dict[str, IntentEvent] = {}
-        self._error_logged: dict[str, float] = {}
         if store is not None:
             self._restore(store.load())
 
@@ -123,12 +112,8 @@ class Engine:
         """Install a new rule set; (rule, key) states of unchanged rules carry over."""
         old = self.rules
         self.rules = rules
-        self._disabled = {
-            rule_id: disabled
-            for rule_id, disabled in self._disabled.items()
-            if rules.rules.get(rule_id) is disabled.rule
-        }
-        self._routing = self._enabled(rules)
+        self._faults.forget_changed(rules)
+        self._routing = self._faults.enabled(rules)
         dropped = [
             k
             for k, st in self._states.items()
@@ -474,39 +459,12 @@ class Engine:
         )  # fmt: skip
 
     def _expr_error(self, rule: Rule, which: str, exc: Exception) -> None:
-        if isinstance(exc, BudgetExceeded):
-            self._disable(rule, which, exc)
-            return
-        self._metrics.rule_errors.labels(rule.id).inc()
-        now = time.monotonic()
-        tag = f"{rule.id}:{which}"
-        if now - self._error_logged.get(tag, -1e9) >= 60:
-            self._error_logged[tag] = now
-            where = rule.positions.get(which, rule.location)
-            log.warning("%s: %s: %s (counted as false)", where, which, exc)
-
-    # -- rules over budget ------------------------------------------------------------------
-
-    def _disable(self, rule: Rule, which: str, exc: BudgetExceeded) -> None:
-        if rule.id in self._disabled or self.rules.rules.get(rule.id) is not rule:
-            return
-        where = rule.positions.get(which, rule.location)
-        message = f"{which}: rule {rule.id!r} disabled until its file changes: {exc}"
-        disabled = self._disabled[rule.id] = DisabledRule(rule, RuleError(where, message))
-        self._routing = self._enabled(self.rules)
-        self._metrics.rule_errors.labels(rule.id).inc()
-        log.error("%s", disabled.error)
-        if self._on_disabled is not None:
-            self._on_disabled(disabled)
-
-    def _enabled(self, rules: RuleSet) -> RuleSet:
-        if not self._disabled:
-            return rules
-        return RuleSet(r for r in rules.rules.values() if r.id not in self._disabled)
+        if self._faults.report(rule, which, exc, self.rules):
+            self._routing = self._faults.enabled(self.rules)
 
     def disabled(self) -> list[DisabledRule]:
         """Rules stopped for running past their budget, until their file changes."""
-        return list(self._disabled.values())
+        return self._faults.disabled()
 
     # -- views -----------------------------------------------------------------------------
 
