@@ -12,7 +12,15 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +28,7 @@ from pydantic_settings import (
 )
 
 from notifier.durations import parse_duration
+from notifier.events import validate_intent_id
 from notifier.tokens import TokenTable
 
 __all__ = [
@@ -42,6 +51,7 @@ SECRET_FILES = {
 }
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+IntentId = Annotated[str, AfterValidator(validate_intent_id)]  # it becomes a URL path segment
 
 
 class ConfigError(Exception):
@@ -83,7 +93,7 @@ class IntentSettings(_Section):
     url: str = "https://defiapi.changelly.com"
     api_key: SecretStr = SecretStr("")
     poll_interval: Duration = 10.0
-    track: list[str] = Field(default_factory=list)
+    track: list[IntentId] = Field(default_factory=list)
 
 
 class TokenSettings(_Section):
