@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ByteSize,
@@ -28,6 +29,7 @@ from pydantic_settings import (
 )
 
 from notifier.durations import parse_duration
+from notifier.events import validate_intent_id
 from notifier.tokens import TokenTable
 
 __all__ = [
@@ -51,6 +53,7 @@ SECRET_FILES = {
 }
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+IntentId = Annotated[str, AfterValidator(validate_intent_id)]  # it becomes a URL path segment
 
 
 class ConfigError(Exception):
@@ -92,7 +95,7 @@ class IntentSettings(_Section):
     url: str = "https://defiapi.changelly.com"
     api_key: SecretStr = SecretStr("")
     poll_interval: Duration = 10.0
-    track: list[str] = Field(default_factory=list)
+    track: list[IntentId] = Field(default_factory=list)
 
 
 class TokenSettings(_Section):

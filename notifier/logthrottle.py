@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["RepeatFilter"]
+__all__ = ["LogLimiter", "RepeatFilter"]
 
 _Key = tuple[str, int, str]
 
@@ -116,3 +116,50 @@ class RepeatFilter(logging.Filter):
                 None,
             )
             self._emit(summary)
+
+
+class LogLimiter:
+    """At most one line per ``kind`` per ``interval`` from one logger; the rest are counted.
+
+    For per-frame and per-response warnings whose text varies with the upstream's data (garbage
+    echoed back), which ``RepeatFilter`` cannot fold. The next line let through for a kind
+    carries the count held back since the previous one. Callers use a small fixed set of kinds.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.interval = interval
+        self.held = 0  # lines held back in total, for tests and status
+        self._clock = clock
+        self._windows: dict[str, list[float]] = {}  # kind -> [window start, held in window]
+
+    def warning(self, kind: str, msg: str, *args: object) -> None:
+        self.log(logging.WARNING, kind, msg, *args)
+
+    def log(self, level: int, kind: str, msg: str, *args: object) -> None:
+        if not self.logger.isEnabledFor(level):
+            return
+        now = self._clock()
+        window = self._windows.get(kind)
+        if window is not None and now - window[0] < self.interval:
+            window[1] += 1
+            self.held += 1
+            return
+        held = int(window[1]) if window is not None else 0
+        self._windows[kind] = [now, 0]
+        if held:
+            self.logger.log(
+                level,
+                msg + " [%d more like this held back in the previous %d s]",
+                *args,
+                held,
+                round(self.interval),
+            )
+        else:
+            self.logger.log(level, msg, *args)

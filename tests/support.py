@@ -14,6 +14,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from aiohttp import web
+
 from notifier.config import Settings
 from notifier.daemon import Daemon
 from notifier.events import Event, PairKey
@@ -83,6 +85,22 @@ async def in_background(job: Coroutine[Any, Any, None]) -> AsyncIterator[asyncio
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+@asynccontextmanager
+async def serving(*routes: web.RouteDef) -> AsyncIterator[str]:
+    """A small aiohttp server on 127.0.0.1 for the block (a hostile upstream); yields its base
+    URL ``http://127.0.0.1:PORT``."""
+    app = web.Application()
+    app.add_routes(routes)
+    # A hostile upstream's handlers may never return: cancel them at exit, don't wait 60 s.
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
 
 
 def compile_text(text: str, path: str) -> tuple[list[Rule], list[RuleError]]:

@@ -156,6 +156,15 @@ def test_check_reports_an_unusable_http_listen(
     assert err == "checked 1 rule file(s): ok; config: 1 error(s)\n"
 
 
+def test_run_refuses_a_tracked_intent_id_that_is_not_an_id(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``intents.track = [".."]`` exits 78 naming the key, before anything starts."""
+    config.write_text('[intents]\ntrack = ["ok-1", ".."]\n', encoding="utf-8")
+    assert main(["run", "-c", str(config)]) == 78
+    assert "intents.track.1: Value error, invalid intent id '..'" in capsys.readouterr().err
+
+
 def test_help_lists_every_command_and_exits_0() -> None:
     """``--help`` names every command of SPEC §2 and exits 0."""
     result = run("--help")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import logging
 
+import pytest
+
 from notifier.logs import setup_logging
-from notifier.logthrottle import RepeatFilter
+from notifier.logthrottle import LogLimiter, RepeatFilter
 
 
 class Clock:
@@ -85,3 +87,23 @@ def test_setup_logging_rate_limits_repeated_lines() -> None:
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2
     assert lines[0].endswith("ERROR notifier.test.flood: socket.accept() out of system resource")
+
+
+def test_log_limiter_lets_one_line_per_kind_per_interval_and_counts_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Lines of one kind whose text varies (garbage echoed back) pass once per interval; the
+    next line let through says how many were held back."""
+    clock = Clock()
+    limiter = LogLimiter(logging.getLogger("t.limiter"), interval=60.0, clock=clock)
+    for n in range(1000):
+        limiter.warning("error", "upstream error: %s", f"garbage {n}")
+    limiter.warning("other", "another kind")
+    clock.now += 61
+    limiter.warning("error", "upstream error: %s", "late")
+    assert caplog.messages == [
+        "upstream error: garbage 0",
+        "another kind",
+        "upstream error: late [999 more like this held back in the previous 60 s]",
+    ]
+    assert limiter.held == 999

@@ -212,6 +212,13 @@ def test_unknown_order_events_and_intent_statuses_are_located() -> None:
     ]
 
 
+def test_intent_ids_that_cannot_be_a_url_segment_are_located() -> None:
+    """``intents:`` takes only ids ``validate_intent_id`` takes: ``..`` never reaches a URL."""
+    text = "rules:\n  - id: a\n    on: intent\n    intents: [ok-1, '..']\n    to: [Finished]\n"
+    (error,) = errors_of(text)
+    assert error.startswith("r.yaml:4:14: intents: invalid intent id '..'")
+
+
 def test_rules_with_contradicting_keys_are_refused() -> None:
     """A quote rule needs exactly one condition; ``to`` excludes ``overdue``; intents need one."""
     text = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -10,8 +11,10 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import orjson
 import pytest
+from aiohttp import web
 from pydantic import SecretStr
 
 from notifier.backoff import BackoffPolicy
@@ -20,8 +23,13 @@ from notifier.events import Event, FeedEvent, Interest, OrderEvent, OrderInfo
 from notifier.metrics import Metrics
 from notifier.simulator import SIM_KEYS, Simulator
 from notifier.sources import OrderFeed
+from notifier.sources.base import FeedHealth
 from notifier.sources.fusion import SINCE_MARGIN, OrderCache
+from notifier.sources.fusion import feed as feed_module
+from notifier.sources.fusion.feed import MAX_WAITING_PER_ORDER
+from notifier.sources.fusion.rest import MAX_STATUS_BODY, OrderRest
 from notifier.store import Store
+from tests.support import in_background, serving
 
 T = TypeVar("T")
 FAST = BackoffPolicy(base=0.05, cap=0.2, healthy_after=1.0)
@@ -437,3 +445,90 @@ async def test_no_maker_filter_does_not_list_by_maker(
         assert not sink.orders(unseen)
         assert not any("/order/maker/" in r for r in sim.fusion.rest_requests)
         assert "paging every maker's orders is not feasible" in caplog.text
+
+
+def _filled(order_hash: str, n: int) -> bytes:
+    return orjson.dumps(
+        {"event": "order_filled_partially", "result": {"orderHash": order_hash, "n": n}}
+    )
+
+
+@asynccontextmanager
+async def hanging_rest(
+    sim: Simulator, store: Store
+) -> AsyncIterator[tuple[OrderFeed, Collector, list[str]]]:
+    """The simulator's websocket with an order REST API that never answers a status look-up."""
+    asked: list[str] = []
+
+    async def hang(request: web.Request) -> web.Response:
+        asked.append(request.match_info["order_hash"])
+        await asyncio.Event().wait()
+        raise AssertionError
+
+    async with serving(web.get("/orders/{v}/{chain}/order/status/{order_hash}", hang)) as url:
+        sink = Collector()
+        settings = FusionSettings(
+            url=sim.urls.fusion_ws,
+            rest_url=url,
+            api_key=SecretStr(SIM_KEYS.fusion),
+            chains=[1],
+            heartbeat=5,
+        )
+        feed = OrderFeed(settings, sink, Metrics(), store, backoff=FAST, flush_interval=0.05)
+        feed.set_interest(Interest())
+        async with in_background(feed.run()):
+            await until(lambda: sim.fusion.connection_count() == 1)
+            yield feed, sink, asked
+
+
+async def test_events_waiting_for_a_hanging_look_up_are_bounded(
+    store: Store, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While an order's REST look-up hangs, its events wait in a bounded queue (per order and
+    in all), the oldest dropped, counted and logged once; the look-up then times out and what
+    is left goes out without order info."""
+    monkeypatch.setattr(feed_module, "LOOKUP_TIMEOUT", 3.0)
+    monkeypatch.setattr(feed_module, "MAX_WAITING", 150)
+    async with Simulator() as sim, hanging_rest(sim, store) as (feed, sink, asked):
+        for n in range(1000):
+            sim.fusion.send_raw(_filled("hung", n))
+        await until(lambda: asked == ["hung"] and feed.dropped_waiting == 1000 - 64)
+        assert feed._waiting == len(feed._lookups[1, "hung"]) == MAX_WAITING_PER_ORDER
+        for n in range(3):
+            for m in range(64):
+                sim.fusion.send_raw(_filled(f"other-{n}", m))
+        await until(lambda: len(asked) == 4 and feed._waiting == 150)
+        assert feed.dropped_waiting == 1000 - 64 + 3 * 64 + 64 - 150
+        assert not feed._lookups[1, "hung"]  # the oldest order's events went first
+        await until(lambda: not feed._lookups, within=20)
+    kept = [e.result["n"] for e in sink.orders("other-2")]
+    assert kept == list(range(64))  # order within an order kept, order info missing
+    assert all(e.order is None for e in sink.of(OrderEvent))
+    assert caplog.text.count("over the limit") == 1
+    assert caplog.text.count("took over 3s") == 1
+
+
+async def test_an_oversized_order_body_is_refused_unread(store: Store) -> None:
+    """A status look-up whose body passes 1 MiB is refused after about that much: None."""
+    sent: list[int] = []
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        sent.append(0)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(400 * 16):  # 400 MiB unless the client goes away
+                await response.write(b" " * (1 << 16))
+                sent[-1] += 1 << 16
+        return response
+
+    health = FeedHealth("order", Collector(), Metrics())
+    async with (
+        serving(web.get("/orders/{v}/{chain}/order/status/{order_hash}", endless)) as url,
+        aiohttp.ClientSession() as session,
+    ):
+        rest = OrderRest(url, "v2.0", health, "", 1)
+        rest.start(session)
+        assert await rest.status(1, "big") is None
+    assert health.errors == 1
+    assert max(sent) < MAX_STATUS_BODY + (32 << 20)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -10,7 +12,9 @@ from contextlib import asynccontextmanager
 from email.utils import formatdate
 from typing import Any
 
+import orjson
 import pytest
+from aiohttp import web
 from pydantic import SecretStr
 
 from notifier.backoff import BackoffPolicy
@@ -19,10 +23,15 @@ from notifier.events import FeedEvent, IntentEvent, Interest
 from notifier.metrics import Metrics
 from notifier.simulator import SIM_KEYS, Simulator
 from notifier.sources import IntentPoller
-from notifier.sources.intents import IntentResponse, parse_retry_after
+from notifier.sources.intents import (
+    MAX_BODY,
+    IntentResponse,
+    MalformedResponse,
+    parse_retry_after,
+)
 from notifier.store import Store
 from tests.receivers import wait_until
-from tests.support import Collector, in_background
+from tests.support import Collector, in_background, serving
 
 FAST = BackoffPolicy(base=0.05, cap=0.2)
 POLL = 0.05
@@ -226,9 +235,101 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
 
 def test_response_without_status_is_rejected() -> None:
     """A body without a status string is not an intent."""
-    assert IntentResponse.parse({"intent_id": "x"}) is None
-    assert IntentResponse.parse([1]) is None
+    with pytest.raises(MalformedResponse, match="no usable status"):
+        IntentResponse.parse({"intent_id": "x"})
+    with pytest.raises(MalformedResponse, match="not an object"):
+        IntentResponse.parse([1])
     parsed = IntentResponse.parse({"status": "Created", "swap_metadata": None})
     assert parsed is not None
     assert parsed.swap_metadata is None
     assert parsed.created_at is None
+
+
+def _nested(amount: str, decimals: int = 6) -> bytes:
+    side = {"network_id": 1, "decimals": decimals, "amount": amount}
+    return orjson.dumps({"intent_id": "x", "status": "Created", "from": side, "to": side})
+
+
+HOSTILE_BODIES = {
+    "exponent amount": _nested("1e999999"),
+    "infinite amount": _nested("Infinity"),
+    "5000 decimals": _nested("0." + "1" * 5000),
+    "huge decimals": _nested("1", decimals=10**9),
+    "5000-digit lots": orjson.dumps({"status": "Created", "from_amount_lots": "9" * 5000}),
+    "exponent lots": b'{"status": "Created", "from_amount_lots": 1e999999}',
+    "html": b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+    "garbage": bytes(range(256)) * 8,
+}
+
+
+@asynccontextmanager
+async def hostile(body: bytes) -> AsyncIterator[tuple[str, list[float]]]:
+    """An intent API answering 200 with ``body`` to every GET; yields its URL and GET times."""
+    gets: list[float] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        gets.append(time.monotonic())
+        return web.Response(body=body, content_type="application/json")
+
+    async with serving(web.get("/v1/intents/{intent_id}", answer)) as url:
+        yield url, gets
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES.values(), ids=HOSTILE_BODIES.keys())
+async def test_a_malformed_body_backs_off_and_downs_the_feed(
+    store: Store, body: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every unusable 200 body is a failed poll: full-jitter backoff per intent (never a spin,
+    never the normal interval), the feed goes down, the reason is logged at most once a minute.
+    """
+    async with hostile(body) as (url, gets):
+        settings = IntentSettings(url=url, poll_interval=0.02, track=["spin"])
+        sink = IntentCollector()
+        poller = IntentPoller(
+            settings, sink, Metrics(), store, backoff=BackoffPolicy(base=0.5, cap=60.0)
+        )
+        poller.set_interest(Interest())
+        async with in_background(poller.run()):
+            await wait_until(lambda: len(gets) >= 3, timeout=30)
+            window = 3.0
+            counted = len(gets)
+            await asyncio.sleep(window)
+            during = len(gets) - counted
+    # 0.02 s polls would be 150 in the window, a spin thousands; doubling from 0.5 s a handful.
+    assert during <= 10
+    assert not poller.status().up
+    assert poller.status().errors >= 3
+    assert sink.intents("spin") == []
+    assert caplog.text.count("malformed response skipped") == 1
+    (tracked,) = poller.tracked()
+    assert tracked.detail.startswith("failing: malformed response")
+
+
+async def test_an_oversized_body_is_refused_without_reading_it(store: Store) -> None:
+    """A body over MAX_BODY (here an endless stream) is refused after about MAX_BODY bytes,
+    with or without a Content-Length, and polled with backoff."""
+    sent: list[int] = []
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        sent.append(0)
+        chunk = b'{"status": "Created", "pad": "' + b"x" * (1 << 16)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(400 * 16):  # 400 MiB unless the client goes away
+                await response.write(chunk)
+                sent[-1] += len(chunk)
+        return response
+
+    async with serving(web.get("/v1/intents/{intent_id}", endless)) as url:
+        settings = IntentSettings(url=url, poll_interval=0.02, track=["big"])
+        poller = IntentPoller(
+            settings, IntentCollector(), Metrics(), store, backoff=BackoffPolicy(base=0.5)
+        )
+        poller.set_interest(Interest())
+        async with in_background(poller.run()):
+            await wait_until(lambda: poller.status().errors >= 2, timeout=30)
+    (tracked,) = poller.tracked()
+    assert "body too large" in tracked.detail
+    # The kernel's socket buffers hold a few MiB more than the client read.
+    assert max(sent) < MAX_BODY + (32 << 20)

@@ -188,3 +188,25 @@ async def test_api_key_never_reaches_the_logs(caplog: pytest.LogCaptureFixture) 
     assert SIM_KEYS.quotes not in caplog.text
     assert wrong not in caplog.text
     assert sim.urls.quotes_ws in caplog.text
+
+
+async def test_a_flood_of_error_and_garbage_frames_logs_a_line_per_kind(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Thousands of ``type:error`` frames (each text different) and garbage frames are all
+    counted, but each kind is logged once a minute, not once per frame."""
+    async with Simulator(random_walk=False) as sim:
+        wanted = pair(1)
+        async with running(sim, pairs=[wanted]) as (stream, sink, _):
+            await wait_until(lambda: quoted(sink, wanted))
+            for batch in range(20):  # batches: the simulator drops a reader that lags
+                for n in range(batch * 100, batch * 100 + 100):
+                    sim.quotes.send_raw(b'{"type":"error","message":"garbage %d"}' % n)
+                    sim.quotes.send_raw(b"{garbage %d" % n)
+                expected = (batch + 1) * 200
+                await wait_until(lambda: stream.status().errors == expected, timeout=30)  # noqa: B023
+            assert stream.status().reconnects == 0
+            sim.quotes.set_quote(SOL, USDC, wanted[2], 31337)
+            await wait_until(lambda: any(e.amount_out == 31337 for e in quoted(sink, wanted)))
+    assert caplog.text.count("upstream error") == 1
+    assert caplog.text.count("skipped malformed frame") == 1

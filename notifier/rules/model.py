@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from notifier.durations import parse_duration
-from notifier.events import INTENT_STATUSES, ORDER_EVENTS, FeedName
+from notifier.events import INTENT_STATUSES, ORDER_EVENTS, FeedName, validate_intent_id
 from notifier.notification import Severity
 
 __all__ = [
@@ -145,6 +145,13 @@ class IntentSpec(_RuleBase, _StateKeys):
     intents: StrList | None = None
     to: StrList | None = None
     overdue: Period | None = None
+
+    @field_validator("intents")
+    @classmethod
+    def _valid_intent_ids(cls, value: list[str] | None) -> list[str] | None:
+        for intent_id in value or ():
+            validate_intent_id(intent_id)  # each id becomes a URL path segment
+        return value
 
     @field_validator("to")
     @classmethod

@@ -17,7 +17,17 @@ from notifier.store import Store
 if TYPE_CHECKING:
     from notifier.config import Settings
 
-__all__ = ["FeedHealth", "FeedStatus", "Source", "SourceContext", "describe_error"]
+__all__ = [
+    "BodyTooLarge",
+    "FeedHealth",
+    "FeedStatus",
+    "Source",
+    "SourceContext",
+    "describe_error",
+    "read_body",
+]
+
+READ_CHUNK = 64 << 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +136,27 @@ def describe_error(exc: BaseException, *secrets: str) -> str:
     else:
         text = type(exc).__name__
     return mask_secrets(text, secrets)
+
+
+class BodyTooLarge(Exception):
+    """A response body over the caller's limit; it was not read whole."""
+
+    def __init__(self, limit: int, declared: int | None) -> None:
+        size = f"{declared} bytes declared" if declared is not None else "more"
+        super().__init__(f"body too large ({size}, limit {limit} bytes)")
+
+
+async def read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body of ``response``, refused with ``BodyTooLarge`` as soon as it passes ``limit``
+    bytes: a declared ``Content-Length`` over it is refused before reading anything."""
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        raise BodyTooLarge(limit, declared)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit, None)
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -5,9 +5,10 @@ run time with ``track``; ids, labels and last statuses persist in the ``intent_t
 so a restart resumes without re-announcing statuses already seen.
 
 Failure policy per intent: 429 waits ``Retry-After`` (seconds or HTTP date); 5xx, network
-errors and other 4xx back off with full jitter; 404 is logged once and polled slowly, because
-an intent created moments ago may not be visible yet. The feed is down after
-``down_after`` consecutive failed polls and up again on the next success.
+errors, other 4xx and unusable bodies (not JSON, no status, an amount that is not a bounded
+integer or decimal, over ``MAX_BODY`` bytes) back off with full jitter; 404 is logged once and
+polled slowly, because an intent created moments ago may not be visible yet. The feed is down
+after ``down_after`` consecutive failed polls and up again on the next success.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import Any, Self
 from urllib.parse import quote
@@ -37,15 +38,41 @@ from notifier.events import (
     Interest,
     validate_intent_id,
 )
+from notifier.logthrottle import LogLimiter
 from notifier.metrics import Metrics
-from notifier.sources.base import FeedHealth, FeedStatus, SourceContext, describe_error
+from notifier.sources.base import (
+    BodyTooLarge,
+    FeedHealth,
+    FeedStatus,
+    SourceContext,
+    describe_error,
+    read_body,
+)
 from notifier.store import Store
 
-__all__ = ["IntentPoller", "IntentResponse", "TrackedIntent", "parse_retry_after"]
+__all__ = [
+    "MAX_BODY",
+    "IntentPoller",
+    "IntentResponse",
+    "MalformedResponse",
+    "TrackedIntent",
+    "parse_retry_after",
+]
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER = 3600.0
+MAX_BODY = 1 << 20  # a status response is ~1 KB; a bigger one is refused unread
+MAX_STATUS = 64  # characters
+# Amounts: lots are integers of at most 78 digits (2**256 has 78); the nested shape's human
+# amounts are decimals of at most 78 digits each side, and ``decimals`` stays within that.
+_LOTS = re.compile(r"[0-9]{1,78}")
+_DECIMAL = re.compile(r"([0-9]{1,78})(?:\.([0-9]{1,78}))?")
+MAX_DECIMALS = 78
+
+
+class MalformedResponse(ValueError):
+    """A 200 body that is not a usable intent status; the message says why."""
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -77,15 +104,36 @@ def _parse_time(value: Any) -> float | None:
     return moment.timestamp()
 
 
-def _lots(amount: Any, decimals: Any) -> str | None:
-    """A human decimal amount as integer base units, when it is exact."""
-    if isinstance(decimals, bool) or not isinstance(decimals, int) or amount is None:
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:40]}… ({len(text)} characters)"
+
+
+def _check_lots(key: str, value: Any) -> None:
+    """Lots are a digit string (or a JSON integer) of bounded length, or null."""
+    if value is None or (type(value) is int and value >= 0):
+        return
+    if not isinstance(value, str) or not _LOTS.fullmatch(value):
+        raise MalformedResponse(f"{key} is not an integer amount: {_shown(value)}")
+
+
+def _lots(key: str, amount: Any, decimals: Any) -> str | None:
+    """A human decimal amount as integer base units when it is exact; exact string arithmetic,
+    so no precision, exponent or infinity ever enters."""
+    if amount is None:
         return None
-    try:
-        scaled = Decimal(str(amount)).scaleb(decimals)
-    except InvalidOperation:
+    text = str(amount) if type(amount) is int else amount
+    match = _DECIMAL.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise MalformedResponse(f"{key} is not a decimal amount: {_shown(amount)}")
+    if isinstance(decimals, bool) or not isinstance(decimals, int):
         return None
-    return str(int(scaled)) if scaled == scaled.to_integral_value() else None
+    if not 0 <= decimals <= MAX_DECIMALS:
+        raise MalformedResponse(f"decimals out of range: {_shown(decimals)}")
+    whole, fraction = match.group(1), (match.group(2) or "").rstrip("0")
+    if len(fraction) > decimals:
+        return None
+    return str(int(whole + fraction.ljust(decimals, "0")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +146,14 @@ class IntentResponse:
     created_at: float | None
 
     @classmethod
-    def parse(cls, body: Any) -> Self | None:
-        """Accept the flat shape and the nested ``from``/``to`` shape; None if neither."""
+    def parse(cls, body: Any) -> Self:
+        """Accept the flat shape and the nested ``from``/``to`` shape; ``MalformedResponse``
+        says why a body is neither."""
         if not isinstance(body, dict):
-            return None
+            raise MalformedResponse(f"not an object but {type(body).__name__}")
         status = body.get("status")
-        if not isinstance(status, str) or not status:
-            return None
+        if not isinstance(status, str) or not status or len(status) > MAX_STATUS:
+            raise MalformedResponse(f"no usable status: {_shown(status)}")
         fields: dict[str, Any] = {}
         for key, value in body.items():
             if key == "swap_metadata":
@@ -112,6 +161,8 @@ class IntentResponse:
             if key in ("from", "to") and isinstance(value, dict):
                 fields.update(_flatten_side(key, value))
             else:
+                if key.endswith("_amount_lots"):
+                    _check_lots(key, value)
                 fields[key] = value
         meta = body.get("swap_metadata")
         metadata = meta if isinstance(meta, dict) else None
@@ -132,7 +183,7 @@ def _flatten_side(side: str, data: Mapping[str, Any]) -> dict[str, Any]:
         ("min_amount", "min_amount_lots"),
         ("max_amount", "max_amount_lots"),
     ):
-        lots = _lots(data.get(source), decimals)
+        lots = _lots(f"{side}.{source}", data.get(source), decimals)
         if lots is not None:
             flat.setdefault(f"{side}_{target}", lots)
     return flat
@@ -201,6 +252,7 @@ class IntentPoller:
         self._down_after = down_after
         self._timeout = timeout
         self._health = FeedHealth("intent", sink, metrics)
+        self._limited = LogLimiter(log)
         self._intents: dict[str, _Intent] = {}
         self._from_config = frozenset(settings.track)
         self._from_rules: frozenset[str] = frozenset()
@@ -211,6 +263,8 @@ class IntentPoller:
         for intent_id, label, pinned, status in store.read(
             "SELECT intent_id, label, pinned, last_status FROM intent_tracking"
         ):
+            if not _valid_id(intent_id):
+                continue
             intent = self._intent(intent_id)
             intent.label, intent.pinned, intent.status = label, bool(pinned), status
 
@@ -222,7 +276,8 @@ class IntentPoller:
         return cls(settings, context.sink, context.metrics, context.store)
 
     def set_interest(self, interest: Interest) -> None:
-        self._from_rules = interest.intents
+        # The rule model validates ids already; this keeps any other caller off the URL path.
+        self._from_rules = frozenset(i for i in interest.intents if _valid_id(i))
         self._rule_labels = dict(interest.labels)
         self._wake.set()
 
@@ -331,25 +386,37 @@ class IntentPoller:
         def finished(done: asyncio.Task[None]) -> None:
             self._tasks.discard(done)
             intent.in_flight = False
+            if not done.cancelled() and done.exception() is not None:
+                # A bug in handling one answer must not turn into an immediate re-poll.
+                error = done.exception()
+                assert error is not None
+                self._failed(intent, f"unexpected {describe_error(error, self._key)}")
+                intent.due = asyncio.get_running_loop().time() + intent.backoff.delay()
             self._wake.set()
 
         task.add_done_callback(finished)
 
     async def _poll(self, session: aiohttp.ClientSession, intent: _Intent) -> None:
-        url = f"{self._base}/v1/intents/{quote(intent.intent_id, safe='')}"
+        url = f"{self._base}/v1/intents/{quote(validate_intent_id(intent.intent_id), safe='')}"
         loop = asyncio.get_running_loop()
         intent.last_polled_at = time.time()
         try:
             async with session.get(url) as response:
                 code = response.status
                 retry_after = response.headers.get("Retry-After")
-                body = await response.read() if code == 200 else b""
+                body = await read_body(response, MAX_BODY) if code == 200 else b""
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._failed(intent, describe_error(exc, self._key))
             intent.due = loop.time() + intent.backoff.delay()
             return
+        except BodyTooLarge as exc:
+            self._malformed(intent, str(exc), b"")
+            intent.due = loop.time() + intent.backoff.delay()
+            return
         if code == 200:
-            self._on_body(intent, body)
+            if not self._on_body(intent, body):
+                intent.due = loop.time() + intent.backoff.delay()
+                return
         elif code == 404:
             if not intent.not_found:
                 log.warning(
@@ -377,16 +444,16 @@ class IntentPoller:
             return
         intent.due = loop.time() + self._settings.poll_interval
 
-    def _on_body(self, intent: _Intent, body: bytes) -> None:
+    def _on_body(self, intent: _Intent, body: bytes) -> bool:
+        """Handle a 200 body; False when it was unusable (the caller backs off)."""
         try:
             parsed = IntentResponse.parse(orjson.loads(body))
-        except orjson.JSONDecodeError:
-            parsed = None
-        if parsed is None:
-            self._health.malformed()
-            self._failed(intent, "malformed response")
-            log.warning("intent %s: malformed response skipped: %.200r", intent.intent_id, body)
-            return
+        except orjson.JSONDecodeError as exc:
+            self._malformed(intent, f"not JSON ({exc})", body)
+            return False
+        except MalformedResponse as exc:
+            self._malformed(intent, str(exc), body)
+            return False
         if intent.not_found:
             log.info("intent %s found after 404s", intent.intent_id)
             intent.not_found = False
@@ -395,7 +462,7 @@ class IntentPoller:
         self._health.set(True, "polling")
         intent.detail = "terminal" if parsed.status in TERMINAL_INTENT_STATUSES else "ok"
         if parsed.status == intent.status:
-            return
+            return True
         previous, intent.status = intent.status, parsed.status
         self._save(intent)
         if intent.terminal:
@@ -413,13 +480,27 @@ class IntentPoller:
                 at=time.time(),
             )
         )
+        return True
 
-    def _failed(self, intent: _Intent, reason: str) -> None:
+    def _malformed(self, intent: _Intent, reason: str, body: bytes) -> None:
+        """An unusable 200: a failed poll like any other, logged at most once a minute."""
+        self._health.malformed()
+        self._failed(intent, f"malformed response: {reason}", logged=False)
+        self._limited.warning(
+            "malformed",
+            "intent %s: malformed response skipped (%s): %.200r",
+            intent.intent_id,
+            reason,
+            body,
+        )
+
+    def _failed(self, intent: _Intent, reason: str, *, logged: bool = True) -> None:
         self._health.errors += 1
         self._health.reconnect()
         self._failures += 1
         intent.detail = f"failing: {reason}"
-        log.warning("intent %s: poll failed: %s", intent.intent_id, reason)
+        if logged:
+            log.warning("intent %s: poll failed: %s", intent.intent_id, reason)
         if self._failures >= self._down_after:
             self._health.set(False, f"{self._failures} consecutive failed polls: {reason}")
 
@@ -443,3 +524,16 @@ class IntentPoller:
                 )
         except sqlite3.Error:
             log.exception("intent %s: could not persist its state", intent.intent_id)
+
+
+def _valid_id(intent_id: str) -> bool:
+    """Whether ``intent_id`` may go into a URL; a bad one is logged (ids come from the store
+    or a caller, both of which should have validated it)."""
+    try:
+        validate_intent_id(intent_id)
+    except ValueError as exc:
+        reason = str(exc)
+    else:
+        return True
+    log.error("intent id skipped: %s", reason)
+    return False

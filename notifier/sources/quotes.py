@@ -3,6 +3,9 @@
 Quote pushes carry no ``exactIn`` field, so a push is mapped back to its subscription by
 ``(in, out, amount)`` on the connection it arrived on. Two wanted tuples differing only in
 ``exactIn`` are therefore never placed on the same connection.
+
+Upstream ``type:error`` frames and malformed frames are counted on the feed's health and logged
+at most once a minute per kind, with the count held back, so garbage cannot flood the journal.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import orjson
 from notifier.backoff import BackoffPolicy
 from notifier.config import QuoteSettings
 from notifier.events import EventSink, Interest, PairKey, QuoteEvent
+from notifier.logthrottle import LogLimiter
 from notifier.metrics import Metrics
 from notifier.sources.base import FeedHealth, FeedStatus, SourceContext, describe_error
 from notifier.sources.websocket import LinkOptions, Socket, WebSocketLink, open_session
@@ -31,6 +35,7 @@ __all__ = ["QuoteStream"]
 log = logging.getLogger(__name__)
 
 FRAME_PAIRS = 256  # most pairs sent in one subscribe/unsubscribe frame
+MAX_FRAME = 64 << 10  # a quote is ~300 bytes; a bigger frame drops the connection
 WireKey = tuple[str, str, str]  # (in, out, amount): all a quote push identifies
 
 
@@ -116,12 +121,13 @@ class QuoteStream:
         self._log_url = urlunsplit(parts._replace(query=""))  # never log the key
         self._backoff = backoff or BackoffPolicy()
         self._health = FeedHealth("quote", sink, metrics)
+        self._limited = LogLimiter(log)
         self._socket_options = LinkOptions(
             log,
             self._health,
             self._backoff,
             settings.heartbeat,
-            1 << 20,
+            MAX_FRAME,
             self._refresh_health,
             (self._key,),
         )
@@ -270,8 +276,11 @@ class QuoteStream:
             log.debug("quote connection #%d: %s %s", connection.index, kind, frame.get("count"))
         elif kind == "error":
             self._health.errors += 1
-            log.warning(
-                "quote connection #%d: upstream error: %s", connection.index, frame.get("message")
+            self._limited.warning(
+                "error",
+                "quote connection #%d: upstream error: %.200r",
+                connection.index,
+                frame.get("message"),
             )
         else:
             self._malformed(connection, f"unknown type {kind!r}", data)
@@ -309,7 +318,8 @@ class QuoteStream:
 
     def _malformed(self, connection: _Connection, why: str, data: str | bytes) -> None:
         self._health.malformed()
-        log.warning(
+        self._limited.warning(
+            "malformed",
             "quote connection #%d: skipped malformed frame (%s): %.200r",
             connection.index,
             why,

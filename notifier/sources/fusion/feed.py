@@ -3,6 +3,12 @@
 Most order events carry only ``orderHash``. Orders seen in ``order_created`` are kept in a
 bounded cache persisted to the store, unknown hashes are looked up over REST off the reader, and
 after a reconnect (and on start) each chain is caught up over REST (``reconcile``).
+
+Nothing an upstream sends grows memory without bound: frames are at most ``MAX_FRAME`` bytes,
+events waiting for a look-up at most ``MAX_WAITING_PER_ORDER`` per order and
+``MAX_WAITING``/``MAX_WAITING_BYTES`` in all (the oldest are dropped, counted in
+``dropped_waiting`` and logged once per overflow), and a look-up gives up after
+``LOOKUP_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import functools
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,6 +36,7 @@ from notifier.events import (
     OrderEvent,
     OrderInfo,
 )
+from notifier.logthrottle import LogLimiter
 from notifier.metrics import Metrics
 from notifier.sources.base import FeedHealth, FeedStatus, SourceContext
 from notifier.sources.fusion.reconcile import Reconciler
@@ -43,6 +51,12 @@ __all__ = ["SINCE_MARGIN", "OrderFeed"]
 log = logging.getLogger(__name__)
 
 MAX_PENDING_LOOKUPS = 1000  # beyond this, events for unknown hashes go out without order info
+MAX_WAITING_PER_ORDER = 64  # live events of one order waiting for its look-up
+MAX_WAITING = 4096  # ... of all orders
+MAX_WAITING_BYTES = 16 << 20  # their frames' size in all
+MAX_FRAME = 1 << 20  # an order event is a few KB; a bigger frame drops the connection
+LOOKUP_TIMEOUT = 30.0  # waiting for a REST slot included
+MAX_UNKNOWN_EVENTS = 64  # unknown event names logged once each; more are only counted
 MISSING_TTL = 600.0  # a hash REST could not resolve is not asked again for this long
 FIRST_LOOKBACK = 3600.0  # no watermark yet (first start ever): list orders this far back
 # Subtracted from the watermark: server/local clock skew, a loss the heartbeat noticed late, a
@@ -60,6 +74,7 @@ class _Pending:
     order_hash: str
     result: Mapping[str, Any]
     at: float
+    size: int  # of its frame, counted against MAX_WAITING_BYTES
 
 
 class _Link:
@@ -115,13 +130,18 @@ class OrderFeed:
             self._health,
             self._backoff,
             settings.heartbeat,
-            8 << 20,
+            MAX_FRAME,
             self._refresh_health,
             (self._key,),
         )
         for link in self._links.values():
             link.socket = self._socket(link)
-        self._lookups: dict[tuple[int, str], list[_Pending]] = {}
+        self._lookups: dict[tuple[int, str], deque[_Pending]] = {}
+        self._waiting = 0  # events in ``_lookups``
+        self._waiting_bytes = 0
+        self.dropped_waiting = 0  # events dropped because the waiting room was full
+        self._overflowing = False  # an overflow was logged; cleared once the room is empty
+        self._limited = LogLimiter(log)
         self._missing: dict[tuple[int, str], float] = {}
         self._reconciling: dict[int, asyncio.Task[None]] = {}
         self._unknown_events: set[str] = set()
@@ -262,13 +282,15 @@ class OrderFeed:
             elif not isinstance(payload.get("orderHash"), str) or not payload["orderHash"]:
                 self._malformed(chain, f"{name} without orderHash", data)
             else:
-                self._on_event(chain, name, payload["orderHash"], payload)
+                self._on_event(chain, name, payload["orderHash"], payload, len(data))
         elif isinstance(frame.get("method"), str):
             log.debug("order feed chain %d: RPC response to %s", chain, frame["method"])
         else:
             self._malformed(chain, "neither event nor method", data)
 
-    def _on_event(self, chain: int, name: str, order_hash: str, result: Mapping[str, Any]) -> None:
+    def _on_event(
+        self, chain: int, name: str, order_hash: str, result: Mapping[str, Any], size: int
+    ) -> None:
         at = time.time()
         if name == "order_created":
             info = order_info(order_hash, result)
@@ -279,7 +301,7 @@ class OrderFeed:
             else:
                 self._cache.put(chain, info)
         elif self._cache.get(chain, order_hash) is None:
-            self._look_up_then_deliver(chain, _Pending(name, order_hash, result, at))
+            self._look_up_then_deliver(chain, _Pending(name, order_hash, result, at, size))
             return
         self._deliver(chain, name, order_hash, result, at)
 
@@ -322,7 +344,7 @@ class OrderFeed:
         key = (chain, pending.order_hash)
         waiting = self._lookups.get(key)
         if waiting is not None:  # keep per-order order: deliver behind the first one
-            waiting.append(pending)
+            self._wait(waiting, pending)
             return
         missing_since = self._missing.get(key)
         if missing_since is not None and time.monotonic() - missing_since > MISSING_TTL:
@@ -336,23 +358,81 @@ class OrderFeed:
         ):
             self._deliver(chain, pending.event, pending.order_hash, pending.result, pending.at)
             return
-        self._lookups[key] = [pending]
+        waiting = self._lookups[key] = deque()
+        self._wait(waiting, pending)
         self._spawn(self._look_up(chain, pending.order_hash), f"fusion-lookup-{chain}")
+
+    def _wait(self, waiting: deque[_Pending], pending: _Pending) -> None:
+        """Queue ``pending`` behind its order's look-up, dropping the oldest events when the
+        order's queue or the whole waiting room is full."""
+        waiting.append(pending)
+        self._waiting += 1
+        self._waiting_bytes += pending.size
+        while len(waiting) > MAX_WAITING_PER_ORDER:
+            self._drop(waiting, "per order")
+        while self._waiting > MAX_WAITING or self._waiting_bytes > MAX_WAITING_BYTES:
+            # Look-ups started in arrival order: the first non-empty queue holds the oldest.
+            oldest = next(queue for queue in self._lookups.values() if queue)
+            self._drop(oldest, "in all")
+
+    def _drop(self, waiting: deque[_Pending], limit: str) -> None:
+        dropped = waiting.popleft()
+        self._waiting -= 1
+        self._waiting_bytes -= dropped.size
+        self.dropped_waiting += 1
+        self._health.errors += 1
+        if not self._overflowing:
+            self._overflowing = True
+            log.warning(
+                "order feed: events waiting for order look-ups over the limit %s "
+                "(%d per order, %d or %d MiB in all): dropping the oldest (%s %s); "
+                "logged once until the queue empties",
+                limit,
+                MAX_WAITING_PER_ORDER,
+                MAX_WAITING,
+                MAX_WAITING_BYTES >> 20,
+                dropped.event,
+                dropped.order_hash,
+            )
+
+    def _release(self, key: tuple[int, str]) -> deque[_Pending]:
+        """Take the events waiting for ``key``'s look-up out of the waiting room."""
+        waiting = self._lookups.pop(key, deque())
+        self._waiting -= len(waiting)
+        self._waiting_bytes -= sum(pending.size for pending in waiting)
+        if not self._waiting and self._overflowing:
+            self._overflowing = False
+            log.info(
+                "order feed: look-up queue empty again; %d event(s) dropped in all",
+                self.dropped_waiting,
+            )
+        return waiting
 
     async def _look_up(self, chain: int, order_hash: str) -> None:
         key = (chain, order_hash)
         try:
-            found = await self._rest.status(chain, order_hash)
+            async with asyncio.timeout(LOOKUP_TIMEOUT):
+                found = await self._rest.status(chain, order_hash)
         except asyncio.CancelledError:
-            self._lookups.pop(key, None)
+            self._release(key)
             raise
+        except TimeoutError:
+            self._limited.warning(
+                "look-up timeout",
+                "order feed chain %d: look-up of %s took over %.0fs; its events go out without "
+                "order info",
+                chain,
+                order_hash,
+                LOOKUP_TIMEOUT,
+            )
+            found = None
         if found is not None and found.info is not None:
             self._cache.put(chain, found.info)
         else:
             if len(self._missing) >= MAX_PENDING_LOOKUPS:
                 self._missing.clear()
             self._missing[key] = time.monotonic()
-        for pending in self._lookups.pop(key, []):
+        for pending in self._release(key):
             self._deliver(chain, pending.event, pending.order_hash, pending.result, pending.at)
 
     def _start_reconcile(self, chain: int) -> None:
@@ -394,10 +474,16 @@ class OrderFeed:
 
     def _unknown(self, chain: int, name: str) -> None:
         self._health.malformed()
-        if name not in self._unknown_events:
+        if name not in self._unknown_events and len(self._unknown_events) < MAX_UNKNOWN_EVENTS:
             self._unknown_events.add(name)
-            log.warning("order feed chain %d: skipping unknown event %r", chain, name)
+            log.warning("order feed chain %d: skipping unknown event %.100r", chain, name)
 
     def _malformed(self, chain: int, why: str, data: str | bytes) -> None:
         self._health.malformed()
-        log.warning("order feed chain %d: skipped malformed frame (%s): %.200r", chain, why, data)
+        self._limited.warning(
+            f"malformed {chain}",
+            "order feed chain %d: skipped malformed frame (%s): %.200r",
+            chain,
+            why,
+            data,
+        )

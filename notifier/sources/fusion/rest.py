@@ -2,7 +2,9 @@
 an order's status by hash, the active orders, and a maker's orders since a time.
 
 Every call goes through the feed's session (Bearer key) with at most ``concurrency`` requests
-at once; a failure is logged without the key, counted on the feed's health and answered None.
+at once; a failure is logged without the key (each kind at most once a minute), counted on the
+feed's health and answered None. Bodies are refused past ``MAX_STATUS_BODY`` (one order) or
+``MAX_LIST_BODY`` (a page of up to 500) bytes, unread.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from notifier.sources.base import FeedHealth, describe_error
+from notifier.logthrottle import LogLimiter
+from notifier.sources.base import BodyTooLarge, FeedHealth, describe_error, read_body
 from notifier.sources.fusion.wire import Listed, RestStatus, int_or_none
 
 __all__ = ["OrderRest"]
@@ -27,6 +30,8 @@ ACTIVE_MAX_PAGES = 20
 MAKER_PAGE_LIMIT = 500  # the SDK's PaginationRequest allows 1..500
 MAKER_MAX_PAGES = 10
 REST_TIMEOUT = aiohttp.ClientTimeout(total=15)
+MAX_STATUS_BODY = 1 << 20
+MAX_LIST_BODY = 16 << 20
 
 
 class OrderRest:
@@ -42,6 +47,7 @@ class OrderRest:
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._limited = LogLimiter(log)
 
     @property
     def open(self) -> bool:
@@ -60,11 +66,11 @@ class OrderRest:
     async def status(self, chain: int, order_hash: str) -> RestStatus | None:
         """``GET …/order/status/{hash}``."""
         url = self._url(chain, f"status/{order_hash}")
-        body = await self._get_json(url)
+        body = await self._get_json(url, limit=MAX_STATUS_BODY)
         found = RestStatus.parse(order_hash, body) if isinstance(body, dict) else None
         if body is not None and found is None:
             self._health.malformed()
-            log.warning("order REST %s: no status in the response", url)
+            self._limited.warning("no status", "order REST %s: no status in the response", url)
         return found
 
     async def active(self, chain: int) -> AsyncIterator[Any]:
@@ -102,13 +108,17 @@ class OrderRest:
             if not isinstance(body, dict) or not isinstance(items, list):
                 if body is not None:
                     self._health.malformed()
-                    log.warning("order REST %s: no items in the response", url)
+                    self._limited.warning(
+                        "no items", "order REST %s: no items in the response", url
+                    )
                 return None
             for item in items:
                 listed = Listed.parse(maker, item)
                 if listed is None:
                     self._health.malformed()
-                    log.warning("order REST %s: skipped an unusable item: %.200r", url, item)
+                    self._limited.warning(
+                        "bad item", "order REST %s: skipped an unusable item: %.200r", url, item
+                    )
                 elif listed.created_ms is None or listed.created_ms >= since_ms:
                     found.append(listed)
             following = _next_page(body)
@@ -122,8 +132,10 @@ class OrderRest:
         )
         return found
 
-    async def _get_json(self, url: str, params: Mapping[str, int] | None = None) -> Any:
-        """GET a JSON body; None (logged) on any failure."""
+    async def _get_json(
+        self, url: str, params: Mapping[str, int] | None = None, *, limit: int = MAX_LIST_BODY
+    ) -> Any:
+        """GET a JSON body of at most ``limit`` bytes; None (logged) on any failure."""
         session, slots = self._session, self._slots
         if session is None or slots is None:
             return None
@@ -132,20 +144,28 @@ class OrderRest:
                 async with session.get(url, params=params, timeout=REST_TIMEOUT) as response:
                     if response.status != 200:
                         level = logging.INFO if response.status == 404 else logging.WARNING
-                        log.log(level, "order REST %s: HTTP %d", url, response.status)
+                        self._limited.log(
+                            level, f"HTTP {level}", "order REST %s: HTTP %d", url, response.status
+                        )
                         if response.status != 404:
                             self._health.errors += 1
                         return None
-                    body = await response.read()
+                    body = await read_body(response, limit)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self._health.errors += 1
-                log.warning("order REST %s failed: %s", url, describe_error(exc, self._key))
+                self._limited.warning(
+                    "failed", "order REST %s failed: %s", url, describe_error(exc, self._key)
+                )
+                return None
+            except BodyTooLarge as exc:
+                self._health.malformed()
+                self._limited.warning("too large", "order REST %s: %s", url, exc)
                 return None
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
             self._health.malformed()
-            log.warning("order REST %s: body is not JSON", url)
+            self._limited.warning("not JSON", "order REST %s: body is not JSON", url)
             return None
 
 
