@@ -7,15 +7,19 @@ up and lists every held title. An untagged notification (every channel) uses the
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from notifier.config import RateLimitSettings
 from notifier.dispatch.outbox import Outbox
 
-__all__ = ["ALL", "Decision", "RateLimiter"]
+__all__ = ["ALL", "Admit", "Decision", "RateLimiter"]
 
 ALL = "all"
+
+# The stage as the dispatcher runs it, in the caller's transaction: (row id, title, tags, now)
+# -> the tags the row may be sent to now, or None when every bucket held it for a digest.
+Admit = Callable[[int, str, tuple[str, ...], float], tuple[str, ...] | None]
 
 
 @dataclass(frozen=True, slots=True)
