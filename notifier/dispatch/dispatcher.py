@@ -37,7 +37,7 @@ from notifier.dispatch.channels import (
 from notifier.dispatch.lanes import Lane, Lanes
 from notifier.dispatch.outage import StoreOutage
 from notifier.dispatch.outbox import NewRow, Outbox, OutboxRow
-from notifier.dispatch.ratelimit import RateLimiter
+from notifier.dispatch.ratelimit import Admission, Admit, RateLimiter
 from notifier.dispatch.retry import RetryPolicy
 from notifier.dispatch.send import owed, start, unsendable
 from notifier.durations import format_duration
@@ -87,6 +87,7 @@ class Dispatcher:
         self._limiter = RateLimiter(
             settings.delivery.rate_limit, settings.delivery.rate_limits, self._outbox
         )
+        self._admit: Admit = Admission(self._limiter, self._outbox, metrics).admit
         self._redactor = url_secrets()
         self._detach_redactor = self._redactor.attach(SECRET_LOGGERS)
         self._channels = Channels.load(settings.apprise_config, self._redactor)
@@ -340,18 +341,6 @@ class Dispatcher:
             self._start_soon()
         self.wake()  # also covers what the pick-up does not start (no room, other thread)
         return True
-
-    def _admit(
-        self, row_id: int, title: str, tags: tuple[str, ...], now: float
-    ) -> tuple[str, ...] | None:
-        """The rate-limit stage, in the caller's transaction: the tags the row may be sent to
-        now, or None when every bucket held it for a digest."""
-        decision = self._limiter.decide(tags, now)
-        admitted = self._outbox.route(row_id, decision.route, decision.buckets, decision.held, now)
-        if decision.held:
-            self._metrics.notifications.labels("digested").inc()
-            log.info("rate limit: %r held for %s digest", title, ", ".join(decision.held))
-        return decision.route if admitted else None
 
     def _poke(self) -> None:
         self._settled.clear()
