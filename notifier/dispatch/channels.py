@@ -39,6 +39,7 @@ __all__ = [
     "Channels",
     "SendResult",
     "private_label",
+    "short_label",
     "tag_filter",
     "url_secrets",
 ]
@@ -280,3 +281,8 @@ class Channels:
 def describe(channel: Channel) -> dict[str, Any]:
     """A channel as ``status`` shows it: privacy URL and tags only."""
     return {"url": channel.label, "tags": list(channel.tags)}
+
+
+def short_label(channel: Channel) -> str:
+    """A privacy URL without its query (apprise's own options): short enough to scan."""
+    return channel.label.partition("?")[0]

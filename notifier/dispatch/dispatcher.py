@@ -25,23 +25,23 @@ from typing import TYPE_CHECKING, Any
 
 from notifier.config import Settings
 from notifier.dispatch import digest
+from notifier.dispatch.answers import Answers
 from notifier.dispatch.channels import (
     SECRET_LOGGERS,
     Channel,
     Channels,
-    SendResult,
     describe,
+    short_label,
     url_secrets,
 )
 from notifier.dispatch.lanes import Lane, Lanes
-from notifier.dispatch.outage import HELD_LIMIT, Confirmation, Outage
+from notifier.dispatch.outage import StoreOutage
 from notifier.dispatch.outbox import NewRow, Outbox, OutboxRow
-from notifier.dispatch.ratelimit import RateLimiter
-from notifier.dispatch.retry import RetryPolicy, dead_letter_report, is_error_report
-from notifier.dispatch.send import answer, owed, start, timed_out, unsendable
+from notifier.dispatch.ratelimit import Admission, Admit, RateLimiter
+from notifier.dispatch.retry import RetryPolicy
+from notifier.dispatch.send import owed, start, unsendable
 from notifier.durations import format_duration
 from notifier.metrics import Metrics
-from notifier.timestamps import rfc3339
 
 if TYPE_CHECKING:
     from notifier.notification import Notification
@@ -87,6 +87,7 @@ class Dispatcher:
         self._limiter = RateLimiter(
             settings.delivery.rate_limit, settings.delivery.rate_limits, self._outbox
         )
+        self._admit: Admit = Admission(self._limiter, self._outbox, metrics).admit
         self._redactor = url_secrets()
         self._detach_redactor = self._redactor.attach(SECRET_LOGGERS)
         self._channels = Channels.load(settings.apprise_config, self._redactor)
@@ -96,13 +97,36 @@ class Dispatcher:
         self._stopped = asyncio.Event()
         self._in_flight: dict[tuple[int, str], asyncio.Task[None]] = {}  # (row, channel)
         self._wait_until: float | None = None  # a channel's own retry time or lane pause
-        self._outage: Outage | None = None  # the store cannot write
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._start_soon_pending = False
         self._running = False
         self._stopping = False
         self._next_prune = 0.0
+        self._outage = StoreOutage(
+            store,
+            self._outbox,
+            metrics,
+            now=now,
+            admit=self._admit,
+            report_error=self.report_error,
+            resumed=self._resumed,
+            wake=self.wake,
+        )
+        self._answers = Answers(
+            store,
+            self._outbox,
+            settings,
+            metrics,
+            channels=lambda: self._channels,
+            lanes=self._lanes,
+            retry=self._retry,
+            outage=self._outage,
+            admit=self._admit,
+            recorded=self._refresh_pending,
+            wake=self.wake,
+            now=now,
+        )
         self._refresh_pending()
 
     # -- the daemon's API ------------------------------------------------------------------
@@ -174,12 +198,13 @@ class Dispatcher:
     def stats(self) -> dict[str, Any]:
         """Outbox counts and channels for ``notifier status``; URLs only in privacy form."""
         counts = self._outbox.counts()
+        outage = self._outage.current
         oldest = self._outbox.oldest_pending()
         return {
             **counts,
             "in_flight": len(self._in_flight),
             "store_problem": self.store_problem,
-            "held_in_memory": 0 if self._outage is None else len(self._outage.held),
+            "held_in_memory": 0 if outage is None else len(outage.held),
             "oldest_pending_age": None if oldest is None else max(self._now() - oldest, 0.0),
             "channels": len(self._channels),
             "channel_list": [describe(c) for c in self._channels.channels],
@@ -220,7 +245,7 @@ class Dispatcher:
                 try:
                     delay = self._pass(now)
                 except sqlite3.OperationalError as exc:
-                    self._unwritable(exc)
+                    self._outage.failed(exc)
                     delay = 0.0
                 if (delay is None or delay > 0) and not self._in_flight:
                     self._settled.set()
@@ -232,12 +257,13 @@ class Dispatcher:
 
     def _pass(self, now: float) -> float | None:
         """One pass of the delivery loop; returns how long to sleep."""
-        outage = self._outage
+        outage = self._outage.current
         if outage is not None:
             if now >= outage.retry_at:
-                self._recover(now)
-            if self._outage is not None:  # nothing is sent that could not be marked sent
-                return max(self._outage.retry_at - now, 0.0)
+                self._outage.recover(now)
+            outage = self._outage.current
+            if outage is not None:  # nothing is sent that could not be marked sent
+                return max(outage.retry_at - now, 0.0)
         if now >= self._next_prune:
             self._prune(now)
         if not self._start_due(now):
@@ -264,15 +290,7 @@ class Dispatcher:
                 await asyncio.gather(*late, return_exceptions=True)
         if self._running:
             await self._stopped.wait()
-        if self._outage is not None:
-            self._recover(self._now())
-        if self._outage is not None and (self._outage.held or self._outage.confirmed):
-            log.error(
-                "stopping while the state store cannot write: %d decision(s) and %d "
-                "confirmation(s) kept in memory are lost",
-                len(self._outage.held),
-                len(self._outage.confirmed),
-            )
+        self._outage.stopping()
         self.close()
 
     def close(self) -> None:
@@ -286,100 +304,33 @@ class Dispatcher:
     @property
     def store_problem(self) -> str | None:
         """Why the store cannot write (readiness is down meanwhile), or None."""
-        if self._outage is None:
-            return None
-        return f"state store cannot write: {self._outage.reason}"
+        return self._outage.problem
 
     def store_failed(self, exc: BaseException) -> bool:
         """Hear of a store error met elsewhere (the rule engine's transaction). True when it
         means the store cannot write: delivery then pauses until it can."""
         if not isinstance(exc, sqlite3.OperationalError):
             return False
-        self._unwritable(exc)
+        self._outage.failed(exc)
         return True
-
-    def _unwritable(self, exc: sqlite3.OperationalError) -> None:
-        if self._outage is None:
-            self._outage = Outage(str(exc), self._now())
-            log.error(
-                "state store cannot write (%s): nothing is sent until it can; new "
-                "decisions wait in memory (up to %d)",
-                exc,
-                HELD_LIMIT,
-            )
-        self.wake()
-
-    def _lost(self, row: NewRow, exc: BaseException) -> None:
-        """The transaction that wrote ``row`` (the engine's) did not commit."""
-        if isinstance(exc, sqlite3.OperationalError):
-            self._unwritable(exc)
-            self._hold(row)
-
-    def _hold(self, row: NewRow) -> bool:
-        outage = self._outage
-        assert outage is not None
-        if outage.holds(row.key):
-            return True  # the same decision again (its transaction failed after our write)
-        first_drop = not outage.dropped
-        if outage.hold(row):
-            self._metrics.notifications.labels("queued").inc()
-            return True
-        if first_drop:
-            log.error(
-                "%d decisions wait for the state store: dropping new ones until it writes "
-                "again, starting with %r (rule %s)",
-                HELD_LIMIT,
-                row.title,
-                row.rule_id,
-            )
-        return False
-
-    def _recover(self, now: float) -> None:
-        """Try the store again: write what waited, in one transaction, or back off."""
-        outage = self._outage
-        assert outage is not None
-        try:
-            with self._store.transaction():
-                for c in outage.confirmed.values():
-                    self._outbox.record_channel(c.row_id, c.key, owed=c.owed, now=now)
-                for row in outage.held:
-                    row_id = self._outbox.add(row, now)
-                    if row_id is not None:
-                        self._admit(row_id, row.title, row.tags, now)
-                self._outbox.probe()
-        except sqlite3.Error as exc:
-            outage.reason = str(exc)
-            outage.failed_again(now)
-            return
-        self._outage = None
-        lasted = format_duration(max(now - outage.since, 0.0))
-        log.warning("state store writes again after %s; %s", lasted, outage.summary())
-        self.report_error(
-            f"store-outage|{outage.since}",
-            f"notifier: the state store could not write for {lasted}",
-            f"From {rfc3339(outage.since)} the state store refused writes ({outage.reason}); "
-            f"nothing was sent meanwhile. {outage.summary()}.",
-        )
-        self._refresh_pending()
-        self._poke()
 
     # -- the loop's stages -----------------------------------------------------------------
 
     def _add(self, row: NewRow) -> bool:
         """Write ``row`` and its rate-limit decision; while the store cannot write, keep it
         in memory (True: kept, or it is written later) until it can."""
-        if self._outage is not None:
-            return self._hold(row)
+        if self._outage.current is not None:
+            return self._outage.hold(row)
         now = self._now()
         try:
             # One commit (the engine's, when it enqueues): the row and its rate-limit decision.
             with self._store.transaction():
-                self._store.if_rolled_back(functools.partial(self._lost, row))
+                self._store.if_rolled_back(functools.partial(self._outage.lost, row))
                 row_id = self._outbox.add(row, now)
                 route = None if row_id is None else self._admit(row_id, row.title, row.tags, now)
         except sqlite3.OperationalError as exc:
-            self._unwritable(exc)
-            return self._hold(row)
+            self._outage.failed(exc)
+            return self._outage.hold(row)
         if row_id is None:
             self._metrics.notifications.labels("deduplicated").inc()
             log.debug("duplicate notification %s ignored", row.key)
@@ -390,18 +341,6 @@ class Dispatcher:
             self._start_soon()
         self.wake()  # also covers what the pick-up does not start (no room, other thread)
         return True
-
-    def _admit(
-        self, row_id: int, title: str, tags: tuple[str, ...], now: float
-    ) -> tuple[str, ...] | None:
-        """The rate-limit stage, in the caller's transaction: the tags the row may be sent to
-        now, or None when every bucket held it for a digest."""
-        decision = self._limiter.decide(tags, now)
-        admitted = self._outbox.route(row_id, decision.route, decision.buckets, decision.held, now)
-        if decision.held:
-            self._metrics.notifications.labels("digested").inc()
-            log.info("rate limit: %r held for %s digest", title, ", ".join(decision.held))
-        return decision.route if admitted else None
 
     def _poke(self) -> None:
         self._settled.clear()
@@ -433,12 +372,17 @@ class Dispatcher:
         sent."""
         if self._outbox.uncommitted:
             return False
-        if self._outage is not None:
+        if self._outage.current is not None:
             return True  # the run loop tries the store again
         self._wait_until = None
         for row in self._outbox.due(now, SCAN_LIMIT):
             self._start(row, now)
         return True
+
+    def _resumed(self) -> None:
+        """The store writes again: what it wrote may be due now."""
+        self._refresh_pending()
+        self._poke()
 
     def _refresh_pending(self) -> None:
         self._metrics.outbox_pending.set(self._outbox.pending_count())
@@ -469,10 +413,10 @@ class Dispatcher:
         try:
             plan = self._begin(row)
         except sqlite3.OperationalError as exc:
-            self._unwritable(exc)
+            self._outage.failed(exc)
             return
         except Exception:
-            self._internal_error(row)
+            self._answers.internal_error(row)
             plan = None
         if plan is None:  # settled without a send (or failed): re-check the outbox
             with contextlib.suppress(sqlite3.Error):
@@ -481,7 +425,7 @@ class Dispatcher:
             return
         row, route, targets = plan
         for channel in targets:
-            lane = self._lanes.get(channel.key, _short(channel))
+            lane = self._lanes.get(channel.key, short_label(channel))
             if row.id in lane.running:
                 continue  # its last call has not returned yet: never two at once
             at = row.retry_at.get(channel.key, now)
@@ -492,7 +436,7 @@ class Dispatcher:
                 continue  # a finishing send on the lane wakes the loop
             future = start(lane, self._channels, channel, row, timeout=self._timeout)
             task = asyncio.create_task(
-                self._deliver(row, route, channel, lane, future),
+                self._answers.deliver(row, route, channel, lane, future),
                 name=f"deliver-{row.id}-{channel.key[:8]}",
             )
             self._in_flight[(row.id, channel.key)] = task
@@ -506,21 +450,6 @@ class Dispatcher:
         self._in_flight.pop((row_id, key), None)
         lane.running.discard(row_id)
         self._poke()
-
-    def _internal_error(self, row: OutboxRow) -> None:
-        """Called in an ``except`` block: a bug must not hot-loop on one row, so it backs off
-        like a failed send."""
-        log.exception("delivering %s failed unexpectedly; retrying later", row.key)  # noqa: LOG004
-        now = self._now()
-        with contextlib.suppress(sqlite3.Error):
-            self._outbox.record_failure(
-                row.id,
-                delivered=(),
-                retry=row.retry,
-                error="internal error",
-                now=now,
-                next_attempt_at=now + self._retry.backoff(row),
-            )
 
     def _begin(self, row: OutboxRow) -> tuple[OutboxRow, tuple[str, ...], list[Channel]] | None:
         """Seal a digest, route a row written unrouted and pick the channels it still owes.
@@ -540,151 +469,5 @@ class Dispatcher:
         if row.done:  # channels that still lacked it are gone from the config
             self._outbox.record_sent(row.id, (), self._now())
             return None
-        self._unsendable(row, unsendable(channels, route))
+        self._answers.unsendable(row, unsendable(channels, route))
         return None
-
-    async def _deliver(
-        self,
-        row: OutboxRow,
-        route: tuple[str, ...],
-        channel: Channel,
-        lane: Lane,
-        future: asyncio.Future[SendResult],
-    ) -> None:
-        """Await one channel's answer; at the timeout, record it as uncertain (retried after
-        a backoff), and keep waiting: a late confirmation is recorded too, so the channel is
-        not sent the message again."""
-        try:
-            try:
-                result = await asyncio.wait_for(
-                    answer(asyncio.shield(future), self._channels, channel), self._timeout
-                )
-            except TimeoutError:
-                self._answered(row, route, channel, lane, timed_out(channel, self._timeout))
-                late = await answer(future, self._channels, channel)
-                if late.ok:
-                    self._answered(row, route, channel, lane, late, late=True)
-            else:
-                self._answered(row, route, channel, lane, result)
-        except sqlite3.OperationalError as exc:
-            self._unwritable(exc)  # a failure not recorded is retried after the outage
-        except Exception:
-            self._internal_error(row)
-        with contextlib.suppress(sqlite3.Error):
-            self._refresh_pending()
-
-    def _answered(
-        self,
-        row: OutboxRow,
-        route: tuple[str, ...],
-        channel: Channel,
-        lane: Lane,
-        result: SendResult,
-        *,
-        late: bool = False,
-    ) -> None:
-        """Record one channel's answer for ``row``: confirmed, to retry, or the row given up."""
-        now = self._now()
-        current = self._outbox.get(row.id)
-        if current is None:
-            return
-        owed_keys = [c.key for c in self._channels.select(route)]
-        attempt = current.failures.get(channel.key, 0) + 1  # this channel's
-        if result.ok:
-            if not late:  # a late answer does not end the lane's backoff: it is slow
-                self._lanes.succeeded(lane)
-            try:
-                finished = self._outbox.record_channel(row.id, channel.key, owed=owed_keys, now=now)
-            except sqlite3.OperationalError as exc:
-                # Sent but not recorded: kept until the store writes, never sent again.
-                self._unwritable(exc)
-                assert self._outage is not None
-                self._outage.confirm(Confirmation(row.id, channel.key, tuple(owed_keys)))
-                return
-            if finished:
-                self._metrics.notifications.labels("sent").inc()
-            log.info(
-                "delivered %s%s",
-                self._outcome(current, result, attempt),
-                " (a late answer, after the timeout)" if late else "",
-            )
-            return
-        error = result.error or "delivery failed"
-        self._lanes.failed(lane, now, error)
-        if current.state != "pending":
-            return
-        retry = self._retry.retry(current, result, now)
-        if retry is None:
-            self._dead_letter(current, result, error, now)
-            return
-        self._outbox.record_channel(
-            row.id, channel.key, owed=owed_keys, now=now, retry_at=retry.at, error=error
-        )
-        self._metrics.notifications.labels("failed").inc()
-        # Logged once per row and channel; later attempts only at debug.
-        level = logging.DEBUG if channel.key in current.retry_at else logging.WARNING
-        log.log(
-            level,
-            "not delivered %s; retrying for up to %s: %s",
-            self._outcome(current, result, attempt),
-            format_duration(retry.deadline - now),
-            error,
-        )
-
-    def _unsendable(self, row: OutboxRow, result: SendResult) -> None:
-        """A row no channel is owed: retried while no channel is loaded, else given up."""
-        now = self._now()
-        error = result.error or "delivery failed"
-        retry = self._retry.retry(row, result, now)
-        if retry is None:
-            self._dead_letter(row, result, error, now)
-            return
-        self._outbox.record_failure(
-            row.id, delivered=(), retry=None, error=error, now=now, next_attempt_at=retry.at
-        )
-        self._metrics.notifications.labels("failed").inc()
-        level = logging.WARNING if row.attempts == 0 else logging.DEBUG
-        log.log(level, "not delivered %r (row %d); retrying: %s", row.title, row.id, error)
-
-    def _outcome(self, row: OutboxRow, result: SendResult, attempt: int) -> str:
-        """One delivery result as a log line's subject: the row, the rule, and how each
-        channel answered (privacy URLs only)."""
-        labels = {c.key: _short(c) for c in self._channels.channels}
-        answers = [f"{labels.get(k, k)} ok" for k in sorted(result.delivered)]
-        answers += [f"{labels.get(k, k)} failed" for k in sorted(result.failed)]
-        return (
-            f"{row.title!r} (rule {row.rule_id}, row {row.id}, attempt {attempt}) to "
-            f"{', '.join(row.route or row.tags) or 'every channel'}: "
-            f"{'; '.join(answers) or 'no channel answered'}"
-        )
-
-    def _dead_letter(self, row: OutboxRow, result: SendResult, error: str, now: float) -> None:
-        errors_to = self._settings.errors_to
-        report = None
-        if errors_to and not is_error_report(row, self._digest_kinds(row)):
-            report = dead_letter_report(row, error, now, errors_to)
-        with self._store.transaction():
-            reported = self._outbox.record_dead(row.id, result.delivered, error, now, report)
-            if report is not None and reported is not None:
-                self._admit(reported, report.title, report.tags, now)
-        self._metrics.notifications.labels("dead_lettered").inc()
-        log.error(
-            "gave up on %r (%s) after %d attempt(s): %s",
-            row.title,
-            row.key,
-            row.attempts + 1,
-            error,
-        )
-        if reported is not None:
-            self._metrics.notifications.labels("queued").inc()
-            self.wake()
-
-    def _digest_kinds(self, row: OutboxRow) -> list[str]:
-        if row.kind != "digest":
-            return []
-        return [kind for kind, *_ in self._outbox.digest_items(row.id)]
-
-
-def _short(channel: Channel) -> str:
-    """A privacy URL without its query (apprise's own options): short enough to scan."""
-    return channel.label.partition("?")[0]

@@ -7,15 +7,22 @@ up and lists every held title. An untagged notification (every channel) uses the
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from notifier.config import RateLimitSettings
 from notifier.dispatch.outbox import Outbox
+from notifier.metrics import Metrics
 
-__all__ = ["ALL", "Decision", "RateLimiter"]
+__all__ = ["ALL", "Admission", "Admit", "Decision", "RateLimiter"]
+
+log = logging.getLogger("notifier.dispatch")
 
 ALL = "all"
+
+# ``Admission.admit``, as the stages that write rows take it.
+Admit = Callable[[int, str, tuple[str, ...], float], tuple[str, ...] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +67,25 @@ class RateLimiter:
                 held[bucket] = (oldest if oldest is not None else now) + limit.per
         route = tuple(admitted) if tags else ()  # () routes to every channel
         return Decision(route=route, buckets=tuple(admitted), held=held)
+
+
+class Admission:
+    """The rate-limit stage as delivery runs it: decide, record the decision on the row,
+    count what a digest holds back."""
+
+    def __init__(self, limiter: RateLimiter, outbox: Outbox, metrics: Metrics) -> None:
+        self._limiter = limiter
+        self._outbox = outbox
+        self._metrics = metrics
+
+    def admit(
+        self, row_id: int, title: str, tags: tuple[str, ...], now: float
+    ) -> tuple[str, ...] | None:
+        """In the caller's transaction: the tags the row may be sent to now, or None when
+        every bucket held it for a digest."""
+        decision = self._limiter.decide(tags, now)
+        admitted = self._outbox.route(row_id, decision.route, decision.buckets, decision.held, now)
+        if decision.held:
+            self._metrics.notifications.labels("digested").inc()
+            log.info("rate limit: %r held for %s digest", title, ", ".join(decision.held))
+        return decision.route if admitted else None
