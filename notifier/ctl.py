@@ -38,7 +38,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 
 import orjson
@@ -46,6 +45,7 @@ import orjson
 from notifier.config import ConfigError
 from notifier.events import validate_intent_id
 from notifier.listen import base_url, parse_listen
+from notifier.timestamps import parse_iso
 
 __all__ = [
     "AlertDoc",
@@ -333,15 +333,7 @@ def _moment(stamp: object) -> float | None:
     """Unix seconds from an RFC 3339 string (or a number, as older daemons sent)."""
     if isinstance(stamp, int | float) and not isinstance(stamp, bool) and math.isfinite(stamp):
         return float(stamp)
-    if not isinstance(stamp, str) or not stamp:
-        return None
-    try:
-        moment = datetime.fromisoformat(stamp)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return parse_iso(stamp)
 
 
 def _until(stamp: object, now: float) -> str:

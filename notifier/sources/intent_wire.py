@@ -8,9 +8,11 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any, Self
+
+from notifier.timestamps import parse_iso
 
 __all__ = [
     "MAX_BODY",
@@ -48,18 +50,6 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         when = when.replace(tzinfo=UTC)
     wait = when.timestamp() - (time.time() if now is None else now)
     return min(max(wait, 0.0), MAX_RETRY_AFTER)
-
-
-def _parse_time(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def _shown(value: Any) -> str:
@@ -124,9 +114,7 @@ class IntentResponse:
                 fields[key] = value
         meta = body.get("swap_metadata")
         metadata = meta if isinstance(meta, dict) else None
-        created = _parse_time((metadata or {}).get("created_at")) or _parse_time(
-            body.get("created_at")
-        )
+        created = parse_iso((metadata or {}).get("created_at")) or parse_iso(body.get("created_at"))
         return cls(status=status, fields=fields, swap_metadata=metadata, created_at=created)
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any, Self
 
 from notifier.events import FINAL_ORDER_EVENTS, OrderInfo
+from notifier.timestamps import parse_iso
 
 __all__ = [
     "FINAL_STATUSES",
@@ -70,15 +70,8 @@ def _created_ms(raw: Any) -> int | None:
     """``createdAt`` as unix ms: an ISO string (Fusion), or already ms (Fusion+)."""
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
-    if not isinstance(raw, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    seconds = parse_iso(raw)
+    return None if seconds is None else int(seconds * 1000)
 
 
 def listed_info(order_hash: str, maker: str, item: Mapping[str, Any]) -> OrderInfo | None:
