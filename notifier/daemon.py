@@ -24,7 +24,9 @@ from notifier.metrics import Metrics
 from notifier.recorder import Recorder
 from notifier.rules import ReloadResult, RuleRepository, RulesDirError
 from notifier.rules.bounds import Budget
+from notifier.rules.compiled import Rule
 from notifier.rules.engine import DisabledRule, Engine
+from notifier.rules.loader import RuleError
 from notifier.rules.state import StateStore
 from notifier.rulewatch import watch_rules_dir
 from notifier.sources import SOURCES, Source, SourceContext, load_plugins
@@ -110,6 +112,7 @@ class Daemon:
             store=StateStore(self.store),
             metrics=self.metrics,
             on_disabled=self._rule_disabled,
+            on_failed=self._rule_failed,
         )
         self._after_reload(first, time.perf_counter())
         context = SourceContext(settings=s, sink=self.queue, metrics=self.metrics, store=self.store)
@@ -281,6 +284,15 @@ class Daemon:
                 f"{path} has no errors any more; its rules run.",
             )
         self._publish_status()
+
+    def _rule_failed(self, rule: Rule, error: RuleError) -> None:
+        """A rule's expression or template raised: ``errors_to`` hears at most once an hour
+        per rule (the engine decides when)."""
+        self.dispatcher.report_error(
+            f"rule-failed|{rule.id}|{int(time.time() // 3600)}",
+            f"notifier: rule {rule.id} failed",
+            f"{error}\nIt counts as false until fixed; this is said at most once an hour.",
+        )
 
     def _rule_disabled(self, disabled: DisabledRule) -> None:
         """One message to ``errors_to`` per disabled rule text (the engine logged it)."""

@@ -161,3 +161,25 @@ async def test_a_rule_disabled_at_start_up_does_not_stop_the_daemon(
             await daemon.dispatcher_idle()
         assert receiver.delivered_titles().count(healthy) == starts  # once per start
     assert len(disabled_titles(receiver)) == 2
+
+
+async def test_a_rule_failing_at_run_time_tells_errors_to_once_an_hour(
+    tmp_path: Path, sim: Simulator, receiver: HttpReceiver
+) -> None:
+    """A title that raises on every firing (SPEC §12): the rule keeps notifying with the
+    failure as its title, and ``errors_to`` hears of it once, located, however often it fails
+    within the hour."""
+    sim.quotes.set_quote(SOL, USDC, ONE_SOL, 100_000_000)
+    rules = quote_rules({"fragile": "{{ 1 // (price - price) }}"})
+    settings = daemon_settings(tmp_path, sim, receiver, rules)
+    path = settings.rules_dir / "rules.yaml"
+    async with running(settings) as daemon:
+        for price in (201.0, 190.0, 205.0, 190.0, 206.0):
+            await set_price(sim, daemon, price)
+        await receiver.wait_until(
+            lambda: sum("title failed to render" in t for t in receiver.delivered_titles()) == 3
+        )
+        await daemon.dispatcher_idle()
+    reports = [p for p in receiver.delivered if p.title == "notifier: rule fragile failed"]
+    assert len(reports) == 1
+    assert reports[0].message.startswith(f"{path}:6:12: title: ")

@@ -207,3 +207,33 @@ def test_a_disabled_rule_keeps_its_state_and_stays_out_until_its_text_is_reloade
     assert engine.disabled() == []
     engine.handle(quote(301.0, 2))
     assert len(disabled) == 2  # evaluated again, so stopped again: once per text
+
+
+def test_a_rule_failing_at_run_time_is_reported_at_most_once_an_hour() -> None:
+    """A template that raises counts as a failure of that rule: ``on_failed`` hears of it with
+    the key's location at once, then not again within the hour, then again after it; the rule
+    is not disabled and keeps notifying."""
+    rules, errors = compile_text(
+        quote_rules({"fragile": "{{ 1 // (price - price) }}"}), "rules.yaml"
+    )
+    assert errors == []
+    now = [1000.0]
+    failed: list[tuple[str, str]] = []
+    engine = Engine(
+        RuleSet(rules),
+        Sink(),
+        clock=lambda: now[0],
+        on_failed=lambda rule, error: failed.append((rule.id, str(error))),
+    )
+    engine.handle(quote(201.0, 1))
+    assert len(failed) == 1
+    assert failed[0][0] == "fragile"
+    assert failed[0][1].startswith("rules.yaml:6:12: title: ")
+    for slot, price in enumerate((190.0, 205.0, 190.0, 206.0), start=2):
+        engine.handle(quote(price, slot))
+    assert len(failed) == 1  # four more failures within the hour: not reported again
+    assert engine.disabled() == []
+    now[0] += 3601
+    engine.handle(quote(190.0, 6))
+    engine.handle(quote(207.0, 7))
+    assert len(failed) == 2

@@ -9,7 +9,8 @@ clock-driven: the daemon calls ``handle`` per event and ``tick`` when ``next_due
 
 A rule whose expression or template runs past its budget (``BudgetExceeded``) is disabled: it
 leaves routing, keeps its alert states, and stays out until a rule set without that very rule
-object is swapped in (its file changed); ``on_disabled`` hears of it once.
+object is swapped in (its file changed); ``on_disabled`` hears of it once. A rule that fails
+at run time counts as false; ``on_failed`` hears of it at most once an hour (``faults.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from notifier.metrics import Metrics
 from notifier.notification import Notification
 from notifier.rules.compiled import FeedRule, IntentRule, Rule
 from notifier.rules.faults import DisabledRule, RuleFaults
+from notifier.rules.loader import RuleError
 from notifier.rules.messages import Transition, notification
 from notifier.rules.ruleset import RuleSet
 from notifier.rules.sandbox import SandboxError
@@ -76,6 +78,7 @@ class Engine:
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
         on_disabled: Callable[[DisabledRule], None] | None = None,
+        on_failed: Callable[[Rule, RuleError], None] | None = None,
     ) -> None:
         self.rules = rules
         self._routing = rules  # ``rules`` without the disabled ones: what events reach
@@ -84,7 +87,7 @@ class Engine:
         self._store = store
         self._clock = clock
         self._metrics = metrics or Metrics()
-        self._faults = RuleFaults(self._metrics, on_disabled)
+        self._faults = RuleFaults(self._metrics, on_disabled, on_failed, clock)
         # Quotes are the hot path: their counter child is looked up once, not per event.
         self._quote_evaluations = self._metrics.rule_evaluations.labels("quote")
         self._states: dict[tuple[str, str], AlertState] = {}

@@ -1,5 +1,6 @@
-"""What goes wrong in rules at run time: an expression or template that fails is counted and
-logged at most once a minute per rule and key (it counts as false); one that runs past its
+"""What goes wrong in rules at run time: an expression or template that fails is counted,
+logged with its ``path:line:col`` at most once a minute per rule and key (it counts as false),
+and told to ``on_failed`` at most once an hour per rule (SPEC §12); one that runs past its
 budget (``BudgetExceeded``) disables its rule until a rule set without that very rule object
 is swapped in (its file changed), and ``on_disabled`` hears of it once."""
 
@@ -21,6 +22,7 @@ __all__ = ["DisabledRule", "RuleFaults"]
 log = logging.getLogger("notifier.rules.engine")
 
 LOG_EVERY = 60.0  # seconds between two log lines for the same failing rule key
+REPORT_EVERY = 3600.0  # seconds between two reports (errors_to) of the same failing rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +37,19 @@ class RuleFaults:
     """The engine's record of failing and disabled rules."""
 
     def __init__(
-        self, metrics: Metrics, on_disabled: Callable[[DisabledRule], None] | None = None
+        self,
+        metrics: Metrics,
+        on_disabled: Callable[[DisabledRule], None] | None = None,
+        on_failed: Callable[[Rule, RuleError], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._metrics = metrics
+        self._clock = clock  # the engine's: virtual under ``notifier replay``
         self._on_disabled = on_disabled
+        self._on_failed = on_failed
         self._disabled: dict[str, DisabledRule] = {}
         self._logged: dict[str, float] = {}
+        self._reported: dict[str, float] = {}
 
     def report(self, rule: Rule, which: str, exc: Exception, current: RuleSet) -> bool:
         """Record a failure of ``rule``'s ``which`` key; True when it newly disabled the rule
@@ -48,12 +57,15 @@ class RuleFaults:
         if isinstance(exc, BudgetExceeded):
             return self._disable(rule, which, exc, current)
         self._metrics.rule_errors.labels(rule.id).inc()
-        now = time.monotonic()
+        now = self._clock()
         tag = f"{rule.id}:{which}"
+        where = rule.positions.get(which, rule.location)
         if now - self._logged.get(tag, -1e9) >= LOG_EVERY:
             self._logged[tag] = now
-            where = rule.positions.get(which, rule.location)
             log.warning("%s: %s: %s (counted as false)", where, which, exc)
+        if self._on_failed is not None and now - self._reported.get(rule.id, -1e9) >= REPORT_EVERY:
+            self._reported[rule.id] = now
+            self._on_failed(rule, RuleError(where, f"{which}: {exc}"))
         return False
 
     def _disable(self, rule: Rule, which: str, exc: BudgetExceeded, current: RuleSet) -> bool:
