@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from notifier.config import HttpSettings
-from notifier.http import ConnectionLimit, HostCheck
+from notifier.httpguard import ConnectionLimit, HostCheck
 
 
 @pytest.mark.parametrize(
