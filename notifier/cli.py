@@ -209,7 +209,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
             missing.append(target)
     config_problems = len(problems)  # http.listen and the apprise config, counted apart
     problems += [f"{target}: no such file or directory" for target in missing]
-    errors = check_files(files, settings.token_table(), settings.rules_max_bytes)
+    errors = check_files(
+        files, settings.token_table(), settings.rules_max_bytes, settings.history.max_window
+    )
     problems += [str(e) for e in errors]
     for line in problems:
         print(line)

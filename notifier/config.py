@@ -119,6 +119,10 @@ class DeliverySettings(_Section):
     rate_limits: dict[str, RateLimitSettings] = Field(default_factory=dict)
 
 
+class HistorySettings(_Section):
+    max_window: Duration = Field(default=7 * 86400.0, ge=60.0, le=366 * 86400.0)  # SPEC §8
+
+
 class LimitSettings(_Section):
     """What one evaluation of a rule's expression or one render of its template may spend
     (SPEC §12); past either, the rule is disabled until its file changes."""
@@ -190,6 +194,7 @@ class Settings(BaseSettings):
     intents: IntentSettings = Field(default_factory=IntentSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
     tokens: dict[str, TokenSettings] = Field(default_factory=dict)
 
     @classmethod

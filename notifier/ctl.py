@@ -93,6 +93,15 @@ class AlertDoc(TypedDict):
     since: str | None  # pending: when the condition began; firing: when it fired
     due: NotRequired[str | None]  # pending: when it fires unless the condition clears
     value: Any
+    why: NotRequired[str | None]  # the values that decided it (SPEC §8)
+
+
+class PairDoc(TypedDict):
+    pair: str  # SOL/USDC
+    key: str  # mint in|mint out|amount|exact-in (1/0)
+    price: float | None
+    history_since: str | None  # the first quote kept
+    windows: list[str]  # the windows rules read, as durations
 
 
 class OutboxDoc(TypedDict):
@@ -115,6 +124,7 @@ class StatusDoc(TypedDict):
     feeds: list[FeedDoc]
     rules: RulesDoc
     alerts: list[AlertDoc]
+    pairs: NotRequired[list[PairDoc]]
     outbox: OutboxDoc
     intents: NotRequired[list[IntentDoc]]
 
@@ -274,10 +284,10 @@ def render_status(status: Mapping[str, Any], *, now: float | None = None) -> str
     if firing:
         rows = [
             [_cell(a.get("rule")), _cell(a.get("key")), _ago(a.get("since"), clock),
-             _value(a.get("value"))]
+             _value(a.get("value")), _cell(a.get("why") or "")]
             for a in firing
         ]  # fmt: skip
-        lines += _table(["RULE", "KEY", "SINCE", "VALUE"], rows)
+        lines += _table(["RULE", "KEY", "SINCE", "VALUE", "WHY"], rows)
     lines += ["", f"PENDING: {len(pending)}" if pending else "PENDING: none"]
     if pending:
         rows = [
@@ -286,6 +296,8 @@ def render_status(status: Mapping[str, Any], *, now: float | None = None) -> str
             for a in pending
         ]  # fmt: skip
         lines += _table(["RULE", "KEY", "SINCE", "FIRES", "VALUE"], rows)
+
+    lines += _pairs_lines(status.get("pairs") or [], clock)
 
     intents: Sequence[Mapping[str, Any]] | None = status.get("intents")
     if intents is not None:
@@ -334,6 +346,22 @@ def _moment(stamp: object) -> float | None:
     if isinstance(stamp, int | float) and not isinstance(stamp, bool) and math.isfinite(stamp):
         return float(stamp)
     return parse_iso(stamp)
+
+
+def _pairs_lines(pairs: Sequence[Mapping[str, Any]], clock: float) -> list[str]:
+    """The PAIRS section: every pair watched or read, its price and how far back it reaches."""
+    if not pairs:
+        return []
+    rows = [
+        [_cell(p.get("pair")), _value(p.get("price")), _ago(p.get("history_since"), clock),
+         _cell(", ".join(p.get("windows") or []) or "-")]
+        for p in pairs
+    ]  # fmt: skip
+    return [
+        "",
+        f"PAIRS: {len(pairs)} watched",
+        *_table(["PAIR", "PRICE", "HISTORY", "WINDOWS"], rows),
+    ]
 
 
 def _until(stamp: object, now: float) -> str:

@@ -19,6 +19,8 @@ from notifier.config import ConfigError, Settings
 from notifier.dispatch import Dispatcher
 from notifier.eventqueue import EventQueue
 from notifier.events import Interest
+from notifier.history.book import HistoryBook
+from notifier.history.persist import HistoryStore
 from notifier.http import HttpApi, HttpError
 from notifier.metrics import Metrics
 from notifier.recorder import Recorder
@@ -30,7 +32,7 @@ from notifier.rules.loader import RuleError
 from notifier.rules.state import StateStore
 from notifier.rulewatch import watch_rules_dir
 from notifier.sources import SOURCES, Source, SourceContext, load_plugins
-from notifier.statusdoc import alerts_json, feed_json, intents_json, rule_files_json
+from notifier.statusdoc import alerts_json, feed_json, intents_json, pairs_json, rule_files_json
 from notifier.store import Store, StoreError
 from notifier.systemd import SystemdNotifier
 
@@ -67,7 +69,8 @@ class Daemon:
         self.settings = settings
         self.metrics = Metrics()
         self._record = Recorder(record) if record else None
-        self.queue = EventQueue(self._record)
+        self.history = HistoryBook(settings.history.max_window)
+        self.queue = EventQueue(self._record, self.history)
         self.systemd = notifier or SystemdNotifier()
         self.started_at = time.time()
         self.sources: list[Source] = []
@@ -95,7 +98,11 @@ class Daemon:
         self.tokens = s.token_table()
         budget = Budget(cpu=s.limits.eval_cpu, memory=int(s.limits.eval_memory))
         self.repository = RuleRepository(
-            s.rules_dir, self.tokens, budget, max_bytes=s.rules_max_bytes
+            s.rules_dir,
+            self.tokens,
+            budget,
+            max_bytes=s.rules_max_bytes,
+            max_window=s.history.max_window,
         )
         self.dispatcher = Dispatcher(self.store, s, self.metrics)
         channel_errors = self.dispatcher.channel_errors  # loaded by its constructor
@@ -113,7 +120,10 @@ class Daemon:
             metrics=self.metrics,
             on_disabled=self._rule_disabled,
             on_failed=self._rule_failed,
+            history=self.history,
         )
+        self._history_store = HistoryStore(self.store)
+        self._history_store.load(self.history)
         self._after_reload(first, time.perf_counter())
         context = SourceContext(settings=s, sink=self.queue, metrics=self.metrics, store=self.store)
         table = dict(SOURCES)
@@ -137,6 +147,7 @@ class Daemon:
         spawn(self._reloader(), "reloader")
         spawn(self._watch(), "watcher")
         spawn(self._health(), "health")
+        spawn(self._history_store.keep_saved(self.history), "history")
         for source in self.sources:
             spawn(source.run(), f"source:{source.name}")
         self._announced = True
@@ -168,6 +179,11 @@ class Daemon:
         for task in intake:
             task.cancel()
         await asyncio.gather(*intake, return_exceptions=True)
+        if hasattr(self, "_history_store"):
+            try:
+                self._history_store.save(self.history)
+            except Exception as exc:
+                log.warning("quote history not saved: %s", exc)
         if hasattr(self, "dispatcher"):
             try:
                 await self.dispatcher.drain(grace)
@@ -452,6 +468,7 @@ class Daemon:
             },
             "alerts": self.alerts(),
             "alert_counts": self.engine.alert_counts(),
+            "pairs": pairs_json(self.history, self.engine.rules.windows),
             "outbox": self.dispatcher.stats(),
             **intents_json(self._poller()),
         }

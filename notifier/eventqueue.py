@@ -6,6 +6,7 @@ import asyncio
 from collections import deque
 
 from notifier.events import Event, PairKey, QuoteEvent
+from notifier.history.book import HistoryBook
 from notifier.recorder import Recorder
 
 __all__ = ["EventQueue"]
@@ -19,8 +20,9 @@ class EventQueue:
     feed events. Order is kept between a pair's first pending quote and other events.
     """
 
-    def __init__(self, record: Recorder | None = None) -> None:
+    def __init__(self, record: Recorder | None = None, history: HistoryBook | None = None) -> None:
         self._record = record
+        self._history = history  # every quote enters it, conflated or not
         self._items: deque[Event | PairKey] = deque()
         self._latest: dict[PairKey, QuoteEvent] = {}
         self._ready = asyncio.Event()
@@ -32,6 +34,8 @@ class EventQueue:
         if self._record is not None:
             self._record.write(event)
         if isinstance(event, QuoteEvent):
+            if self._history is not None:
+                self._history.record(event)
             if event.pair in self._latest:
                 self.conflated += 1
             else:

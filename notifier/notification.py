@@ -26,3 +26,4 @@ class Notification:
     tags: tuple[str, ...] = ()  # apprise tags; empty = every channel
     created_at: float = 0.0  # wall clock when the rule decided
     event_at: float | None = None  # when the triggering frame was received, for latency
+    why: str = ""  # the values that decided it (SPEC §8); the default body ends with it too

@@ -11,6 +11,8 @@ import orjson
 
 from notifier.config import Settings
 from notifier.eventlog import event_from_json
+from notifier.events import QuoteEvent
+from notifier.history.book import HistoryBook
 from notifier.notification import Notification
 from notifier.rules import RuleRepository, RulesDirError
 from notifier.rules.engine import Engine
@@ -41,7 +43,10 @@ class _Collect:
 def replay(events_path: Path, rules_dir: Path, settings: Settings, out: IO[str]) -> int:
     """Print would-be notifications as JSON lines; exit status 1 when rules have errors."""
     repository = RuleRepository(
-        rules_dir, settings.token_table(), max_bytes=settings.rules_max_bytes
+        rules_dir,
+        settings.token_table(),
+        max_bytes=settings.rules_max_bytes,
+        max_window=settings.history.max_window,
     )
     try:
         loaded = repository.reload()
@@ -51,7 +56,10 @@ def replay(events_path: Path, rules_dir: Path, settings: Settings, out: IO[str])
         raise ReplayError("rule errors:\n" + "\n".join(str(e) for e in loaded.errors))
     clock = _VirtualClock()
     sink = _Collect(out)
-    engine = Engine(loaded.ruleset, sink, tokens=settings.token_table(), clock=clock)
+    history = HistoryBook(settings.history.max_window)  # from the recorded quotes alone
+    engine = Engine(
+        loaded.ruleset, sink, tokens=settings.token_table(), clock=clock, history=history
+    )
     try:
         lines = events_path.read_bytes().splitlines()
     except OSError as exc:
@@ -65,6 +73,8 @@ def replay(events_path: Path, rules_dir: Path, settings: Settings, out: IO[str])
             raise ReplayError(f"{events_path}:{number}: {exc}") from None
         at = item if isinstance(item, float) else item.at
         clock.advance_to(at, engine)
+        if isinstance(item, QuoteEvent):
+            history.record(item)
         if not isinstance(item, float):
             engine.handle(item)
     return 0
@@ -78,7 +88,10 @@ class _VirtualClock:
         return self.now
 
     def advance_to(self, at: float, engine: Engine) -> None:
-        """Move time forward, firing every timer due on the way, in order."""
+        """Move time forward, firing every timer due on the way, in order. The clock starts
+        at the first line: nothing is due before it."""
+        if self.now == 0.0:
+            self.now = at
         while (due := engine.next_due()) is not None and due <= at:
             self.now = max(self.now, due)
             engine.tick()

@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from notifier.durations import format_duration
+from notifier.events import PairKey
+from notifier.history.book import HistoryBook
 from notifier.rules import FileReport
 from notifier.sources import FeedStatus
 from notifier.timestamps import rfc3339
 
-__all__ = ["alerts_json", "feed_json", "intents_json", "rule_files_json"]
+__all__ = ["alerts_json", "feed_json", "intents_json", "pairs_json", "rule_files_json"]
 
 
 def feed_json(status: FeedStatus) -> dict[str, Any]:
@@ -49,6 +52,25 @@ def alerts_json(alerts: Iterable[Mapping[str, Any]], state: str | None = None) -
         {**alert, "since": rfc3339(alert.get("since")), "due": rfc3339(alert.get("due"))}
         for alert in alerts
         if state is None or alert["state"] == state
+    ]
+
+
+def pairs_json(book: HistoryBook, windows: Iterable[tuple[PairKey, float]]) -> list[Any]:
+    """Every pair the rules watch or read, with its price and how far its history reaches."""
+    read: dict[PairKey, list[float]] = {}
+    for pair, window in windows:
+        read.setdefault(pair, []).append(window)
+    return [
+        {
+            "pair": pricing.name,
+            "key": f"{pair[0]}|{pair[1]}|{pair[2]}|{int(pair[3])}",
+            "price": book.price(pair),
+            "history_since": rfc3339(
+                series.first_at if (series := book.series.get(pair)) else None
+            ),
+            "windows": [format_duration(w) for w in sorted(read.get(pair, []))],
+        }
+        for pair, pricing in sorted(book.pricing.items(), key=lambda item: item[1].name)
     ]
 
 

@@ -71,13 +71,13 @@ EXPECTED = [
     {"key": f"sol-below-185|SOL/USDC:1000000000|firing|{T0 + 30:.6f}",
      "rule_id": "sol-below-185", "title": "SOL under 185: 184.0",
      "body": f"firing at {int(T0) + 30}", "severity": "failure", "tags": [],
-     "created_at": T0 + 30, "event_at": T0},
+     "created_at": T0 + 30, "event_at": T0, "why": "price 184 < 185 for 30s"},
     {"key": "my-fills|0xfeed:order_filled", "rule_id": "my-fills", "title": "filled 0xfeed",
      "body": "25000000000000000000 of 0xa", "severity": "info", "tags": ["phone"],
-     "created_at": T0 + 40, "event_at": T0 + 40},
+     "created_at": T0 + 40, "event_at": T0 + 40, "why": "order_filled of 0xfeed, 100% filled"},
     {"key": "intent-expired|int-1:Expired", "rule_id": "intent-expired",
      "title": "int-1 Deposited -> Expired", "body": "after 60 min", "severity": "info",
-     "tags": [], "created_at": T0 + 50, "event_at": T0 + 50},
+     "tags": [], "created_at": T0 + 50, "event_at": T0 + 50, "why": "status Expired"},
 ]  # fmt: skip
 
 
@@ -237,3 +237,38 @@ def test_every_event_kind_round_trips_through_the_recording_format() -> None:
     )
     assert decoded == [events[0], expected_order, events[2], events[3]]
     assert event_from_json({"at": T0, "type": "tick"}) == T0
+
+
+WINDOW_RULES = """\
+rules:
+  - id: sol-drop
+    on: quote
+    pair: {in: SOL, out: USDC, amount: 1}
+    when: pct_change('1m') < -3
+    resolved: true
+    title: "SOL {{ pct_change('1m') | round(2) }}% in a minute"
+"""
+
+
+def quote_at(at: float, usdc: int) -> str:
+    return QUOTE_184.replace(f'"at":{T0}', f'"at":{at}').replace("184000000", str(usdc))
+
+
+def test_windows_are_evaluated_on_the_virtual_clock_from_the_quotes_alone(
+    rules_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A drop inside a one-minute window fires on the recorded times, and the window sliding
+    past the old price resolves it on a tick, with no quote; each says why."""
+    (rules_dir / "rules.yaml").write_text(WINDOW_RULES, encoding="utf-8")
+    events = [
+        quote_at(T0, 100_000_000),
+        quote_at(T0 + 30, 100_500_000),  # the history does not reach a minute back yet
+        quote_at(T0 + 65, 96_000_000),
+        line({"at": T0 + 130, "type": "tick"}),
+    ]
+    code, printed, err = replay(events, rules_dir, capsys)
+    assert (code, err) == (0, "")
+    assert [(n["title"], n["why"], n["created_at"]) for n in printed] == [
+        ("SOL -4.0% in a minute", "pct_change('1m') = \u22124 < \u22123", T0 + 65),
+        ("RESOLVED SOL 0.0% in a minute", "no longer pct_change('1m') = 0 < \u22123", T0 + 125),
+    ]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from notifier.history.book import DEFAULT_MAX_WINDOW
 from notifier.rules.bounds import DEFAULT_BUDGET, Budget
 from notifier.rules.compiled import CompileError, Rule, compile_rule
 from notifier.rules.engine import Engine
@@ -96,13 +97,16 @@ class ReloadResult:
 
 
 def _compile_file(
-    parsed: ParsedFile, tokens: TokenTable, budget: Budget = DEFAULT_BUDGET
+    parsed: ParsedFile,
+    tokens: TokenTable,
+    budget: Budget = DEFAULT_BUDGET,
+    max_window: float = DEFAULT_MAX_WINDOW,
 ) -> tuple[list[Rule], list[RuleError]]:
     rules: list[Rule] = []
     errors = list(parsed.errors)
     for item in parsed.rules:
         try:
-            rule = compile_rule(item, tokens, budget)
+            rule = compile_rule(item, tokens, budget, max_window)
         except CompileError as exc:
             errors.extend(exc.errors)
             continue
@@ -165,9 +169,11 @@ class RuleRepository:
         budget: Budget = DEFAULT_BUDGET,
         *,
         max_bytes: int = MAX_FILE_BYTES,
+        max_window: float = DEFAULT_MAX_WINDOW,
     ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
+        self.max_window = max_window  # [history] max_window: the longest window a rule reads
         self._tokens = tokens or TokenTable()
         self._budget = budget  # what each evaluation of a rule may spend ([limits])
         self._digests: dict[Path, str] = {}
@@ -203,7 +209,9 @@ class RuleRepository:
             changed = True
             self._digests[path] = parsed.digest
             self._parsed[path] = parsed
-            self._compiled[path], errors = _compile_file(parsed, self._tokens, self._budget)
+            self._compiled[path], errors = _compile_file(
+                parsed, self._tokens, self._budget, self.max_window
+            )
             self._errors[path] = tuple(sorted(errors))
             new_errors += errors
         if not changed and self._current is not None:
@@ -297,12 +305,15 @@ class RuleRepository:
 
 
 def check_files(
-    paths: list[Path], tokens: TokenTable, max_bytes: int = MAX_FILE_BYTES
+    paths: list[Path],
+    tokens: TokenTable,
+    max_bytes: int = MAX_FILE_BYTES,
+    max_window: float = DEFAULT_MAX_WINDOW,
 ) -> list[RuleError]:
     """Every error of every given rule file (and cross-file duplicates), for ``notifier check``."""
     parsed = [parse_file(p, max_bytes=max_bytes) for p in paths]
     errors: list[RuleError] = []
     for item in parsed:
-        errors += _compile_file(item, tokens)[1]
+        errors += _compile_file(item, tokens, max_window=max_window)[1]
     errors += duplicate_ids(parsed)
     return sorted(set(errors))

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from notifier.events import PairKey
+from notifier.history.book import DEFAULT_MAX_WINDOW
+from notifier.history.pricing import Pricing, scale
 from notifier.notification import Severity
 from notifier.rules.loader import Location, ParsedRule, RuleError, did_you_mean
 from notifier.rules.model import FeedSpec, IntentSpec, OrderSpec, QuoteSpec
@@ -20,10 +22,14 @@ from notifier.rules.sandbox import (
     compile_expression,
     compile_template,
 )
+from notifier.rules.why import Explainer
+from notifier.rules.windowcalls import WindowUse, window_use
+from notifier.rules.windowfns import PAIR_FUNCTIONS
 from notifier.tokens import TokenTable, is_base58_address, is_evm_address
 
 __all__ = [
     "COMMON_VARIABLES",
+    "TEMPLATE_VARIABLES",
     "VARIABLES",
     "CompileError",
     "FeedRule",
@@ -38,6 +44,7 @@ __all__ = [
 Predicate = Callable[[Mapping[str, Any]], Any]
 
 COMMON_VARIABLES = frozenset({"rule", "transition", "now", "key"})
+TEMPLATE_VARIABLES = frozenset({"why"})  # set when a message is made, not for conditions
 INTENT_FIELDS = frozenset(
     {
         "from_amount_lots",
@@ -133,6 +140,7 @@ DEFAULT_BODIES = {
     "{% if age is not none %}, {{ (age / 60) | round(1) }} min old{% endif %}",
     "feed": "{{ rule.description or rule.id }}: {{ detail }}",
 }
+WHY_LINE = "{% if why %}\nwhy: {{ why }}{% endif %}"  # the default body ends with it
 RESOLVED_PREFIX = "RESOLVED "
 
 
@@ -163,6 +171,9 @@ class Rule:
     repeat: float
     resolved: bool
     positions: Mapping[str, Location]
+    history: WindowUse  # the pairs and windows it reads
+    explain_when: Explainer | None
+    explain_until: Explainer | None
 
     @property
     def variables_base(self) -> dict[str, Any]:
@@ -176,6 +187,16 @@ class QuoteRule(Rule):
     decimals_out: int | None
     symbol_in: str
     symbol_out: str
+
+    @property
+    def pricing(self) -> Pricing:
+        return Pricing(
+            int(self.pair[2]),
+            self.pair[3],
+            scale(self.decimals_in),
+            scale(self.decimals_out),
+            f"{self.symbol_in}/{self.symbol_out}",
+        )
 
     @property
     def key(self) -> str:
@@ -234,7 +255,7 @@ def _source_errors(parsed: ParsedRule, known: frozenset[str], budget: Budget) ->
             if name in {"when", "until"}:
                 compile_expression(source, known, budget)
             else:
-                compile_template(source, known, budget)
+                compile_template(source, known | TEMPLATE_VARIABLES, budget)
         except SandboxError as exc:
             errors += _located(exc, name, parsed).errors
     return errors
@@ -322,18 +343,28 @@ def _maker_errors(parsed: ParsedRule, spec: OrderSpec) -> list[RuleError]:
     return errors
 
 
-def compile_rule(parsed: ParsedRule, tokens: TokenTable, budget: Budget = DEFAULT_BUDGET) -> Rule:
+def compile_rule(
+    parsed: ParsedRule,
+    tokens: TokenTable,
+    budget: Budget = DEFAULT_BUDGET,
+    max_window: float = DEFAULT_MAX_WINDOW,
+) -> Rule:
     """Turn a validated spec into a ready rule whose expressions and templates each run
     under ``budget``; raises ``CompileError`` with located errors."""
     spec = parsed.spec
     known = VARIABLES[spec.on] | COMMON_VARIABLES
+    texts = known | TEMPLATE_VARIABLES
     errors = _source_errors(parsed, known, budget)
     if isinstance(spec, QuoteSpec):
         errors += _quote_token_errors(parsed, spec, tokens)
     elif isinstance(spec, OrderSpec):
         errors += _maker_errors(parsed, spec)
+    history, history_errors = window_use(
+        _sources(parsed), tokens, max_window, own_pair=isinstance(spec, QuoteSpec)
+    )
+    errors += history_errors
     if errors:
-        raise CompileError(errors)
+        raise CompileError(list(dict.fromkeys(errors)))
     common: dict[str, Any] = {
         "id": spec.id,
         "source": spec.on,
@@ -341,17 +372,22 @@ def compile_rule(parsed: ParsedRule, tokens: TokenTable, budget: Budget = DEFAUL
         "fingerprint": parsed.fingerprint,
         "description": spec.description,
         "when": _expr(spec.when, "when", parsed, known, budget),
-        "title": _template(spec.title or _default_title(spec), "title", parsed, known, budget),
-        "body": _template(spec.body or DEFAULT_BODIES[spec.on], "body", parsed, known, budget),
+        "title": _template(spec.title or _default_title(spec), "title", parsed, texts, budget),
+        "body": _template(
+            spec.body or DEFAULT_BODIES[spec.on] + WHY_LINE, "body", parsed, texts, budget
+        ),
         "tags": tuple(spec.notify or ()),
         "severity": spec.severity,
         "cooldown": spec.cooldown or 0.0,
         "positions": parsed.positions,
+        "history": history,
+        "explain_when": _explainer(spec.when),
     }
     if isinstance(spec, OrderSpec):
         return OrderRule(
             kind="event",
             until=None,
+            explain_until=None,
             for_=0.0,
             repeat=0.0,
             resolved=False,
@@ -362,6 +398,7 @@ def compile_rule(parsed: ParsedRule, tokens: TokenTable, budget: Budget = DEFAUL
         )
     state: dict[str, Any] = {
         "until": _expr(spec.until, "until", parsed, known, budget),
+        "explain_until": _explainer(spec.until),
         "for_": spec.for_ or 0.0,
         "repeat": spec.repeat or 0.0,
         "resolved": spec.resolved,
@@ -369,8 +406,10 @@ def compile_rule(parsed: ParsedRule, tokens: TokenTable, budget: Budget = DEFAUL
     if isinstance(spec, QuoteSpec):
         if spec.above is not None:
             common["when"] = _threshold(operator.gt, spec.above)
+            common["explain_when"] = Explainer(f"price > {spec.above!r}")
         elif spec.below is not None:
             common["when"] = _threshold(operator.lt, spec.below)
+            common["explain_when"] = Explainer(f"price < {spec.below!r}")
         token_in = tokens.resolve(spec.pair.in_)
         token_out = tokens.resolve(spec.pair.out)
         mint_in = token_in.address if token_in else spec.pair.in_
@@ -406,6 +445,21 @@ def compile_rule(parsed: ParsedRule, tokens: TokenTable, budget: Budget = DEFAUL
     assert isinstance(spec, FeedSpec)
     state["for_"] = max(state["for_"], spec.down_for)
     return FeedRule(kind="state", **common, **state, feed=spec.feed)
+
+
+def _sources(parsed: ParsedRule) -> list[tuple[str, str, bool, Location]]:
+    """The rule's expressions and templates that call a history function, located."""
+    found = []
+    for name in ("when", "until", "title", "body"):
+        text = getattr(parsed.spec, name, None)
+        if text and any(function in text for function in PAIR_FUNCTIONS):
+            where = parsed.positions.get(name, parsed.location)
+            found.append((name, text, name in {"when", "until"}, where))
+    return found
+
+
+def _explainer(source: str | None) -> Explainer | None:
+    return None if source is None else Explainer(source)
 
 
 def _default_title(spec: QuoteSpec | OrderSpec | IntentSpec | FeedSpec) -> str:

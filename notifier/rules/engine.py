@@ -19,15 +19,16 @@ import heapq
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from notifier.events import Event, FeedEvent, IntentEvent, OrderEvent, PairKey, QuoteEvent
+from notifier.history.book import HistoryBook
 from notifier.metrics import Metrics
-from notifier.notification import Notification
-from notifier.rules.compiled import FeedRule, IntentRule, Rule
+from notifier.rules.announce import Announcer, NotificationSink
+from notifier.rules.compiled import FeedRule, IntentRule, QuoteRule, Rule
 from notifier.rules.faults import DisabledRule, RuleFaults
 from notifier.rules.loader import RuleError
-from notifier.rules.messages import Transition, notification
+from notifier.rules.messages import Transition
 from notifier.rules.ruleset import RuleSet
 from notifier.rules.sandbox import SandboxError
 from notifier.rules.state import AlertState, StateStore, alert_views
@@ -38,6 +39,7 @@ from notifier.rules.variables import (
     order_variables,
     refreshed,
 )
+from notifier.rules.windowfns import WindowFunctions
 from notifier.tokens import TokenTable
 
 __all__ = ["DisabledRule", "Engine", "NotificationSink"]
@@ -45,10 +47,7 @@ __all__ = ["DisabledRule", "Engine", "NotificationSink"]
 log = logging.getLogger(__name__)
 
 PARTIAL_EVENTS = frozenset({"order_filled_partially", "order_balance_or_allowance_change"})
-
-
-class NotificationSink(Protocol):
-    def enqueue(self, notification: Notification) -> bool: ...
+WINDOW_TICK = 1.0  # seconds: rules that read a window are re-evaluated at least this often
 
 
 def _truthy(
@@ -79,10 +78,10 @@ class Engine:
         metrics: Metrics | None = None,
         on_disabled: Callable[[DisabledRule], None] | None = None,
         on_failed: Callable[[Rule, RuleError], None] | None = None,
+        history: HistoryBook | None = None,
     ) -> None:
         self.rules = rules
         self._routing = rules  # ``rules`` without the disabled ones: what events reach
-        self._sink = sink
         self._tokens = tokens or TokenTable()
         self._store = store
         self._clock = clock
@@ -96,6 +95,11 @@ class Engine:
         self._quote_pairs: dict[PairKey, QuotePair] = {}  # built lazily for ``_pairs_of``
         self._pairs_of: RuleSet | None = None
         self._last_intent: dict[str, IntentEvent] = {}
+        self._announcer = Announcer(sink, store, self._expr_error)
+        self.history = history or HistoryBook()
+        self._functions = WindowFunctions(self.history, clock)
+        self._window_due: float | None = None
+        self._watch_history(rules)
         if store is not None:
             self._restore(store.load())
 
@@ -115,6 +119,7 @@ class Engine:
         """Install a new rule set; (rule, key) states of unchanged rules carry over."""
         old = self.rules
         self.rules = rules
+        self._watch_history(rules)
         self._faults.forget_changed(rules)
         self._routing = self._faults.enabled(rules)
         dropped = [
@@ -136,7 +141,11 @@ class Engine:
     # -- timers ----------------------------------------------------------------------------
 
     def next_due(self) -> float | None:
-        return self._timers[0][0] if self._timers else None
+        due = self._timers[0][0] if self._timers else None
+        window = self._window_due
+        if window is not None and (due is None or window < due):
+            return window
+        return due
 
     def _schedule(self, at: float, rule_id: str, key: str) -> None:
         heapq.heappush(self._timers, (at, rule_id, key))
@@ -150,6 +159,9 @@ class Engine:
     def tick(self) -> None:
         """Run every timer that is due: pending rules whose ``for`` elapsed, repeats."""
         now = self._clock()
+        if self._window_due is not None and now >= self._window_due:
+            self._window_due = now + WINDOW_TICK
+            self._slide_windows(now)
         while self._timers and self._timers[0][0] <= now:
             _, rule_id, key = heapq.heappop(self._timers)
             rule = self._routing.rules.get(rule_id)
@@ -169,12 +181,41 @@ class Engine:
                 self._notify(rule, st, variables, "repeat", now, save=True)
                 self._schedule(_repeat_due(rule, st), rule.id, key)
 
+    # -- history ---------------------------------------------------------------------------
+
+    def _watch_history(self, rules: RuleSet) -> None:
+        """Keep the history of every pair the rules read, and their windows' statistics."""
+        self.history.watch(rules.pricing)
+        self.history.keep_stats(rules.windows)
+        self._functions.pairs = rules.pair_names
+        self._window_due = self._clock() + WINDOW_TICK if rules.clocked else None
+
+    def _slide_windows(self, now: float) -> None:
+        """Evaluate the rules that read a window again with their last event: a window that
+        slides past an old price changes their condition without a new quote."""
+        self.history.advance(now)
+        for rule in self._routing.clocked:
+            if isinstance(rule, QuoteRule):
+                pair = self._quote_pair(rule.pair)
+                if pair is None or pair.last is None:
+                    continue
+                self._functions.activate(rule.pair)
+                self._evaluate_state(rule, pair.key, {**pair.last, "now": now}, now)
+            elif isinstance(rule, IntentRule) and rule.to is None:
+                self._functions.activate(None)
+                for intent_id in rule.intents or list(self._last_intent):
+                    event = self._last_intent.get(intent_id)
+                    if event is not None:
+                        self._evaluate_state(rule, intent_id, intent_variables(event, now), now)
+
     # -- events ----------------------------------------------------------------------------
 
     def handle(self, event: Event) -> None:
         if isinstance(event, QuoteEvent):
             self._on_quote(event)
-        elif isinstance(event, OrderEvent):
+            return
+        self._functions.activate(None)
+        if isinstance(event, OrderEvent):
             self._on_order(event)
         elif isinstance(event, IntentEvent):
             self._on_intent(event)
@@ -188,6 +229,9 @@ class Engine:
             if pair is None:
                 return
         variables = pair.variables(event, self._last_price.get(event.pair))
+        pair.last = variables
+        if pair.reads_history:
+            self._functions.activate(event.pair)
         price = variables["price"]
         if price is not None:
             self._last_price[event.pair] = price
@@ -432,7 +476,7 @@ class Engine:
         self,
         rule: Rule,
         st: AlertState,
-        variables: Mapping[str, Any],
+        variables: dict[str, Any],
         transition: Transition,
         now: float,
         *,
@@ -440,28 +484,13 @@ class Engine:
         dedup: str | None = None,
         episode: float | None = None,
     ) -> None:
-        if dedup is None:
-            episode = st.since if episode is None else episode
-            dedup = f"{rule.id}|{st.key}|{transition}|{episode:.6f}"
-            if transition == "repeat":
-                dedup += f"|{st.repeats}"
-        message = notification(
-            rule, st.key, variables, transition, now=now, dedup=dedup, on_error=self._expr_error
+        self._announcer.notify(
+            rule, st, variables, transition, now, save=save, dedup=dedup, episode=episode
         )
-        st.last_notified = now
-        if self._store is None:
-            self._sink.enqueue(message)
-        else:
-            with self._store.transaction():
-                if save:
-                    self._store.save(st)
-                self._sink.enqueue(message)
-        log.info(
-            "rule %s %s for %s, to %s: %r",
-            rule.id, transition, st.key, ", ".join(rule.tags) or "every channel", message.title,
-        )  # fmt: skip
 
     def _expr_error(self, rule: Rule, which: str, exc: Exception) -> None:
+        if rule.history.used and "NoneType" in str(exc):
+            return  # a window not reached yet (none) decides nothing: false, and no fault
         if self._faults.report(rule, which, exc, self.rules):
             self._routing = self._faults.enabled(self.rules)
 

@@ -43,6 +43,7 @@ def notification(
         tags=rule.tags,
         created_at=now,
         event_at=_float_or_none(variables.get("event_at")),
+        why=str(variables.get("why") or ""),
     )
 
 

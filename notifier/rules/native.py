@@ -12,14 +12,16 @@ from jinja2.optimizer import optimize
 from jinja2.parser import Parser
 
 from notifier.rules.bounds import ENV, bounded_mul, check_format
+from notifier.rules.windowfns import PAIR_FUNCTIONS
 
-__all__ = ["Evaluator", "native_expression"]
+__all__ = ["Evaluator", "native_expression", "native_node"]
 
 # Most conditions are comparisons and boolean logic over variables and constants. Those are
 # compiled from the same (constant-folded) Jinja tree into nested Python closures that apply the
 # very operations Jinja's generated code applies: names resolve to the value or a
 # ``StrictUndefined``, ``*`` and ``%`` go through the sandbox's bounds, a subscript through the
-# sandbox's ``getitem``. Anything else (filters, calls, attributes, ``**``, ``~``, other tests)
+# sandbox's ``getitem``; a history function (``pct_change('1h')``) is a plain call. Anything
+# else (filters, other calls, attributes, ``**``, ``~``, other tests)
 # keeps the whole expression on the Jinja path, so nothing outside this small set is reachable.
 
 Evaluator = Callable[[Mapping[str, Any]], Any]
@@ -92,6 +94,14 @@ def native_expression(source: str) -> Evaluator | None:
         return None
 
 
+def native_node(node: nodes.Node) -> Evaluator | None:
+    """A closure for one (already parsed) expression node, or None if it needs Jinja."""
+    try:
+        return _native(node)
+    except _NotNative:
+        return None
+
+
 def _native(node: nodes.Node) -> Evaluator:  # noqa: PLR0911 - one return per node type
     if isinstance(node, nodes.Const):
         return _constant(node.value)
@@ -117,10 +127,27 @@ def _native(node: nodes.Node) -> Evaluator:  # noqa: PLR0911 - one return per no
         _constant(node.arg.value)  # only a key Jinja can write as a literal
         obj, key, getitem = _native(node.node), node.arg.value, ENV.getitem
         return lambda v: getitem(obj(v), key)
+    if isinstance(node, nodes.Call):
+        return _history_call(node)
     if isinstance(node, nodes.Test) and node.name == "none" and _no_arguments(node):
         operand = _native(node.node)
         return lambda v: operand(v) is None
     raise _NotNative(type(node).__name__)
+
+
+def _history_call(node: nodes.Call) -> Evaluator:
+    """A window function with literal arguments, such as ``pct_change('1h')``: a plain call,
+    as Jinja's sandbox makes it (they are safe callables returning a number or none)."""
+    if not (
+        isinstance(node.node, nodes.Name)
+        and node.node.name in PAIR_FUNCTIONS
+        and not (node.kwargs or node.dyn_args or node.dyn_kwargs)
+        and all(isinstance(arg, nodes.Const) and isinstance(arg.value, str) for arg in node.args)
+    ):
+        raise _NotNative("call")
+    callee = _name(node.node.name)
+    args = tuple(arg.value for arg in node.args if isinstance(arg, nodes.Const))
+    return lambda v: callee(v)(*args)
 
 
 def _constant(value: Any) -> Evaluator:

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from notifier.events import Interest, PairKey
+from notifier.history.pricing import Pricing
 from notifier.rules.compiled import FeedRule, IntentRule, OrderRule, QuoteRule, Rule
 
 __all__ = ["RuleSet"]
@@ -21,7 +22,12 @@ class RuleSet:
         self.orders: dict[tuple[int | None, str | None], list[OrderRule]] = defaultdict(list)
         self.intents: dict[str | None, list[IntentRule]] = defaultdict(list)
         self.feeds: dict[str, list[FeedRule]] = defaultdict(list)
+        self.pricing: dict[PairKey, Pricing] = {}  # every pair a rule watches or reads
+        self.pair_names: dict[str, PairKey] = {}  # other pairs as rules write them
+        self.windows: set[tuple[PairKey, float]] = set()  # (pair, window) rules read
+        self.clocked: list[Rule] = []  # rules that read a window: re-evaluated on the clock
         for rule in self.rules.values():
+            self._index_history(rule)
             if isinstance(rule, QuoteRule):
                 self.by_pair[rule.pair].append(rule)
             elif isinstance(rule, OrderRule):
@@ -33,6 +39,21 @@ class RuleSet:
                     self.intents[intent_id].append(rule)
             elif isinstance(rule, FeedRule):
                 self.feeds[rule.feed].append(rule)
+
+    def _index_history(self, rule: Rule) -> None:
+        use = rule.history
+        for written, ref in use.pairs.items():
+            self.pricing.setdefault(ref.key, ref.pricing)
+            self.pair_names[written] = ref.key
+        own = rule.pair if isinstance(rule, QuoteRule) else None
+        if isinstance(rule, QuoteRule):
+            self.pricing.setdefault(rule.pair, rule.pricing)
+        for named, window in use.windows:
+            pair = own if named is None else use.pairs[named].key
+            if pair is not None:
+                self.windows.add((pair, window))
+        if use.clocked:
+            self.clocked.append(rule)
 
     def order_rules(self, chain: int, maker: str | None) -> list[OrderRule]:
         found: list[OrderRule] = []
@@ -57,7 +78,7 @@ class RuleSet:
             elif isinstance(rule, IntentRule) and rule.intents:
                 intents |= rule.intents
         return Interest(
-            pairs=frozenset(self.by_pair),
+            pairs=frozenset(self.pricing),
             intents=frozenset(intents),
             makers=frozenset() if any_maker else frozenset(makers),
             chains=frozenset(chains),

@@ -96,6 +96,7 @@ def alert_views(states: Iterable[AlertState], rules: Mapping[str, Rule]) -> list
                 "silenced": st.silenced,
                 "severity": rule.severity if rule else None,
                 "due": st.since + rule.for_ if rule and st.state == "pending" else None,
+                "why": st.variables.get("why"),
                 "value": {
                     k: v
                     for k, v in st.variables.items()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from notifier.events import FeedEvent, IntentEvent, OrderEvent, QuoteEvent
+from notifier.history.pricing import quote_amounts, scale
 from notifier.rules.compiled import FeedRule, IntentRule, QuoteRule, Rule
 from notifier.tokens import TokenTable
 
@@ -19,7 +20,18 @@ class QuotePair:
     """What every quote of one pair shares, computed once per rule set: its rules with their
     state keys, and the constants its variables come from (the first rule's tokens)."""
 
-    __slots__ = ("amount", "exact_in", "key", "name", "rules", "scale_in", "scale_out", "symbols")
+    __slots__ = (
+        "amount",
+        "exact_in",
+        "key",
+        "last",
+        "name",
+        "reads_history",
+        "rules",
+        "scale_in",
+        "scale_out",
+        "symbols",
+    )
 
     def __init__(self, rules: list[QuoteRule]) -> None:
         first = rules[0]
@@ -27,28 +39,24 @@ class QuotePair:
         self.rules = [(rule, (rule.id, self.key)) for rule in rules]
         self.amount = int(first.pair[2])
         self.exact_in = first.pair[3]
-        self.scale_in = _scale(first.decimals_in)
-        self.scale_out = _scale(first.decimals_out)
+        self.scale_in = scale(first.decimals_in)
+        self.scale_out = scale(first.decimals_out)
         self.symbols = (first.symbol_in, first.symbol_out)
         self.name = f"{first.symbol_in}/{first.symbol_out}"
+        self.reads_history = any(rule.history.used for rule in rules)
+        self.last: dict[str, Any] | None = None  # the last quote's variables, for the clock
 
     def variables(self, event: QuoteEvent, previous: float | None) -> dict[str, Any]:
         """A new dict per quote: a state keeps the variables it fired or resolved with."""
         amount_out = event.amount_out
-        exact_in = self.exact_in
-        raw_in, raw_out = (self.amount, amount_out) if exact_in else (amount_out, self.amount)
-        scale_in, scale_out = self.scale_in, self.scale_out
-        human_in = None if scale_in is None else raw_in / scale_in
-        human_out = None if scale_out is None else raw_out / scale_out
-        if human_in is not None and human_out is not None:
-            price: float | None = human_out / human_in if human_in else None
-        else:
-            price = raw_out / raw_in if raw_in else None
+        human_in, human_out, price = quote_amounts(
+            self.amount, self.exact_in, self.scale_in, self.scale_out, amount_out
+        )
         return {
             "price": price,
             "previous_price": previous,
-            "amount_in": human_in if human_in is not None else raw_in,
-            "amount_out": human_out if human_out is not None else raw_out,
+            "amount_in": human_in,
+            "amount_out": human_out,
             "amount_out_raw": amount_out,
             "price_impact_bps": event.price_impact_bps,
             "hops": event.hops,
@@ -56,14 +64,9 @@ class QuotePair:
             "pair": self.name,
             "token_in": self.symbols[0],
             "token_out": self.symbols[1],
-            "exact_in": exact_in,
+            "exact_in": self.exact_in,
             "event_at": event.at,
         }
-
-
-def _scale(decimals: int | None) -> float | None:
-    """The divisor ``_human`` uses, computed once: ``raw / scale`` is the same float."""
-    return None if decimals is None else float(10) ** decimals
 
 
 def _human(raw: int | None, decimals: int | None) -> float | None:

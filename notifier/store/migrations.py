@@ -95,4 +95,22 @@ CREATE TABLE IF NOT EXISTS intent_tracking (
 );
 """,
     ),
+    Migration(
+        2,
+        "quote history: each watched pair's price buckets (SPEC §8)",
+        """
+CREATE TABLE quote_history_pairs (
+    pair     TEXT PRIMARY KEY,            -- in|out|amount|exact_in
+    state    BLOB NOT NULL,               -- JSON: first quote, price in force, tier heads
+    saved_at REAL NOT NULL                -- the time the history reached when saved
+);
+CREATE TABLE quote_history (
+    pair  TEXT NOT NULL,
+    level INTEGER NOT NULL,               -- tier: 0 = 100 ms, 1 = 1 s, 2… coarser
+    block INTEGER NOT NULL,               -- a tenth of the tier's ring
+    data  BLOB NOT NULL,                  -- packed doubles: last, low, high, area columns
+    PRIMARY KEY (pair, level, block)
+);
+""",
+    ),
 )
