@@ -84,7 +84,7 @@ def resolution(series: PairSeries, age: float) -> float:
 def test_price_at_is_a_price_in_force_within_the_resolution(
     stream: list[tuple[float, float]], lag: float, window: float
 ) -> None:
-    """The price ``D`` ago is one that was in force within one bucket before ``now − D``, and
+    """The price ``D`` ago is one that was in force within one bucket before ``now - D``, and
     none exactly while the history does not reach back that far."""
     series, reference, now = fed(stream, lag)
     at = now - window
@@ -114,7 +114,8 @@ def test_min_max_and_average_match_the_reference(
     exact = reference.during(now - window, now)
     wide = reference.during(now - window - width, now)
     low, high = stat.low(now), stat.high(now)
-    assert low is not None and high is not None
+    assert low is not None
+    assert high is not None
     assert min(wide) <= low <= min(exact)
     assert max(exact) <= high <= max(wide)
     average = stat.average(now)
@@ -184,7 +185,7 @@ def test_native_and_jinja_agree_on_window_functions(
     other: PairKey = ("SOL", "USDC", "1", True)
     book = HistoryBook()
     book.watch({own: Pricing(1, True, None, None, "A/B"), other: Pricing(1, True, None, None, "S")})
-    series, reference, now = fed(stream, lag)
+    series, _, now = fed(stream, lag)
     book.series[own] = series
     book.series[other] = fed(stream[::-1], lag)[0]
     functions = WindowFunctions(book, lambda: now)
