@@ -35,6 +35,9 @@ ROWS = (
     "hot reload p50 / p95",
     "memory: VmRSS",
     "start-up to READY=1",
+    "200 reading windows: frames / ratio",
+    "history: 512 pairs x 1 h at 10 quotes/s",
+    "one rule, pct_change('1h') < -5",
 )
 
 
@@ -70,6 +73,11 @@ def test_quick_bench_prints_every_figure_and_stops_every_process(tmp_path: Path)
             value = results[section][key]
             assert isinstance(value, int | float), (section, key, value)
             assert not math.isnan(value), (section, key)
+    windows = results["windows"]
+    assert windows["throughput"]["rules"] == 1_201  # 1,000 + the reload file's + 200
+    assert windows["throughput"]["ratio"] > 0
+    assert windows["history"]["bytes_per_pair"] > 0
+    assert set(windows["history"]["evaluation_us"]) >= {"pct_change('1h') < -5"}
     assert set(results["met"]) == set(results["targets"])
     assert results["processes"], "the bench reports the processes it started"
     for process in results["processes"]:

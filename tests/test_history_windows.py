@@ -75,8 +75,10 @@ def fed(stream: list[tuple[float, float]], lag: float) -> tuple[PairSeries, Refe
 
 
 def resolution(series: PairSeries, age: float) -> float:
-    """The width of the finest tier that still reaches ``age``."""
-    return next(tier.width for tier in series.tiers if age <= tier.span)
+    """The width of the finest tier that reaches ``age`` — or of the next one, at the oldest
+    bucket of a tier, whose start is known only to the coarser tier that holds older ages."""
+    level = series.level_for(age)
+    return series.tiers[min(level + 1, len(series.tiers) - 1)].width
 
 
 @PROPERTIES

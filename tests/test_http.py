@@ -72,6 +72,7 @@ STATUS: dict[str, Any] = {
             "state": "firing",
             "since": "2025-01-31T11:55:00Z",
             "value": 201.345678,
+            "why": "price 201.346 > 200",
         },
         {
             "rule": "sol-below-150",
@@ -81,6 +82,15 @@ STATUS: dict[str, Any] = {
             "due": "2025-01-31T12:00:20Z",
             "value": {"price": 149.2},
         },
+    ],
+    "pairs": [
+        {
+            "pair": "SOL/USDC",
+            "key": "So11|uSd2|1000000000|1",
+            "price": 201.345678,
+            "history_since": "2025-01-31T10:00:00Z",
+            "windows": ["15m", "1h"],
+        }
     ],
     "outbox": {"pending": 2, "sent": 42, "dead": 1, "failed": 5},
     "intents": [{"id": INTENT, "label": "rent", "status": "Deposited"}],
@@ -408,12 +418,16 @@ def test_render_status() -> None:
         "    … and 1 more\n"
         "\n"
         "FIRING: 1\n"
-        "  RULE           KEY       SINCE      VALUE\n"
-        "  sol-above-200  SOL/USDC  5m00s ago  201.346\n"
+        "  RULE           KEY       SINCE      VALUE    WHY\n"
+        "  sol-above-200  SOL/USDC  5m00s ago  201.346  price 201.346 > 200\n"
         "\n"
         "PENDING: 1\n"
         "  RULE           KEY       SINCE    FIRES   VALUE\n"
         "  sol-below-150  SOL/USDC  10s ago  in 20s  price=149.2\n"
+        "\n"
+        "PAIRS: 1 watched\n"
+        "  PAIR      PRICE    HISTORY    WINDOWS\n"
+        "  SOL/USDC  201.346  2h00m ago  15m, 1h\n"
         "\n"
         f"INTENTS: 1 tracked\n"
         "  ID                                    STATUS     LABEL\n"

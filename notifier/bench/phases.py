@@ -19,11 +19,21 @@ from notifier.bench.workload import (
     LATENCY_IDLE,
     PAIR_COUNT,
     RULE_COUNT,
+    WINDOW_RULE_COUNT,
     reload_rule_yaml,
+    window_rules_yaml,
 )
 from notifier.events import PairKey
 
-__all__ = ["bare_throughput", "daemon_throughput", "latency", "memory", "reload", "startup_run"]
+__all__ = [
+    "bare_throughput",
+    "daemon_throughput",
+    "latency",
+    "memory",
+    "reload",
+    "startup_run",
+    "window_throughput",
+]
 
 LATENCY_RATE = 5_000.0
 SATURATE = None  # flood rate: a quarter above what the consumer reads (see simproc)
@@ -114,10 +124,12 @@ async def bare_throughput(h: Harness) -> None:
     )
 
 
-async def daemon_throughput(h: Harness, daemon: Child) -> None:
+async def daemon_throughput(
+    h: Harness, daemon: Child, *, rules: int = RULE_COUNT, into: dict[str, Any] | None = None
+) -> None:
     """The daemon's rate and CPU at full speed and at the bare loop's equal load."""
-    say("throughput: daemon with 1,000 rules over 512 pairs")
-    t = h.results.throughput
+    say(f"throughput: daemon with {rules:,} rules over 512 pairs")
+    t = h.results.throughput if into is None else into
     before = (await h.counters())["frames"]
     full = await _load(h, "daemon", h.counters, daemon.pid, SATURATE)
     t["backlog_read"] = await h.drain(daemon, before, timeout=15.0)
@@ -125,7 +137,7 @@ async def daemon_throughput(h: Harness, daemon: Child) -> None:
     equal = await _load(h, "daemon", h.counters, daemon.pid, EQUAL_LOAD)
     t["backlog_read_at_equal_load"] = await h.drain(daemon, before, timeout=15.0)
     frames, evaluations = full["frames"], full["evaluations"]
-    events = evaluations / (RULE_COUNT / PAIR_COUNT)  # every pair gets the same share
+    events = evaluations / (rules / PAIR_COUNT)  # every pair gets about the same share
     bare_cpu = t.get("bare_cpu_share_at_equal_load", math.nan)
     t.update(
         {
@@ -150,7 +162,7 @@ async def daemon_throughput(h: Harness, daemon: Child) -> None:
                 _div(t.get("bare_frames_per_s", math.nan), t.get("bare_cpu_share", math.nan)),
             ),
             "window_s": full["window"],
-            "rules": RULE_COUNT,
+            "rules": rules,
             "pairs": PAIR_COUNT,
             "connections": 2,
         }
@@ -253,6 +265,26 @@ async def reload(h: Harness, daemon: Child) -> None:
         f"hot reload: p50 {h.results.reload['p50_ms']:.0f} ms, "
         f"p95 {h.results.reload['p95_ms']:.0f} ms"
     )
+
+
+async def window_throughput(h: Harness, daemon: Child) -> None:
+    """Throughput again with 200 rules that read the quote history added (hot reloaded)."""
+    assert h.files is not None
+    loaded = (await h.status())["rules"]["loaded"]
+    (h.files.rules_dir / "windows.yaml").write_text(window_rules_yaml(h.pairs), encoding="utf-8")
+    began = time.perf_counter()
+    while (await h.status())["rules"]["loaded"] < loaded + WINDOW_RULE_COUNT:
+        if time.perf_counter() - began > 30.0:
+            raise RuntimeError("the window rules did not load within 30 s")
+        await asyncio.sleep(0.05)
+    t = h.results.throughput
+    into: dict[str, Any] = {
+        "bare_cpu_share_at_equal_load": t.get("bare_cpu_share_at_equal_load", math.nan),
+        "bare_frames_per_s": t.get("bare_frames_per_s", math.nan),
+        "bare_cpu_share": t.get("bare_cpu_share", math.nan),
+    }
+    await daemon_throughput(h, daemon, rules=loaded + WINDOW_RULE_COUNT, into=into)
+    h.results.windows["throughput"] = into
 
 
 # -- 4. memory -------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ class Results:
     latency: dict[str, Any] = field(default_factory=dict)
     reload: dict[str, Any] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
+    windows: dict[str, Any] = field(default_factory=dict)  # window rules and the history
     startup: dict[str, Any] = field(default_factory=dict)
     disk: dict[str, Any] = field(default_factory=dict)
     processes: list[dict[str, Any]] = field(default_factory=list)  # every child, once stopped
@@ -68,6 +69,7 @@ class Results:
             "plan": self.plan,
             "placement": self.placement,
             "throughput": self.throughput,
+            "windows": self.windows,
             "latency": self.latency,
             "reload": self.reload,
             "memory": self.memory,
@@ -182,6 +184,7 @@ def render_table(r: Results) -> str:
         (f"memory: VmRSS after {_num(mem.get('uptime_s'))} s",
          f"{_num(mem.get('rss_mb'), '.1f')} MB (peak {_num(mem.get('peak_mb'), '.1f')})",
          "≤ 100 MB", _mark(v["memory_rss_mb"])),
+        *_window_rows(r.windows),
         (f"start-up to READY=1, median of {_num(st.get('runs'))}",
          f"{_num(st.get('median_s'), '.2f')} s", "≤ 1.5 s", _mark(v["startup_s"])),
     ]  # fmt: skip
@@ -193,6 +196,28 @@ def render_table(r: Results) -> str:
             lines.append("-" * (sum(widths) + 6 + len("not measured")))
     lines += ["", *(f"- {note}" for note in _notes(r))]
     return "\n".join(lines) + "\n"
+
+
+def _window_rows(w: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Rows for the quote history: throughput with window rules, memory, cost per rule."""
+    t, h = w.get("throughput") or {}, w.get("history") or {}
+    rows = []
+    if t:
+        rows.append((
+            f"with {_num(t.get('rules'))} rules, 200 reading windows: frames / ratio",
+            f"{_num(t.get('daemon_frames_per_s'))} /s / {_num(t.get('ratio'), '.2f')}", "", "",
+        ))  # fmt: skip
+    if h:
+        rows.append((
+            f"history: {_num(h.get('pairs'))} pairs x {_num(h.get('hours'))} h at "
+            f"{_num(h.get('quotes_per_s'))} quotes/s",
+            f"{_num(h.get('mb_all_pairs'), '.1f')} MB "
+            f"({_num((h.get('bytes_per_pair') or 0) / 1024, '.0f')} KiB a pair, "
+            f"{_num(h.get('record_us'), '.2f')} us a quote)", "", "",
+        ))  # fmt: skip
+        for label, us in (h.get("evaluation_us") or {}).items():
+            rows.append((f"  one rule, {label}", f"{_num(us, '.2f')} us a quote", "", ""))
+    return rows
 
 
 def _notes(r: Results) -> list[str]:

@@ -19,6 +19,7 @@ import aiohttp
 
 from notifier.bench import phases
 from notifier.bench.harness import FULL, QUICK, Harness, Plan, say
+from notifier.bench.history import history_figures
 from notifier.bench.probes import LatencyCollector, NotifySocket, commit_latency_ms
 from notifier.bench.procs import Children, free_port
 from notifier.bench.report import Results, machine_info, render_table, write_json
@@ -65,6 +66,8 @@ async def _run_phases(h: Harness) -> None:
     h.results.placement["bench"] = (
         f"this process (pid {os.getpid()}" + _cpu(h.sim_cpu) + "): orchestration only"
     )
+    say("quote history: memory and cost per window rule, in-process")
+    h.results.windows["history"] = history_figures(quick=h.plan.name == "quick")
     p50, p99 = commit_latency_ms(h.root)  # before anything else runs: nothing to block
     h.results.disk = {"path": str(h.root), "commit_p50_ms": p50, "commit_p99_ms": p99}
     say(f"SQLite commit (WAL, synchronous=FULL) here: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
@@ -99,6 +102,7 @@ async def _run_phases(h: Harness) -> None:
             await phases.latency(h, daemon, collector)
             await phases.reload(h, daemon)
             await phases.memory(h, daemon, born)
+            await phases.window_throughput(h, daemon)
             code = await h.children.stop(daemon)
             h.results.daemon_exit_code = code
 

@@ -28,6 +28,7 @@ __all__ = [
     "latency_title_slot",
     "reload_rule_yaml",
     "rules_yaml",
+    "window_rules_yaml",
     "write_files",
 ]
 
@@ -94,6 +95,27 @@ def rules_yaml(pairs: list[PairKey]) -> str:
             lines.append("    below: 1.0e-12")
             if i % 7 == 3:
                 lines.append("    until: price > 1.0e-11")
+    return "\n".join(lines) + "\n"
+
+
+WINDOW_RULE_COUNT = 200
+_WINDOW_WHENS = (
+    "pct_change('{w}') < -99.99",
+    "min_price('{w}') < 1.0e-12",
+    "avg_price('{w}') > 1.0e12",
+)
+_WINDOWS = ("1m", "5m", "15m", "1h", "4h", "24h")
+
+
+def window_rules_yaml(pairs: list[PairKey]) -> str:
+    """200 rules reading the quote history, spread over ``pairs``: ``pct_change``,
+    ``min_price`` and ``avg_price`` over 1 m to 24 h, never true, so every quote evaluates them."""
+    lines = ["# notifier bench: generated window rules", "rules:"]
+    for i in range(WINDOW_RULE_COUNT):
+        pair = pairs[(i * 5) % len(pairs)]
+        when = _WINDOW_WHENS[i % len(_WINDOW_WHENS)].format(w=_WINDOWS[i % len(_WINDOWS)])
+        lines += [f"  - id: w{i:03d}", "    on: quote", f"    pair: {_pair_yaml(pair)}"]
+        lines.append(f'    when: "{when}"')
     return "\n".join(lines) + "\n"
 
 

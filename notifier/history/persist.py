@@ -67,11 +67,8 @@ class HistoryStore:
         return restored
 
     def _restore(self, pair: PairKey, series: PairSeries, state: dict[str, Any]) -> None:
-        series.first_at, series.last_at, series.price = (
-            state["first_at"],
-            state["last_at"],
-            state["price"],
-        )
+        series.first_at, series.last_at = state["first_at"], state["last_at"]
+        series.price, series.first_price = state["price"], state["first_price"]
         rows = self._store.read(
             "SELECT level, block, data FROM quote_history WHERE pair = ? ORDER BY level, block",
             (pair_text(pair),),
@@ -82,11 +79,11 @@ class HistoryStore:
         for level, (tier, saved) in enumerate(zip(series.tiers, state["tiers"], strict=False)):
             if [tier.width, tier.capacity] != saved["shape"]:
                 break  # [history] max_window changed the layout from here up
-            tier.head = saved["head"]
+            tier.head, tier.base = saved["head"], saved["base"]
             tier.open = Bucket(*saved["open"]) if saved["open"] else None
-            if level in blocks:
-                tier.allocate()
-                _fill(tier, blocks[level])
+            empty = array("d", [math.nan]) * saved["count"]
+            tier.last, tier.low, tier.high, tier.area = empty, empty[:], empty[:], empty[:]
+            _fill(tier, blocks.get(level, []))
             self._saved[(pair, level)] = tier.head
 
     def save(self, book: HistoryBook) -> int:
@@ -158,10 +155,13 @@ def _state(series: PairSeries) -> dict[str, Any]:
         "first_at": series.first_at,
         "last_at": series.last_at,
         "price": series.price,
+        "first_price": series.first_price,
         "tiers": [
             {
                 "shape": [tier.width, tier.capacity],
                 "head": tier.head,
+                "base": tier.base,
+                "count": len(tier.last),
                 "open": None
                 if tier.open is None
                 else [
@@ -197,7 +197,7 @@ def _fill(tier: Tier, blocks: list[tuple[int, bytes]]) -> None:
             index = block * size + offset
             if index < tier.oldest() or index > tier.head or math.isnan(values[offset]):
                 continue
-            slot = index % tier.capacity
+            slot = tier.slot(index)
             tier.last[slot] = values[offset]
             tier.low[slot] = values[size + offset]
             tier.high[slot] = values[2 * size + offset]

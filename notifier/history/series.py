@@ -22,7 +22,7 @@ __all__ = ["Bucket", "PairSeries", "Tier", "tier_layout"]
 FINE_WIDTH = 0.1  # seconds: the finest tier, for windows up to a minute
 FINE_SPAN = 60.0
 SECOND_SPAN = 3600.0  # the 1-second tier: windows up to an hour
-COARSE_BUCKETS = 2000  # a coarse tier serves windows from half its reach: 1/1000 of them
+COARSE_BUCKETS = 1000  # per coarse tier: 1/1000 of the shortest window it serves
 
 
 @dataclass(slots=True)
@@ -36,29 +36,43 @@ class Bucket:
     area: float
 
 
-def tier_layout(max_window: float) -> list[tuple[float, int]]:
-    """(width, capacity) of each tier needed to answer windows up to ``max_window``."""
-    layout = [(FINE_WIDTH, round(FINE_SPAN / FINE_WIDTH)), (1.0, round(SECOND_SPAN))]
-    width = 2 * SECOND_SPAN / COARSE_BUCKETS
-    while layout[-1][0] * layout[-1][1] < max_window:
-        layout.append((width, COARSE_BUCKETS))
+def tier_layout(max_window: float) -> list[tuple[float, int, float]]:
+    """(width, capacity, reach) of each tier needed to answer windows up to ``max_window``;
+    ``reach`` is the oldest age the tier holds."""
+    layout = [(FINE_WIDTH, round(FINE_SPAN / FINE_WIDTH), FINE_SPAN), (1.0, 3600, SECOND_SPAN)]
+    width = SECOND_SPAN / COARSE_BUCKETS
+    while layout[-1][2] < max_window:
+        layout.append((width, COARSE_BUCKETS, layout[-1][2] + width * COARSE_BUCKETS))
         width *= 2
     return layout
 
 
 class Tier:
-    """A ring of the last ``capacity`` closed buckets of one width, and the open one."""
+    """A ring of up to ``capacity`` closed buckets of one width (grown as they come), and the
+    open one. ``base`` is the index whose bucket sits in slot 0."""
 
-    __slots__ = ("area", "capacity", "head", "high", "last", "low", "open", "span", "width")
+    __slots__ = (
+        "area",
+        "base",
+        "capacity",
+        "head",
+        "high",
+        "last",
+        "low",
+        "open",
+        "reach",
+        "width",
+    )
 
-    def __init__(self, width: float, capacity: int) -> None:
+    def __init__(self, width: float, capacity: int, reach: float) -> None:
         self.width = width
         self.capacity = capacity
-        self.span = width * capacity
+        self.reach = reach
         self.last = array("d")
         self.low = array("d")
         self.high = array("d")
         self.area = array("d")
+        self.base = 0
         self.head = -1  # index of the newest closed bucket
         self.open: Bucket | None = None
 
@@ -69,10 +83,13 @@ class Tier:
         """Index of the oldest closed bucket kept (``head + 1`` while there is none)."""
         return self.head - len(self.last) + 1
 
+    def slot(self, index: int) -> int:
+        return (index - self.base) % self.capacity
+
     def get(self, index: int) -> Bucket | None:
         if index > self.head or index < self.oldest():
             return None
-        slot = index % self.capacity
+        slot = self.slot(index)
         return Bucket(index, self.last[slot], self.low[slot], self.high[slot], self.area[slot])
 
     def buckets(self, start: int, stop: int) -> Iterator[Bucket]:
@@ -82,26 +99,32 @@ class Tier:
             if found is not None:
                 yield found
 
-    def allocate(self) -> None:
-        """Make room for the whole ring at once; a slot never written holds NaN."""
-        empty = array("d", [math.nan]) * self.capacity
-        self.last, self.low, self.high, self.area = empty, empty[:], empty[:], empty[:]
-
-    def push(self, bucket: Bucket) -> None:
-        """Keep a closed bucket whose index is ``head + 1``, dropping the oldest when full."""
+    def push(self, bucket: Bucket, *, evict: bool = True) -> Bucket | None:
+        """Keep a closed bucket whose index is ``head + 1``; return the one it pushes out
+        (when ``evict``: nothing else wants it)."""
         if not len(self.last):
-            self.head = bucket.index - 1
-            self.allocate()
-        slot = bucket.index % self.capacity
-        self.last[slot], self.low[slot] = bucket.last, bucket.low
-        self.high[slot], self.area[slot] = bucket.high, bucket.area
+            self.base = bucket.index
+        elif len(self.last) < self.capacity:
+            pass
+        else:
+            evicted = self.get(self.oldest()) if evict else None
+            slot = self.slot(bucket.index)
+            self.last[slot], self.low[slot] = bucket.last, bucket.low
+            self.high[slot], self.area[slot] = bucket.high, bucket.area
+            self.head = bucket.index
+            return evicted
+        self.last.append(bucket.last)
+        self.low.append(bucket.low)
+        self.high.append(bucket.high)
+        self.area.append(bucket.area)
         self.head = bucket.index
+        return None
 
-    def filled(self) -> int:
-        """How many of the kept buckets hold data (the ring fills from the first close)."""
-        if not len(self.last):
-            return 0
-        return sum(1 for value in self.last if not math.isnan(value))
+    def clear(self, head: int) -> None:
+        """Forget every closed bucket; the next one pushed is ``head + 1``."""
+        for column in (self.last, self.low, self.high, self.area):
+            del column[:]
+        self.head = head
 
 
 Listener = Callable[[Bucket], None]
@@ -110,11 +133,12 @@ Listener = Callable[[Bucket], None]
 class PairSeries:
     """Price history of one pair: ``record`` each quote, ``advance`` with the clock."""
 
-    __slots__ = ("first_at", "last_at", "listeners", "price", "tiers")
+    __slots__ = ("first_at", "first_price", "last_at", "listeners", "price", "tiers")
 
     def __init__(self, max_window: float) -> None:
-        self.tiers = [Tier(w, c) for w, c in tier_layout(max_window)]
+        self.tiers = [Tier(w, c, r) for w, c, r in tier_layout(max_window)]
         self.first_at: float | None = None  # the first quote ever recorded
+        self.first_price: float | None = None
         self.last_at = -math.inf  # the latest time recorded or advanced to
         self.price: float | None = None  # the price in force now
         self.listeners: list[list[Listener]] = [[] for _ in self.tiers]
@@ -132,6 +156,7 @@ class PairSeries:
         bucket = fine.open
         if bucket is None:
             self.first_at = self.last_at = at
+            self.first_price = price
             fine.open = Bucket(fine.index_of(at), price, price, price, 0.0)
             self.price = price
             return
@@ -169,16 +194,20 @@ class PairSeries:
         self.last_at = now
 
     def _close(self, level: int, bucket: Bucket) -> None:
+        """Keep a closed bucket. The 1-second tier is fed every closed 100 ms bucket; each
+        coarser tier, the buckets the one below it pushes out (so it holds older ages)."""
         tier = self.tiers[level]
-        tier.push(bucket)
+        evicted = tier.push(bucket, evict=level > 0)
         for listener in self.listeners[level]:
             listener(bucket)
-        if level + 1 < len(self.tiers):
-            self._fold(level + 1, bucket, tier.width)
+        if level == 0:
+            self._fold_fine(bucket)
+        elif evicted is not None and level + 1 < len(self.tiers):
+            self._fold(level + 1, evicted, tier.width)
 
     def _constant(self, level: int, start: int, stop: int, price: float) -> None:
         """Close buckets ``start … stop-1`` of ``level``, each with ``price`` throughout. Past a
-        ring's worth, the older ones reach the tiers above as one stretch, not one by one."""
+        ring's worth, what the ring held and the older part of the stretch go up at once."""
         if stop <= start:
             return
         tier = self.tiers[level]
@@ -186,8 +215,11 @@ class PairSeries:
         if stop - start > tier.capacity:
             skip_to = stop - tier.capacity
             if level + 1 < len(self.tiers):
+                if level > 0:  # the tier above holds what this one pushes out: all of it
+                    for kept in list(tier.buckets(tier.oldest(), tier.head)):
+                        self._fold(level + 1, kept, width)
                 self._stretch(level + 1, start * width, skip_to * width, price)
-            tier.head = skip_to - 1  # what the ring held is older than any window it serves
+            tier.clear(skip_to - 1)
             start = skip_to
         area = price * width
         for index in range(start, stop):
@@ -208,6 +240,20 @@ class PairSeries:
             self._close(level, tier.open)
             self._constant(level, first + 1, last, price)
             tier.open = Bucket(last, price, price, price, price * (end - last * width))
+
+    def _fold_fine(self, part: Bucket) -> None:
+        """``_fold`` of a 100 ms bucket into the 1-second tier: the hot case, inlined."""
+        second = self.tiers[1]
+        bucket = second.open
+        if bucket is not None and bucket.index == math.floor((part.index + 0.5) * FINE_WIDTH):
+            bucket.last = part.last
+            if part.low < bucket.low:
+                bucket.low = part.low
+            if part.high > bucket.high:
+                bucket.high = part.high
+            bucket.area += part.area
+            return
+        self._fold(1, part, FINE_WIDTH)
 
     def _fold(self, level: int, part: Bucket, part_width: float) -> None:
         """Merge a closed bucket of the tier below into ``level`` (by its midpoint)."""
@@ -235,27 +281,22 @@ class PairSeries:
 
     def price_at(self, at: float) -> float | None:
         """The price in force at ``at``: the last quote at or before it, to the resolution of
-        the finest tier that reaches that far; None before the first quote."""
+        the finest tier that holds that age; None before the first quote."""
         if self.first_at is None or at < self.first_at:
             return None
         if at >= self.last_at:
             return self.price
-        age = self.last_at - at
         for tier in self.tiers:
-            if age > tier.span:
-                continue
             index = tier.index_of(at)
             bucket = tier.open
             if bucket is not None and index >= bucket.index:
                 index = bucket.index
-            before = tier.get(index - 1)  # in force at the start of ``at``'s bucket
-            if before is not None and not math.isnan(before.last):
+            elif not tier.oldest() <= index <= tier.head:
+                continue
+            before = tier.get(index - 1)  # its last price was in force when ``index`` began
+            if before is not None:
                 return before.last
-            if bucket is not None and index == bucket.index:
-                return bucket.low if before is None else before.last
-            found = tier.get(index)
-            return None if found is None or math.isnan(found.last) else found.last
-        return None
+        return self.first_price  # ``at`` is in the first bucket of every tier
 
     def open_buckets(self, upto: int) -> Iterator[Bucket]:
         """The open buckets of tiers ``0 … upto``: what tier ``upto`` has not closed yet."""
@@ -264,8 +305,20 @@ class PairSeries:
                 yield tier.open
 
     def level_for(self, window: float) -> int:
-        """The finest tier whose ring covers ``window``."""
+        """The tier that serves ``window``: the finest that reaches that far."""
         for level, tier in enumerate(self.tiers):
-            if window <= tier.span:
+            if window <= tier.reach:
                 return level
         return len(self.tiers) - 1
+
+    def retained(self) -> Iterator[tuple[Bucket, float]]:
+        """Every bucket kept past the finest tier with its width, oldest first: the coarse
+        tiers (ring, then open bucket), then the 1-second ring; not the 1-second open bucket."""
+        for tier in reversed(self.tiers[2:]):
+            for bucket in tier.buckets(tier.oldest(), tier.head):
+                yield bucket, tier.width
+            if tier.open is not None:
+                yield tier.open, tier.width
+        second = self.tiers[1]
+        for bucket in second.buckets(second.oldest(), second.head):
+            yield bucket, second.width

@@ -20,13 +20,20 @@ RESUM_EVERY = 4096  # re-add the areas from scratch this often, so rounding cann
 
 
 class WindowStat:
-    """min / max / average of ``series`` over its last ``window`` seconds."""
+    """min / max / average of ``series`` over its last ``window`` seconds.
+
+    Windows up to an hour listen to the closes of the finest tier that reaches them (100 ms
+    or 1 s buckets); longer ones fold the 1-second closes into buckets of ``window / 1000`` or
+    finer (the width of the coarse tier that serves them), so a deque never holds more than
+    a few thousand entries.
+    """
 
     __slots__ = (
         "_areas",
         "_detach",
         "_highs",
         "_lows",
+        "_pending",
         "_sum",
         "_updates",
         "level",
@@ -38,19 +45,51 @@ class WindowStat:
     def __init__(self, series: PairSeries, window: float) -> None:
         self.series = series
         self.window = window
-        self.level = series.level_for(window)
-        tier = series.tiers[self.level]
-        self.width = tier.width
+        level = series.level_for(window)
+        self.width = series.tiers[level].width
+        self.level = min(level, 1)  # the tier whose closes feed it
         self._lows: deque[tuple[int, float]] = deque()
         self._highs: deque[tuple[int, float]] = deque()
         self._areas: deque[tuple[int, float]] = deque()
         self._sum = 0.0
         self._updates = 0
-        start = tier.head - math.ceil(window / tier.width)
-        for bucket in tier.buckets(start, tier.head):
-            if not math.isnan(bucket.last):
+        self._pending: Bucket | None = None  # a long window's bucket being folded
+        self._backfill(level)
+        feed = self._push if level <= 1 else self._fold
+        self._detach: Callable[[], None] = series.listen(self.level, feed)
+
+    def _backfill(self, level: int) -> None:
+        """What the history already holds of the window, oldest first."""
+        series = self.series
+        if level <= 1:
+            tier = series.tiers[level]
+            start = tier.head - math.ceil(self.window / tier.width)
+            for bucket in tier.buckets(start, tier.head):
                 self._push(bucket)
-        self._detach: Callable[[], None] = series.listen(self.level, self._push)
+            return
+        newest = series.tiers[1].head + 1  # seconds: where the 1-second ring ends
+        for bucket, width in series.retained():
+            if (bucket.index + 1) * width > newest - self.window - self.width:
+                self._fold(bucket, width)
+
+    def _fold(self, bucket: Bucket, width: float = 1.0) -> None:
+        """Merge a finer bucket into this window's own, pushing the previous one when done."""
+        index = math.floor((bucket.index + 0.5) * width / self.width)
+        pending = self._pending
+        if pending is not None and pending.index == index:
+            pending.last = bucket.last
+            pending.low = min(pending.low, bucket.low)
+            pending.high = max(pending.high, bucket.high)
+            pending.area += bucket.area
+            return
+        if pending is not None:
+            self._push(pending)
+        self._pending = Bucket(index, bucket.last, bucket.low, bucket.high, bucket.area)
+
+    def _open(self) -> list[Bucket]:
+        """What is not in the deques yet: the bucket being folded and the open buckets."""
+        found = list(self.series.open_buckets(self.level))
+        return found if self._pending is None else [self._pending, *found]
 
     def close(self) -> None:
         """Stop listening: the rules that read this window are gone."""
@@ -93,7 +132,7 @@ class WindowStat:
             return None
         self._start(now)
         found = self._lows[0][1] if self._lows else math.inf
-        for bucket in self.series.open_buckets(self.level):
+        for bucket in self._open():
             found = min(found, bucket.low)
         return found
 
@@ -103,7 +142,7 @@ class WindowStat:
             return None
         self._start(now)
         found = self._highs[0][1] if self._highs else -math.inf
-        for bucket in self.series.open_buckets(self.level):
+        for bucket in self._open():
             found = max(found, bucket.high)
         return found
 
@@ -114,8 +153,13 @@ class WindowStat:
         if series.price is None or series.first_at is None:
             return None
         self._start(now)
-        total = self._sum + sum(bucket.area for bucket in series.open_buckets(self.level))
-        begin = self._areas[0][0] * self.width if self._areas else _open_begin(series, self.level)
+        total = self._sum + sum(bucket.area for bucket in self._open())
+        if self._areas:
+            begin = self._areas[0][0] * self.width
+        elif self._pending is not None:
+            begin = self._pending.index * self.width
+        else:
+            begin = _open_begin(series, self.level)
         covered = now - max(begin, series.first_at)
         return series.price if covered <= 0 else total / covered
 

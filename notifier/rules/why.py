@@ -153,6 +153,12 @@ def _is_name(text: str) -> bool:
     return text.isidentifier()
 
 
+def _grouped(node: nodes.Node) -> str:
+    """An operand of an operator, in parentheses when it is itself an operation."""
+    text = _text(node)
+    return f"({text})" if isinstance(node, nodes.BinExpr | nodes.UnaryExpr) else text
+
+
 def _text(node: nodes.Node) -> str:  # noqa: PLR0911 - one form per node type
     """Source-like text of an expression node (Jinja keeps no columns to slice the source)."""
     if isinstance(node, nodes.Const):
@@ -168,7 +174,8 @@ def _text(node: nodes.Node) -> str:  # noqa: PLR0911 - one form per node type
         return f"{_text(node.node)}[{_text(node.arg)}]"
     if type(node) in _BINARY:
         assert isinstance(node, nodes.BinExpr)
-        return f"{_text(node.left)} {_BINARY[type(node)]} {_text(node.right)}"
+        left, right = (_grouped(side) for side in (node.left, node.right))
+        return f"{left} {_BINARY[type(node)]} {right}"
     if isinstance(node, nodes.Neg):
         return f"-{_text(node.node)}"
     if isinstance(node, nodes.Not):
