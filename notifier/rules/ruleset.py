@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from notifier.events import Interest, PairKey
 from notifier.rules.compiled import FeedRule, IntentRule, OrderRule, QuoteRule, Rule
+from notifier.tokens import address_key
 
 __all__ = ["RuleSet"]
 
@@ -38,7 +39,7 @@ class RuleSet:
         found: list[OrderRule] = []
         for c in (chain, None):
             if maker:
-                found += self.orders.get((c, maker.lower()), ())
+                found += self.orders.get((c, address_key(maker)), ())
             found += self.orders.get((c, None), ())
         return found
 
