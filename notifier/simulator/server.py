@@ -43,7 +43,7 @@ CONSOLE_APPRISE_CONFIG = Path(__file__).with_name("console.yml")
 class SimulatorUrls:
     """Base URLs in the form the daemon's config takes them."""
 
-    fusion_ws: str  # the daemon appends /v2.0/{chain}
+    fusion_ws: str  # the daemon appends /v2.0/{chain} (Solana: /v1.0/501)
     fusion_rest: str  # the daemon appends /orders/v2.0/{chain}/order/…
     quotes_ws: str
     intents: str  # the daemon appends /v1/intents/{id}
