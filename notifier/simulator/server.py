@@ -167,7 +167,8 @@ class Simulator:
         """A complete daemon config for this simulator, run from the repository's root: the
         example ``rules/``, state in ``state/``, notifications printed to the terminal."""
         urls = self.urls
-        chains = ", ".join(str(chain) for chain in self.fusion.chains)
+        # Solana (501) is always served: the example rules/solana.yaml watches it.
+        chains = ", ".join(str(chain) for chain in dict.fromkeys((*self.fusion.chains, 501)))
         return (
             'rules_dir = "rules"\n'
             'state_dir = "state"\n'
