@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from notifier.events import SOLANA_CHAIN, EventSink, OrderEvent
+from notifier.events import FINAL_ORDER_EVENTS, SOLANA_CHAIN, EventSink, OrderEvent
 from notifier.logthrottle import LogLimiter
 from notifier.sources.base import FeedHealth
 from notifier.sources.fusion.frames import FrameReader
@@ -251,7 +251,7 @@ class SolanaOrders:
         remaining: int | None = None,
     ) -> None:
         order_hash = entry.info.order_hash
-        final = name in ("order_filled", "order_cancelled", "order_invalid")
+        final = name in FINAL_ORDER_EVENTS
         self._cache.record(SOLANA_CHAIN, order_hash, state=name, final=final, remaining=remaining)
         if final:
             self._fills.forget(order_hash)
