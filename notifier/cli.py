@@ -304,8 +304,12 @@ def _base_url(args: argparse.Namespace) -> str:
 
 
 def _token(args: argparse.Namespace) -> str | None:
+    """``http.token``, else the token the daemon created in the state directory."""
+    from notifier.talkback.apitoken import read_token
+
     with contextlib.suppress(ConfigError):
-        return _settings(args).http.token.get_secret_value() or None
+        settings = _settings(args)
+        return settings.http.token.get_secret_value() or read_token(settings.effective_state_dir)
     return None
 
 
