@@ -84,12 +84,17 @@ class ActionPages:
             return _refused(str(exc).rstrip("."))
         nonce = request.cookies.get(COOKIE) or secrets.token_urlsafe(24)
         csrf = self._talkback.signer.csrf(token, nonce)
-        response = _page(f"notifier: {episode.rule}", self._alert(episode) + self._buttons(
-            episode, csrf))  # fmt: skip
+        content = self._alert(episode) + self._buttons(episode, csrf)
+        response = _page(f"notifier: {episode.rule}", content)
         response.set_cookie(
-            COOKIE, nonce, path=self._cookie_path, httponly=True, samesite="Strict", secure=self._secure,
+            COOKIE,
+            nonce,
+            path=self._cookie_path,
+            httponly=True,
+            samesite="Strict",
+            secure=self._secure,
             max_age=7 * 86400,
-        )  # fmt: skip
+        )
         return response
 
     async def _act(self, request: web.Request) -> web.Response:
