@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from notifier.sources import SOURCES, Source, SourceContext, load_plugins
 from notifier.statusdoc import alerts_json, feed_json, intents_json, pairs_json, rule_files_json
 from notifier.store import Store, StoreError
 from notifier.systemd import SystemdNotifier
+from notifier.talkback.service import TalkbackService
 
 __all__ = ["Daemon", "StartupError", "running"]
 
@@ -65,8 +66,10 @@ class Daemon:
         *,
         notifier: SystemdNotifier | None = None,
         record: Path | None = None,
+        clock: Callable[[], float] = time.time,  # delivery and talkback (tests move it)
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self.metrics = Metrics()
         self._record = Recorder(record) if record else None
         self.history = HistoryBook(settings.history.max_window)
@@ -104,7 +107,7 @@ class Daemon:
             max_bytes=s.rules_max_bytes,
             max_window=s.history.max_window,
         )
-        self.dispatcher = Dispatcher(self.store, s, self.metrics)
+        self.dispatcher = Dispatcher(self.store, s, self.metrics, now=self.clock)
         channel_errors = self.dispatcher.channel_errors  # loaded by its constructor
         if channel_errors:
             raise StartupError(f"{s.apprise_config}: " + "; ".join(channel_errors))
@@ -125,6 +128,9 @@ class Daemon:
         self._history_store = HistoryStore(self.store)
         self._history_store.load(self.history)
         self._after_reload(first, time.perf_counter())
+        tb = self.talkback = TalkbackService(
+            self.store, s, self.engine, self.dispatcher, clock=self.clock
+        )
         context = SourceContext(settings=s, sink=self.queue, metrics=self.metrics, store=self.store)
         table = dict(SOURCES)
         for problem in load_plugins(table):
@@ -136,7 +142,7 @@ class Daemon:
                 self.sources.append(source)
         if s.http.listen:
             try:
-                self.http = HttpApi(self, s.http)
+                self.http = HttpApi(self, tb.http_settings(s.http), [tb.install])
                 await self.http.start()
             except (ConfigError, HttpError, OSError) as exc:  # each message names http.listen
                 raise StartupError(str(exc)) from exc
@@ -148,6 +154,7 @@ class Daemon:
         spawn(self._watch(), "watcher")
         spawn(self._health(), "health")
         spawn(self._history_store.keep_saved(self.history), "history")
+        spawn(tb.run(), "talkback")
         for source in self.sources:
             spawn(source.run(), f"source:{source.name}")
         self._announced = True
@@ -470,13 +477,14 @@ class Daemon:
             "alert_counts": self.engine.alert_counts(),
             "pairs": pairs_json(self.history, self.engine.rules.windows),
             "outbox": self.dispatcher.stats(),
+            "talkback": self.talkback.status(),
             **intents_json(self._poller()),
         }
 
     def alerts(self, state: str | None = None) -> list[dict[str, Any]]:
         """Firing and pending alerts (or only those in ``state``), as the status document has
         them."""
-        return alerts_json(self.engine.alerts(), state)
+        return self.talkback.alerts(alerts_json(self.engine.alerts(), state))
 
     def _poller(self) -> Any:
         for source in self.sources:

@@ -227,7 +227,7 @@ def test_refusal_under_journald_is_filed_as_an_error(tmp_path: Path, config: Pat
 def test_a_full_disk_is_a_retryable_refusal(tmp_path: Path) -> None:
     """SQLite's 'database or disk is full' may pass once space is freed: retryable (exit 1)."""
     fill = "INSERT INTO filler VALUES (zeroblob(65536));\n" * 64
-    step = MIGRATIONS[-1].version + 1  # after every real step, whatever their numbers
+    step = max(m.version for m in MIGRATIONS) + 1  # after every real step
     big = Migration(step, "fill", "CREATE TABLE filler (x);\n" + fill)
     store = Store.open(tmp_path)
     with store.transaction() as conn:

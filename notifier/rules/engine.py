@@ -504,6 +504,10 @@ class Engine:
         """Firing and pending (rule, key) states, for status and ``/api/v1/alerts``."""
         return alert_views(self._states.values(), self.rules.rules)
 
+    def state_of(self, rule_id: str, key: str) -> AlertState | None:
+        """The live state of one (rule, key), for the talkback actions; None when inactive."""
+        return self._states.get((rule_id, key))
+
     def last_price(self, pair: PairKey) -> float | None:
         """The last price evaluated for ``pair`` (also ``previous_price`` of the next quote)."""
         return self._last_price.get(pair)
