@@ -33,6 +33,7 @@ from notifier.sources import SOURCES, Source, SourceContext, load_plugins
 from notifier.statusdoc import alerts_json, feed_json, intents_json, rule_files_json
 from notifier.store import Store, StoreError
 from notifier.systemd import SystemdNotifier
+from notifier.telegram import Telegram
 
 __all__ = ["Daemon", "StartupError", "running"]
 
@@ -97,7 +98,8 @@ class Daemon:
         self.repository = RuleRepository(
             s.rules_dir, self.tokens, budget, max_bytes=s.rules_max_bytes
         )
-        self.dispatcher = Dispatcher(self.store, s, self.metrics)
+        self.telegram = Telegram(s.telegram)  # its chats are channels; it listens from run()
+        self.dispatcher = Dispatcher(self.store, s, self.metrics, senders=self.telegram.senders)
         channel_errors = self.dispatcher.channel_errors  # loaded by its constructor
         if channel_errors:
             raise StartupError(f"{s.apprise_config}: " + "; ".join(channel_errors))
@@ -173,6 +175,7 @@ class Daemon:
                 await self.dispatcher.drain(grace)
             except Exception:
                 log.exception("delivery drain failed")
+            await self.telegram.close()  # after the drain: the bot's last sends need it
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

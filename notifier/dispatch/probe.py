@@ -22,6 +22,8 @@ TEST_TITLE = "notifier test notification"
 
 def check_apprise_config(settings: Settings) -> list[str]:
     """Every problem apprise reports in ``settings.apprise_config`` (URLs masked, no path)."""
+    if settings.telegram.chat_ids and not settings.apprise_config.exists():
+        return []  # the Telegram bot alone is a channel
     return Channels.load(settings.apprise_config, url_secrets()).errors
 
 
