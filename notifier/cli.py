@@ -124,6 +124,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings.quotes.api_key,
         settings.intents.api_key,
         settings.http.token,
+        settings.telegram.bot_token,
     ):
         register_secret(secret.get_secret_value())
     try:

@@ -31,6 +31,7 @@ from pydantic_settings import (
 
 from notifier.durations import parse_duration
 from notifier.events import validate_intent_id
+from notifier.talkback.settings import QuietHoursSettings
 from notifier.tokens import TokenTable
 
 __all__ = [
@@ -73,6 +74,7 @@ class HttpSettings(_Section):
     token: SecretStr = SecretStr("")
     # Host names (besides localhost, loopback and the listen host) the API answers to.
     allowed_hosts: list[str] = Field(default_factory=list)
+    public_url: str = ""  # where users reach the daemon (a reverse proxy): action links
 
 
 class FusionSettings(_Section):
@@ -215,6 +217,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     tokens: dict[str, TokenSettings] = Field(default_factory=dict)
+    quiet_hours: list[QuietHoursSettings] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(

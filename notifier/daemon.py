@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from notifier.sources import SOURCES, Source, SourceContext, load_plugins
 from notifier.statusdoc import alerts_json, feed_json, intents_json, rule_files_json
 from notifier.store import Store, StoreError
 from notifier.systemd import SystemdNotifier
+from notifier.talkback.service import TalkbackService
 from notifier.telegram import Telegram
 
 __all__ = ["Daemon", "StartupError", "running"]
@@ -64,8 +65,10 @@ class Daemon:
         *,
         notifier: SystemdNotifier | None = None,
         record: Path | None = None,
+        clock: Callable[[], float] = time.time,  # delivery and talkback (tests move it)
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self.metrics = Metrics()
         self._record = Recorder(record) if record else None
         self.queue = EventQueue(self._record)
@@ -99,7 +102,8 @@ class Daemon:
             s.rules_dir, self.tokens, budget, max_bytes=s.rules_max_bytes
         )
         self.telegram = Telegram(s.telegram)  # its chats are channels; it listens from run()
-        self.dispatcher = Dispatcher(self.store, s, self.metrics, senders=self.telegram.senders)
+        bots = self.telegram.senders
+        self.dispatcher = Dispatcher(self.store, s, self.metrics, now=self.clock, senders=bots)
         channel_errors = self.dispatcher.channel_errors  # loaded by its constructor
         if channel_errors:
             raise StartupError(f"{s.apprise_config}: " + "; ".join(channel_errors))
@@ -117,6 +121,9 @@ class Daemon:
             on_failed=self._rule_failed,
         )
         self._after_reload(first, time.perf_counter())
+        tb = self.talkback = TalkbackService(
+            self.store, s, self.engine, self.dispatcher, clock=self.clock
+        )
         context = SourceContext(settings=s, sink=self.queue, metrics=self.metrics, store=self.store)
         table = dict(SOURCES)
         for problem in load_plugins(table):
@@ -128,7 +135,7 @@ class Daemon:
                 self.sources.append(source)
         if s.http.listen:
             try:
-                self.http = HttpApi(self, s.http)
+                self.http = HttpApi(self, tb.http_settings(s.http), [tb.install])
                 await self.http.start()
             except (ConfigError, HttpError, OSError) as exc:  # each message names http.listen
                 raise StartupError(str(exc)) from exc
@@ -139,6 +146,8 @@ class Daemon:
         spawn(self._reloader(), "reloader")
         spawn(self._watch(), "watcher")
         spawn(self._health(), "health")
+        spawn(tb.run(), "talkback")
+        spawn(self.telegram.run(tb.talkback, self.store, self.summary), "source:telegram")
         for source in self.sources:
             spawn(source.run(), f"source:{source.name}")
         self._announced = True
@@ -456,13 +465,14 @@ class Daemon:
             "alerts": self.alerts(),
             "alert_counts": self.engine.alert_counts(),
             "outbox": self.dispatcher.stats(),
+            "talkback": self.talkback.status(),
             **intents_json(self._poller()),
         }
 
     def alerts(self, state: str | None = None) -> list[dict[str, Any]]:
         """Firing and pending alerts (or only those in ``state``), as the status document has
         them."""
-        return alerts_json(self.engine.alerts(), state)
+        return self.talkback.alerts(alerts_json(self.engine.alerts(), state))
 
     def _poller(self) -> Any:
         for source in self.sources:

@@ -29,7 +29,7 @@ import hmac
 import ipaddress
 import logging
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -157,8 +157,14 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 class HttpApi:
     """Serves the routes above on ``http.listen``; an empty address disables it."""
 
-    def __init__(self, view: DaemonView, settings: HttpSettings) -> None:
+    def __init__(
+        self,
+        view: DaemonView,
+        settings: HttpSettings,
+        extensions: Sequence[Callable[[web.Application], None]] = (),
+    ) -> None:
         self._view = view
+        self._extensions = list(extensions)  # more routes and middlewares (talkback)
         self._listen = settings.listen.strip()
         self._token = settings.token.get_secret_value()
         self._address = parse_listen(self._listen) if self._listen else None
@@ -183,6 +189,8 @@ class HttpApi:
         app.router.add_get("/api/v1/alerts", self._alerts)
         app.router.add_put("/api/v1/intents/{id}", self._track)
         app.router.add_delete("/api/v1/intents/{id}", self._untrack)
+        for extend in self._extensions:
+            extend(app)
         return app
 
     async def start(self) -> None:

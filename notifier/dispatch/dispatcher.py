@@ -48,9 +48,13 @@ if TYPE_CHECKING:
     from notifier.notification import Notification
     from notifier.store import Store
 
-__all__ = ["SCAN_LIMIT", "Dispatcher"]
+__all__ = ["SCAN_LIMIT", "Dispatcher", "Stage"]
 
 log = logging.getLogger("notifier.dispatch")
+
+# A stage right before sending: the row to send (maybe owing fewer channels), or None when
+# it settled the row without a send.
+Stage = Callable[[OutboxRow, tuple[str, ...], Channels, float], OutboxRow | None]
 
 # Due rows looked at per pass: rows waiting only for a busy lane are skipped, so the other
 # lanes find their work among them.
@@ -99,6 +103,7 @@ class Dispatcher:
         self._settled = asyncio.Event()
         self._stopped = asyncio.Event()
         self._in_flight: dict[tuple[int, str], asyncio.Task[None]] = {}  # (row, channel)
+        self.stage: Stage | None = None  # the talkback stage, right before sending
         self._wait_until: float | None = None  # a channel's own retry time or lane pause
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -136,17 +141,7 @@ class Dispatcher:
 
     def enqueue(self, n: Notification) -> bool:
         """Write ``n`` to the outbox (durable on return). False: its key was already there."""
-        row = NewRow(
-            key=n.key,
-            kind="rule",
-            rule_id=n.rule_id,
-            title=n.title,
-            body=n.body,
-            severity=n.severity,
-            tags=tuple(n.tags),
-            created_at=n.created_at,
-            event_at=n.event_at,
-        )
+        row = NewRow.of(n)
         return self._add(row)
 
     def report_error(self, key: str, title: str, body: str) -> bool:
@@ -194,6 +189,11 @@ class Dispatcher:
         self.channel_errors = list(loaded.errors)
         self.wake()
         return list(loaded.errors)
+
+    @property
+    def channels(self) -> Channels:
+        """The current apprise generation."""
+        return self._channels
 
     def pending_count(self) -> int:
         return self._outbox.pending_count()
@@ -466,6 +466,11 @@ class Dispatcher:
             if route is None:
                 return None
         channels = self._channels
+        if self.stage is not None and row.kind == "rule":
+            staged = self.stage(row, route, channels, now)
+            if staged is None:
+                return None
+            row = staged
         targets = owed(channels, row, route)
         if targets:
             return row, route, targets

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, cast
 
 if TYPE_CHECKING:
-    from notifier.notification import Severity
+    from notifier.notification import Notification, Severity
     from notifier.store import Store
 
 __all__ = ["KEEP_FINISHED", "Kind", "NewRow", "Outbox", "OutboxRow", "State"]
@@ -108,6 +108,29 @@ class NewRow:
     tags: tuple[str, ...]
     created_at: float
     event_at: float | None = None
+    alert_key: str | None = None
+    transition: str | None = None
+    episode: float | None = None
+    source: str | None = None
+
+    @classmethod
+    def of(cls, n: Notification) -> NewRow:
+        """The row of a rule's notification."""
+        return cls(
+            key=n.key,
+            kind="rule",
+            rule_id=n.rule_id,
+            title=n.title,
+            body=n.body,
+            severity=n.severity,
+            tags=tuple(n.tags),
+            created_at=n.created_at,
+            event_at=n.event_at,
+            alert_key=n.alert_key,
+            transition=n.transition,
+            episode=n.episode,
+            source=n.source,
+        )
 
 
 def _dump(values: Iterable[str]) -> str:
@@ -134,8 +157,8 @@ class Outbox:
     def _insert(db: sqlite3.Connection, row: NewRow, now: float, due: float | None) -> int | None:
         cur = db.execute(
             "INSERT OR IGNORE INTO outbox (key, kind, rule_id, title, body, severity, tags,"
-            " created_at, event_at, enqueued_at, next_attempt_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, event_at, enqueued_at, next_attempt_at, alert_key, transition,"
+            " episode, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.key,
                 row.kind,
@@ -148,6 +171,10 @@ class Outbox:
                 row.event_at,
                 now,
                 now if due is None else due,
+                row.alert_key,
+                row.transition,
+                row.episode,
+                row.source,
             ),
         )
         return cur.lastrowid if cur.rowcount == 1 else None

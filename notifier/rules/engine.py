@@ -445,9 +445,8 @@ class Engine:
             dedup = f"{rule.id}|{st.key}|{transition}|{episode:.6f}"
             if transition == "repeat":
                 dedup += f"|{st.repeats}"
-        message = notification(
-            rule, st.key, variables, transition, now=now, dedup=dedup, on_error=self._expr_error
-        )
+        message = notification(rule, st.key, variables, transition, now=now, dedup=dedup,
+                               on_error=self._expr_error, episode=episode)  # fmt: skip
         st.last_notified = now
         if self._store is None:
             self._sink.enqueue(message)
@@ -474,6 +473,10 @@ class Engine:
     def alerts(self) -> list[dict[str, Any]]:
         """Firing and pending (rule, key) states, for status and ``/api/v1/alerts``."""
         return alert_views(self._states.values(), self.rules.rules)
+
+    def state_of(self, rule_id: str, key: str) -> AlertState | None:
+        """The live state of one (rule, key), for the talkback actions; None when inactive."""
+        return self._states.get((rule_id, key))
 
     def last_price(self, pair: PairKey) -> float | None:
         """The last price evaluated for ``pair`` (also ``previous_price`` of the next quote)."""

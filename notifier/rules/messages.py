@@ -24,6 +24,7 @@ def notification(
     now: float,
     dedup: str,
     on_error: Callable[[Rule, str, Exception], None],
+    episode: float | None = None,
 ) -> Notification:
     """The notification for one transition of ``rule`` at ``key``; a template that fails
     is reported to ``on_error`` and replaced by a line saying so. A title that ran past its
@@ -43,6 +44,10 @@ def notification(
         tags=rule.tags,
         created_at=now,
         event_at=_float_or_none(variables.get("event_at")),
+        alert_key=key,
+        transition=transition,
+        episode=episode,
+        source=rule.source,
     )
 
 

@@ -95,4 +95,50 @@ CREATE TABLE IF NOT EXISTS intent_tracking (
 );
 """,
     ),
+    Migration(
+        3,
+        "talking back: silences, acknowledgements, snoozes, the action-link key; outbox rows"
+        " learn their alert (key, transition, episode, source) and why they were withheld",
+        """
+ALTER TABLE outbox ADD COLUMN alert_key TEXT;
+ALTER TABLE outbox ADD COLUMN transition TEXT;
+ALTER TABLE outbox ADD COLUMN episode REAL;
+ALTER TABLE outbox ADD COLUMN source TEXT;
+ALTER TABLE outbox ADD COLUMN withheld TEXT;
+ALTER TABLE outbox ADD COLUMN withheld_by TEXT;
+ALTER TABLE outbox ADD COLUMN held_channels TEXT;
+CREATE TABLE IF NOT EXISTS silences (
+    id          TEXT PRIMARY KEY,
+    matchers    TEXT NOT NULL,
+    starts_at   REAL NOT NULL,
+    ends_at     REAL NOT NULL,
+    comment     TEXT NOT NULL,
+    created_by  TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    expired_by  TEXT,
+    end_handled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS acks (
+    rule_id  TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    episode  REAL NOT NULL,
+    acked_by TEXT NOT NULL,
+    acked_at REAL NOT NULL,
+    PRIMARY KEY (rule_id, key)
+);
+CREATE TABLE IF NOT EXISTS snoozes (
+    rule_id     TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    until_at    REAL NOT NULL,
+    snoozed_by  TEXT NOT NULL,
+    snoozed_at  REAL NOT NULL,
+    end_handled INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (rule_id, key)
+);
+CREATE TABLE IF NOT EXISTS talkback_secrets (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+""",
+    ),
 )

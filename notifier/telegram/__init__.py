@@ -19,6 +19,7 @@ from collections.abc import Callable
 from notifier.config import TelegramSettings
 from notifier.dispatch.channels import RowSender
 from notifier.dispatch.outbox import Outbox
+from notifier.store import Store
 from notifier.telegram.actions import ActionError, BotActions
 from notifier.telegram.api import BotApi, BotApiError
 from notifier.telegram.buttons import ButtonSigner
@@ -59,26 +60,13 @@ class Telegram:
     def enabled(self) -> bool:
         return bool(self.settings.chat_ids)
 
-    async def run(
-        self,
-        actions: BotActions,
-        outbox: Outbox,
-        summary: Callable[[], str],
-        refusals: tuple[type[Exception], ...] = (),
-    ) -> None:
-        """Listen until cancelled (returns at once without chats). ``refusals``: the
-        exceptions by which ``actions`` refuse, said to the person who asked."""
+    async def run(self, actions: BotActions, store: Store, summary: Callable[[], str]) -> None:
+        """Listen until cancelled (returns at once without chats)."""
         if not self.enabled:
             return
-        self.incoming = Incoming(
-            self.api,
-            self.signer,
-            outbox,
-            actions,
-            self.settings.chat_ids,
-            summary=summary,
-            refusals=refusals,
-        )
+        outbox = Outbox(store)
+        chats = self.settings.chat_ids
+        self.incoming = Incoming(self.api, self.signer, outbox, actions, chats, summary=summary)
         self.poller = Poller(self.api, self.incoming, poll_timeout=self._poll_timeout)
         await self.poller.run()
 

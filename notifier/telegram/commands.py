@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from notifier.durations import parse_duration
+from notifier.talkback.model import TalkbackError
 from notifier.telegram.actions import ActionError, BotActions
 from notifier.telegram.messages import MAX_TEXT
 
@@ -32,12 +33,10 @@ class Commands:
         actions: BotActions,
         summary: Callable[[], str],
         *,
-        refusals: tuple[type[Exception], ...] = (ActionError,),
         now: Callable[[], float] = time.time,
     ) -> None:
         self._actions = actions
         self._summary = summary
-        self._refusals = refusals
         self._now = now
         self._table: dict[str, Callable[[str, str], str]] = {
             "start": self._help,
@@ -56,7 +55,7 @@ class Commands:
             return f"Unknown command /{name}.\n\n{HELP}"
         try:
             reply = handler(args, f"telegram: {by}")
-        except self._refusals as exc:
+        except (ActionError, TalkbackError) as exc:
             reply = f"/{name}: {exc}"
         return reply if len(reply) <= MAX_TEXT else reply[: MAX_TEXT - 1] + "…"
 

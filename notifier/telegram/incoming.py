@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from notifier.dispatch.outbox import Outbox
+from notifier.talkback.model import TalkbackError
 from notifier.telegram.actions import ActionError, BotActions
 from notifier.telegram.api import BotApi, BotApiError
 from notifier.telegram.buttons import Action, ButtonSigner, without
@@ -47,7 +48,6 @@ class Incoming:
         chat_ids: Iterable[int],
         *,
         summary: Callable[[], str],
-        refusals: tuple[type[Exception], ...] = (),
         now: Callable[[], float] = time.time,
     ) -> None:
         self._api = api
@@ -57,8 +57,7 @@ class Incoming:
         self._allowed = frozenset(chat_ids)
         self._now = now
         self._strangers: set[int] = set()
-        self._refusals: tuple[type[Exception], ...] = (ActionError, *refusals)
-        self.commands = Commands(actions, summary, refusals=self._refusals, now=now)
+        self.commands = Commands(actions, summary, now=now)
         self.username = ""  # the bot's own, from getMe: "/cmd@other_bot" is not for it
 
     async def handle(self, update: Mapping[str, Any]) -> None:
@@ -87,7 +86,7 @@ class Incoming:
         by = who(query.get("from"))
         try:
             done = self._apply(button.action, ref, by, row.title)
-        except self._refusals as exc:
+        except (ActionError, TalkbackError) as exc:
             await self._answer(query, str(exc))
             return
         log.info("telegram: %s %s for %s by %s", button.action, ref.rule, ref.key, by)
