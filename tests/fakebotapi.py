@@ -171,9 +171,11 @@ class FakeBotApi:
         raise AssertionError(f"no button {text!r} under message {message.get('message_id')}")
 
     def write(self, chat_id: int, text: str, who: dict[str, Any] | None = None) -> int:
-        """Queue a text ``message`` (a command) from ``who`` in ``chat_id``."""
-        message = {
-            "message_id": next(self._message_ids),
+        """Queue a text ``message`` (a command) from ``who`` in ``chat_id``; returns its
+        ``message_id``."""
+        message_id = next(self._message_ids)
+        message: dict[str, Any] = {
+            "message_id": message_id,
             "from": who or user(),
             "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
             "date": int(time.time()),
@@ -182,7 +184,16 @@ class FakeBotApi:
         if text.startswith("/"):
             length = len(text.split(maxsplit=1)[0])
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
-        return self._queue({"message": message})
+        self._queue({"message": message})
+        return message_id
+
+    def replies(self, chat_id: int, message_id: int) -> list[dict[str, Any]]:
+        """What the bot sent in reply to ``message_id``."""
+        return [
+            m
+            for m in self.sent(chat_id)
+            if m.get("reply_to_message", {}).get("message_id") == message_id
+        ]
 
     def sent(self, chat_id: int | None = None) -> list[dict[str, Any]]:
         """Messages the bot sent (as they are now, edits applied), oldest first."""
@@ -291,6 +302,9 @@ class FakeBotApi:
             message["entities"] = entities
         if markup and markup.get("inline_keyboard"):
             message["reply_markup"] = markup
+        reply = _json(params.get("reply_parameters"), "reply parameters")
+        if isinstance(reply, dict):
+            message["reply_to_message"] = {"message_id": _int(reply, "message_id", 0)}
         self.messages[(chat, message_id)] = message
         return message
 

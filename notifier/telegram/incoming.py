@@ -148,7 +148,15 @@ class Incoming:
             self._stranger(chat, f"the command /{name}")
             return
         reply = self.commands.run(name.lower(), rest.strip(), who(message.get("from")))
-        params = {"chat_id": chat, "text": reply, "link_preview_options": {"is_disabled": True}}
+        params = {
+            "chat_id": chat,
+            "text": reply,
+            "link_preview_options": {"is_disabled": True},
+            "reply_parameters": {
+                "message_id": message.get("message_id"),
+                "allow_sending_without_reply": True,
+            },
+        }
         await self._call("sendMessage", params)
 
     # -- both ------------------------------------------------------------------------------
