@@ -14,6 +14,8 @@ from pathlib import Path
 
 from notifier import __version__
 from notifier.config import ConfigError, Settings, load_settings
+from notifier.talkback.commands import COMMANDS as TALKBACK
+from notifier.talkback.commands import add_parsers as talkback_parsers
 
 __all__ = ["EX_CONFIG", "EX_USAGE", "main"]
 
@@ -80,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("intent_id")
     p.add_argument("--url", default=None)
 
+    talkback_parsers(sub, config_arg)
+
     p = sub.add_parser("bench", help="measure throughput, latency, reload, memory, start-up")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--quick", action="store_true", help="short runs (smoke test)")
@@ -89,9 +93,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command.replace("-", "_")
-    handler = globals()[f"_cmd_{command}"]
     try:
-        return int(handler(args))
+        if command in TALKBACK:
+            return TALKBACK[command](args, _base_url, _token)
+        return int(globals()[f"_cmd_{command}"](args))
     except KeyboardInterrupt:
         return 130
 
@@ -305,8 +310,12 @@ def _base_url(args: argparse.Namespace) -> str:
 
 
 def _token(args: argparse.Namespace) -> str | None:
+    """``http.token``, else the token the daemon created in the state directory."""
+    from notifier.talkback.apitoken import read_token
+
     with contextlib.suppress(ConfigError):
-        return _settings(args).http.token.get_secret_value() or None
+        settings = _settings(args)
+        return settings.http.token.get_secret_value() or read_token(settings.effective_state_dir)
     return None
 
 
@@ -316,7 +325,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from notifier.ctl import ControlError, fetch_status, render_status
 
     try:
-        status = fetch_status(_base_url(args))
+        status = fetch_status(_base_url(args), _token(args))
     except ControlError as exc:
         print(f"notifier: {exc}", file=sys.stderr)
         return EX_ERRORS

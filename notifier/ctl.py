@@ -45,6 +45,7 @@ import orjson
 from notifier.config import ConfigError
 from notifier.events import validate_intent_id
 from notifier.listen import base_url, parse_listen
+from notifier.talkback.report import render_talkback
 from notifier.timestamps import parse_iso
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "client_url",
     "fetch_status",
     "render_status",
+    "request",
     "track",
     "untrack",
 ]
@@ -133,9 +135,11 @@ def client_url(listen: str) -> str:
         raise ControlError(str(exc)) from None
 
 
-def fetch_status(base: str, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+def fetch_status(
+    base: str, token: str | None = None, *, timeout: float = DEFAULT_TIMEOUT
+) -> dict[str, Any]:
     """``GET /api/v1/status`` of the daemon at ``base``."""
-    body = _call("GET", base, "/api/v1/status", timeout=timeout)
+    body = _call("GET", base, "/api/v1/status", token=token, timeout=timeout)
     if not isinstance(body, dict):
         raise ControlError(f"{base} answered with something that is not a status document")
     return body
@@ -165,6 +169,14 @@ def untrack(
     """Ask the daemon to stop polling ``intent_id``; return a one-line confirmation."""
     _call("DELETE", base, _intent_path(intent_id), token=token, timeout=timeout)
     return f"stopped tracking intent {intent_id}"
+
+
+def request(
+    method: str, base: str, path: str, token: str | None = None, body: object = None
+) -> Any:
+    """One JSON request to the daemon's API (``ControlError`` when refused or unreachable)."""
+    payload = None if body is None else orjson.dumps(body)
+    return _call(method, base, path, token=token, payload=payload, timeout=DEFAULT_TIMEOUT)
 
 
 def _intent_path(intent_id: str) -> str:
@@ -296,6 +308,8 @@ def render_status(status: Mapping[str, Any], *, now: float | None = None) -> str
         ]
         if rows:
             lines += _table(["ID", "STATUS", "LABEL"], rows)
+
+    lines += render_talkback(status)
 
     outbox: Mapping[str, Any] = status.get("outbox") or {}
     lines += [

@@ -13,6 +13,7 @@ import hmac
 import html
 import secrets
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -64,9 +65,12 @@ def _refused(reason: str, status: int = 403) -> web.Response:
 class ActionPages:
     """Serves ``/a/{token}`` for ``talkback`` (its signer checks the tokens)."""
 
-    def __init__(self, talkback: Talkback, *, secure_cookie: bool) -> None:
+    def __init__(self, talkback: Talkback, public_url: str = "") -> None:
         self._talkback = talkback
-        self._secure = secure_cookie
+        parts = urlsplit(public_url)
+        self._secure = parts.scheme == "https"
+        # Behind a reverse proxy under a prefix, the browser sees the page under it.
+        self._cookie_path = f"{parts.path.rstrip('/')}/a/"
 
     def install(self, app: web.Application) -> None:
         app.router.add_get("/a/{token}", self._show)
@@ -80,12 +84,17 @@ class ActionPages:
             return _refused(str(exc).rstrip("."))
         nonce = request.cookies.get(COOKIE) or secrets.token_urlsafe(24)
         csrf = self._talkback.signer.csrf(token, nonce)
-        response = _page(f"notifier: {episode.rule}", self._alert(episode) + self._buttons(
-            episode, csrf))  # fmt: skip
+        content = self._alert(episode) + self._buttons(episode, csrf)
+        response = _page(f"notifier: {episode.rule}", content)
         response.set_cookie(
-            COOKIE, nonce, path="/a/", httponly=True, samesite="Strict", secure=self._secure,
+            COOKIE,
+            nonce,
+            path=self._cookie_path,
+            httponly=True,
+            samesite="Strict",
+            secure=self._secure,
             max_age=7 * 86400,
-        )  # fmt: skip
+        )
         return response
 
     async def _act(self, request: web.Request) -> web.Response:

@@ -67,7 +67,7 @@ class TalkbackService:
             settings.effective_state_dir, settings.http.token.get_secret_value()
         )
         register_secret(self.token)
-        self.pages = ActionPages(self.talkback, secure_cookie=public_url.startswith("https:"))
+        self.pages = ActionPages(self.talkback, public_url)
         self.api = TalkbackApi(self, self.token, open_reads=_loopback_listen(settings.http.listen))
         self._wake = asyncio.Event()
         self.talkback.on_change(self._wake.set)
