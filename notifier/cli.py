@@ -260,7 +260,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_notify_test(args: argparse.Namespace) -> int:
-    from notifier.dispatch import notify_test
+    from notifier.telegram.probe import notify_test
 
     try:
         settings = _settings(args)

@@ -15,6 +15,7 @@ import pytest
 from notifier.daemon import Daemon, running
 from notifier.simulator import Simulator
 from notifier.telegram.outgoing import chat_key
+from notifier.telegram.probe import notify_test
 from tests.fakebotapi import FAKE_TOKEN, FakeBotApi, user
 from tests.receivers import HttpReceiver, wait_until
 from tests.support import ONE_SOL, SOL, SOL_ABOVE_200, USDC, daemon_settings, set_price
@@ -244,3 +245,23 @@ async def test_round_trip_from_a_press_to_the_alert_acknowledged(
         f"\npress → acknowledged: median {statistics.median(times):.1f} ms, "
         f"all {', '.join(f'{t:.1f}' for t in times)} ms"
     )
+
+
+async def test_notify_test_reaches_the_bots_chats_instead_of_apprise_for_its_tags(
+    tmp_path: Path, sim: Simulator, receiver: HttpReceiver, fake: FakeBotApi
+) -> None:
+    """``notifier notify-test --tag phone``: the chat gets the test message (no buttons), the
+    apprise URL tagged phone does not."""
+    telegram = {"bot_token": FAKE_TOKEN, "chat_ids": [CHAT], "tags": ["phone"], "api_url": fake.url}
+    settings = daemon_settings(tmp_path, sim, receiver, SOL_ABOVE_200, telegram=telegram)
+    results = await notify_test(settings, "phone")
+    assert [(r.url, r.ok) for r in results] == [(f"telegram-bot:chat/{CHAT}", True)]
+    (message,) = fake.sent(CHAT)
+    assert message["text"].startswith("🔵 notifier test notification\nIf you can read this")
+    assert "reply_markup" not in message
+    assert receiver.posts == []
+    fake.fail("sendMessage", 400)
+    (failed,) = await notify_test(settings, "phone")
+    assert not failed.ok
+    assert failed.error is not None
+    assert FAKE_TOKEN not in failed.error
