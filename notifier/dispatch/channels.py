@@ -227,6 +227,7 @@ class Channels:
             self.channels.append(channel)
             self._by_service[id(service)] = channel
         self.apprise_count = len(self.channels)
+        self.senders = tuple(senders)  # a reload keeps them
         self._own = [Channel(s.key, s.label, s.tags, None, s) for s in senders]
         self._claimed = frozenset(tag for s in senders for tag in s.tags)
         self.channels += self._own
@@ -250,6 +251,10 @@ class Channels:
         if not services and not errors and not senders:
             errors.append("no notification URLs found")
         return cls(services, errors, redactor, senders)
+
+    def load_again(self, path: Path) -> Channels:
+        """The next generation: ``path`` parsed again, the same senders and redactor."""
+        return Channels.load(path, self.redactor, self.senders)
 
     def __len__(self) -> int:
         return len(self.channels)

@@ -83,7 +83,6 @@ class Dispatcher:
         senders: Sequence[RowSender] = (),  # channels of their own kind: the Telegram bot's
     ) -> None:
         self._settings = settings
-        self._senders = senders
         self._metrics = metrics
         self._now = now
         delivery = settings.delivery
@@ -170,7 +169,7 @@ class Dispatcher:
 
         A config that yields no channel at all does not replace a working one.
         """
-        loaded = Channels.load(self._settings.apprise_config, self._redactor, self._senders)
+        loaded = self._channels.load_again(self._settings.apprise_config)
         if loaded.apprise_count or not self._channels.apprise_count:
             self._channels = loaded
             self._lanes.keep_only(c.key for c in loaded.channels)
