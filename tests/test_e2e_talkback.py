@@ -222,6 +222,7 @@ async def test_quiet_hours_hold_warnings_let_failures_through_and_end_in_one_dig
         held = next(r for r in rows if r["rule"] == "sol-warning")
         assert held["channels"] == [{"tag": "phone", "state": "held"}]
         assert held["withheld_by"] == "quiet hours"
+        assert daemon.status()["talkback"]["withheld"] == {"silenced": 0, "held": 1}
 
         clock.advance(60.0)
         daemon.dispatcher.wake()

@@ -103,3 +103,18 @@ def test_action_link_tokens_are_signed_expire_and_belong_to_one_key() -> None:
         LinkSigner("key-two").check(token, 1_700_000_100.0)
     with pytest.raises(LinkError, match="malformed"):
         signer.check("not-a-token", 1_700_000_100.0)
+
+
+def test_every_toml_example_of_the_living_with_alerts_page_is_a_valid_config() -> None:
+    """The page's config examples load (so its keys never drift from the code)."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from notifier.config import Settings
+
+    page = Path(__file__).parent.parent / "docs" / "living-with-alerts.md"
+    blocks = re.findall(r"```toml\n(.*?)```", page.read_text(encoding="utf-8"), re.DOTALL)
+    assert len(blocks) >= 2
+    for block in blocks:
+        Settings(**tomllib.loads(block))

@@ -465,7 +465,8 @@ class Dispatcher:
             if route is None:
                 return None
         channels = self._channels
-        if self.stage is not None and row.kind == "rule":
+        in_flight = any(rid == row.id for rid, _ in self._in_flight)  # its answer decides
+        if self.stage is not None and row.kind == "rule" and not in_flight:
             staged = self.stage(row, route, channels, now)
             if staged is None:
                 return None

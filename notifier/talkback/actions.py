@@ -27,6 +27,8 @@ Contract
 ``episode(rule, key) -> Episode | None``
     The alert episode a button or link names (rule, key, firing ``since``); None when that
     alert is not pending or firing.
+``row_episode(row_id) -> Episode | None``
+    The episode an outbox row (a message being sent) speaks of.
 ``link(episode, issued_at) -> str | None``
     ``{http.public_url}/a/{token}`` for that episode (None without ``public_url``).
 ``act(token, action, by) -> Done``
@@ -76,6 +78,7 @@ __all__ = ["AlertBook", "Sink", "Talkback"]
 log = logging.getLogger("notifier.talkback")
 
 MAX_SECONDS = 366 * 86400.0  # the longest snooze or silence
+KEEP_ENDED = 7 * 86400.0  # ended silences stay in the store this long
 
 
 class AlertBook(Protocol):
@@ -263,6 +266,18 @@ class Talkback:
             return None
         return Episode(rule, key, st.since)
 
+    def row_episode(self, row_id: int) -> Episode | None:
+        """The episode an outbox row speaks of (what a chat button names), or None for a row
+        that is not a rule's message."""
+        found = self._store.read(
+            "SELECT rule_id, alert_key, transition, episode FROM outbox WHERE id = ?", (row_id,)
+        )
+        if not found or found[0][1] is None:
+            return None
+        rule, key, transition, since = found[0]
+        live = transition != "event" and since is not None
+        return Episode(str(rule), str(key), float(since) if live else None)
+
     def link(self, episode: Episode, issued_at: float) -> str | None:
         if not self.public_url:
             return None
@@ -362,6 +377,7 @@ class Talkback:
                         continue
                     sent += self._still_firing(rule, key, now, f"silence {silence.id}")
                 self._db.silence_handled(silence.id)
+            self._db.prune_silences(now - KEEP_ENDED)
         self._silences = [s for s in self._silences if s.ends_at > now]
         for snooze in [s for s in self._snoozes.values() if s.until <= now]:
             with self._store.transaction():

@@ -46,4 +46,8 @@ def render_talkback(status: Mapping[str, Any]) -> list[str]:
             f"by {_c(s.get('by'))}"
             for s in snoozed
         ]
+    withheld = part.get("withheld") or {}
+    if any(withheld.values()):
+        lines += ["", f"WITHHELD: {withheld.get('silenced', 0)} silenced, "
+                      f"{withheld.get('held', 0)} held for quiet hours"]  # fmt: skip
     return lines

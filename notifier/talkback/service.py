@@ -129,4 +129,15 @@ class TalkbackService:
                 for s in tb.snoozes()
             ],
             "action_links": bool(tb.public_url),
+            "withheld": self._withheld(),
         }
+
+    def _withheld(self) -> dict[str, int]:
+        """Outbox rows not sent: ``silenced`` (silence, snooze, acknowledged) and ``held``
+        (quiet hours); they count among the outbox's ``sent`` and ``digested``."""
+        rows = self.store.read(
+            "SELECT withheld, COUNT(*) FROM outbox WHERE withheld IS NOT NULL GROUP BY withheld"
+        )
+        counts = {"silenced": 0, "held": 0}
+        counts.update({str(kind): int(count) for kind, count in rows})
+        return counts
