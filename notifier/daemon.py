@@ -147,7 +147,7 @@ class Daemon:
         spawn(self._watch(), "watcher")
         spawn(self._health(), "health")
         spawn(tb.run(), "talkback")
-        spawn(self.telegram.run(tb.talkback, self.store, self.summary), "source:telegram")
+        spawn(self.telegram.run(tb.talkback, self.summary), "source:telegram")
         for source in self.sources:
             spawn(source.run(), f"source:{source.name}")
         self._announced = True

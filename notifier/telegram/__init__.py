@@ -18,8 +18,6 @@ from collections.abc import Callable
 
 from notifier.config import TelegramSettings
 from notifier.dispatch.channels import RowSender
-from notifier.dispatch.outbox import Outbox
-from notifier.store import Store
 from notifier.telegram.actions import ActionError, BotActions
 from notifier.telegram.api import BotApi, BotApiError
 from notifier.telegram.buttons import ButtonSigner
@@ -60,13 +58,12 @@ class Telegram:
     def enabled(self) -> bool:
         return bool(self.settings.chat_ids)
 
-    async def run(self, actions: BotActions, store: Store, summary: Callable[[], str]) -> None:
+    async def run(self, actions: BotActions, summary: Callable[[], str]) -> None:
         """Listen until cancelled (returns at once without chats)."""
         if not self.enabled:
             return
-        outbox = Outbox(store)
         chats = self.settings.chat_ids
-        self.incoming = Incoming(self.api, self.signer, outbox, actions, chats, summary=summary)
+        self.incoming = Incoming(self.api, self.signer, actions, chats, summary=summary)
         self.poller = Poller(self.api, self.incoming, poll_timeout=self._poll_timeout)
         await self.poller.run()
 

@@ -28,7 +28,13 @@ class DoneView(Protocol):
 
 class EpisodeView(Protocol):
     @property
-    def since(self) -> float | None: ...
+    def rule(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def since(self) -> float | None: ...  # when the firing episode began; None: an event
 
 
 class MatchersView(Protocol):
@@ -63,6 +69,10 @@ class BotActions(Protocol):
     def silences(self) -> Sequence[SilenceView]: ...
 
     def episode(self, rule: str, key: str) -> EpisodeView | None: ...
+
+    def row_episode(self, row_id: int) -> EpisodeView | None:
+        """The episode the outbox row (a message with buttons) speaks of."""
+        ...
 
     def ack(self, rule: str, key: str | None, by: str) -> DoneView: ...
 

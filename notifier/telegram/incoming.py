@@ -1,6 +1,7 @@
 """What the bot hears: button presses and commands, obeyed only from ``telegram.chat_ids``.
 
-A press is checked (the chat, the button's signature, the outbox row it names), applied
+A press is checked (the chat, the button's signature, the alert episode of the outbox row it
+names, through ``BotActions.row_episode``), applied
 through ``BotActions``, answered (``answerCallbackQuery``) and written into the message
 (``editMessageText``: who did what, when). Anything from another chat changes nothing: a
 press is answered "not allowed", a command gets no reply, and each such chat is logged once.
@@ -13,13 +14,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from notifier.dispatch.outbox import Outbox
 from notifier.talkback.model import TalkbackError
-from notifier.telegram.actions import ActionError, BotActions
+from notifier.telegram.actions import ActionError, BotActions, EpisodeView
 from notifier.telegram.api import BotApi, BotApiError
 from notifier.telegram.buttons import Action, ButtonSigner, without
 from notifier.telegram.commands import Commands
-from notifier.telegram.messages import AlertRef, alert_of, appended, who
+from notifier.telegram.messages import appended, who
 
 __all__ = ["CALL_TIMEOUT", "Incoming"]
 
@@ -43,7 +43,6 @@ class Incoming:
         self,
         api: BotApi,
         signer: ButtonSigner,
-        outbox: Outbox,
         actions: BotActions,
         chat_ids: Iterable[int],
         *,
@@ -52,7 +51,6 @@ class Incoming:
     ) -> None:
         self._api = api
         self._signer = signer
-        self._outbox = outbox
         self._actions = actions
         self._allowed = frozenset(chat_ids)
         self._now = now
@@ -78,18 +76,17 @@ class Incoming:
             await self._answer(query, "Not allowed.")
             return
         button = self._signer.check(query.get("data"))
-        row = None if button is None else self._outbox.get(button.row_id)
-        ref = None if row is None else alert_of(row.kind, row.rule_id, row.key)
-        if button is None or row is None or ref is None:
+        episode = None if button is None else self._actions.row_episode(button.row_id)
+        if button is None or episode is None:
             await self._answer(query, "This button is no longer valid.")
             return
         by = who(query.get("from"))
         try:
-            done = self._apply(button.action, ref, by, row.title)
+            done = self._apply(button.action, episode, by)
         except (ActionError, TalkbackError) as exc:
             await self._answer(query, str(exc))
             return
-        log.info("telegram: %s %s for %s by %s", button.action, ref.rule, ref.key, by)
+        log.info("telegram: %s %s %s by %s", button.action, episode.rule, episode.key, by)
         await self._answer(query, done)
         if "message_id" not in message:
             return
@@ -106,26 +103,27 @@ class Incoming:
             },
         )
 
-    def _apply(self, action: Action, ref: AlertRef, by: str, title: str) -> str:
-        """Do what the button says; the line that says it was done."""
+    def _apply(self, action: Action, pressed: EpisodeView, by: str) -> str:
+        """Do what the button says to the episode its message speaks of; the line that says
+        it was done."""
         actions = self._actions
         by = f"telegram: {by}"
         if action == "silence":
             silence_id = actions.add_silence(
-                {"rule": ref.rule},
+                {"rule": pressed.rule},
                 ends_at=self._now() + SILENCE,
-                comment=f"from Telegram, on {title!r}"[:200],
+                comment=f"from Telegram, on {pressed.rule} {pressed.key}",
                 created_by=by,
             )
             return f"{_DONE[action]} (silence {silence_id})"
         if action == "snooze":
-            actions.snooze(ref.rule, ref.key, SNOOZE, by)
+            actions.snooze(pressed.rule, pressed.key, SNOOZE, by)
             return _DONE[action]
-        episode = actions.episode(ref.rule, ref.key)
-        if episode is None or episode.since is None or abs(episode.since - ref.episode) > 1e-3:
+        now = actions.episode(pressed.rule, pressed.key)
+        if now is None or now.since is None or now.since != pressed.since:
             # acknowledging a later episode from an old message would hide a new problem
             raise ActionError("That alert is over: nothing to acknowledge.")
-        actions.ack(ref.rule, ref.key, by)
+        actions.ack(pressed.rule, pressed.key, by)
         return _DONE[action]
 
     async def _answer(self, query: Mapping[str, Any], text: str) -> None:
