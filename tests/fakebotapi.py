@@ -141,9 +141,12 @@ class FakeBotApi:
         self, method: str, status: int, *, times: int = 1, retry_after: int | None = None
     ) -> None:
         """The next ``times`` calls of ``method`` answer ``status`` (429 with ``retry_after``)."""
-        description = {429: "Too Many Requests: retry after", 502: "Bad Gateway"}.get(
-            status, "Internal Server Error"
-        )
+        description = {
+            409: "Conflict: terminated by other getUpdates request; make sure that only one "
+            "bot instance is running",
+            429: "Too Many Requests: retry after",
+            502: "Bad Gateway",
+        }.get(status, "Internal Server Error")
         self._failures.setdefault(method, []).extend([(status, description, retry_after)] * times)
 
     def press(self, message: dict[str, Any], data: str, who: dict[str, Any] | None = None) -> int:

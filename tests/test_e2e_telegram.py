@@ -265,3 +265,25 @@ async def test_notify_test_reaches_the_bots_chats_instead_of_apprise_for_its_tag
     assert not failed.ok
     assert failed.error is not None
     assert FAKE_TOKEN not in failed.error
+
+
+async def test_another_poller_of_the_same_bot_is_said_once_and_outlived(
+    tmp_path: Path,
+    sim: Simulator,
+    receiver: HttpReceiver,
+    fake: FakeBotApi,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """409 Conflict on getUpdates (another program polls the bot): one warning naming the
+    cause, backoff, and the bot listens again once the other one is gone."""
+    caplog.set_level(logging.INFO, logger="notifier")
+    fake.fail("getUpdates", 409, times=3)
+    telegram = {"bot_token": FAKE_TOKEN, "chat_ids": [CHAT], "tags": ["phone"], "api_url": fake.url}
+    settings = daemon_settings(tmp_path, sim, receiver, SOL_ABOVE_200, telegram=telegram)
+    async with running(settings):
+        await fake.wait_until(lambda: fake.of("getUpdates", ok=True), timeout=30)
+        assert (await reply_to(fake, "/help")).startswith("/status")
+    lines = [r.getMessage() for r in caplog.records if r.name == "notifier.telegram"]
+    conflicts = [line for line in lines if "another getUpdates or a webhook" in line]
+    assert len(conflicts) == 1
+    assert any(line == "telegram: the Bot API answers again" for line in lines)
