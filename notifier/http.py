@@ -13,6 +13,8 @@ Routes::
 The control routes (PUT/DELETE) accept only loopback clients when ``http.token`` is empty;
 when it is set, every control request must carry ``Authorization: Bearer <token>``, loopback
 included. A reverse proxy on the same host makes every client look local: set a token then.
+The daemon always passes one (``http.token``, else ``{state_dir}/api_token``; SPEC §9), and
+``extensions`` (the talkback routes) add their own routes and access rules.
 
 Against a web page in the user's browser (DNS rebinding), a request whose ``Host`` is not a
 name of this server gets 421, and a control request from a foreign ``Origin`` gets 403 (see
