@@ -129,6 +129,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings.quotes.api_key,
         settings.intents.api_key,
         settings.http.token,
+        settings.telegram.bot_token,
     ):
         register_secret(secret.get_secret_value())
     try:
@@ -261,7 +262,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_notify_test(args: argparse.Namespace) -> int:
-    from notifier.dispatch import notify_test
+    from notifier.telegram.probe import notify_test
 
     try:
         settings = _settings(args)

@@ -36,6 +36,7 @@ from notifier.statusdoc import alerts_json, feed_json, intents_json, pairs_json,
 from notifier.store import Store, StoreError
 from notifier.systemd import SystemdNotifier
 from notifier.talkback.service import TalkbackService
+from notifier.telegram import Telegram
 
 __all__ = ["Daemon", "StartupError", "running"]
 
@@ -107,7 +108,9 @@ class Daemon:
             max_bytes=s.rules_max_bytes,
             max_window=s.history.max_window,
         )
-        self.dispatcher = Dispatcher(self.store, s, self.metrics, now=self.clock)
+        self.telegram = Telegram(s.telegram)  # its chats are channels; it listens from run()
+        bots = self.telegram.senders
+        self.dispatcher = Dispatcher(self.store, s, self.metrics, now=self.clock, senders=bots)
         channel_errors = self.dispatcher.channel_errors  # loaded by its constructor
         if channel_errors:
             raise StartupError(f"{s.apprise_config}: " + "; ".join(channel_errors))
@@ -155,6 +158,7 @@ class Daemon:
         spawn(self._health(), "health")
         spawn(self._history_store.keep_saved(self.history), "history")
         spawn(tb.run(), "talkback")
+        spawn(self.telegram.run(tb.talkback, self.summary), "source:telegram")
         for source in self.sources:
             spawn(source.run(), f"source:{source.name}")
         self._announced = True
@@ -196,6 +200,7 @@ class Daemon:
                 await self.dispatcher.drain(grace)
             except Exception:
                 log.exception("delivery drain failed")
+            await self.telegram.close()  # after the drain: the bot's last sends need it
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

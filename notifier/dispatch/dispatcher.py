@@ -20,7 +20,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from notifier.config import Settings
@@ -30,6 +30,7 @@ from notifier.dispatch.channels import (
     SECRET_LOGGERS,
     Channel,
     Channels,
+    RowSender,
     describe,
     short_label,
     url_secrets,
@@ -79,6 +80,7 @@ class Dispatcher:
         *,
         now: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
+        senders: Sequence[RowSender] = (),  # channels of their own kind: the Telegram bot's
     ) -> None:
         self._settings = settings
         self._metrics = metrics
@@ -94,7 +96,7 @@ class Dispatcher:
         self._admit: Admit = Admission(self._limiter, self._outbox, metrics).admit
         self._redactor = url_secrets()
         self._detach_redactor = self._redactor.attach(SECRET_LOGGERS)
-        self._channels = Channels.load(settings.apprise_config, self._redactor)
+        self._channels = Channels.load(settings.apprise_config, self._redactor, senders)
         self.channel_errors: list[str] = list(self._channels.errors)
         self._wake = asyncio.Event()
         self._settled = asyncio.Event()
@@ -167,8 +169,8 @@ class Dispatcher:
 
         A config that yields no channel at all does not replace a working one.
         """
-        loaded = Channels.load(self._settings.apprise_config, self._redactor)
-        if loaded.channels or not self._channels.channels:
+        loaded = self._channels.load_again(self._settings.apprise_config)
+        if loaded.apprise_count or not self._channels.apprise_count:
             self._channels = loaded
             self._lanes.keep_only(c.key for c in loaded.channels)
             log.info(
