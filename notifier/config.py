@@ -30,6 +30,7 @@ from pydantic_settings import (
 
 from notifier.durations import parse_duration
 from notifier.events import validate_intent_id
+from notifier.ha.settings import HaSettings, StoreSetting
 from notifier.tokens import TokenTable
 
 __all__ = [
@@ -180,6 +181,7 @@ class Settings(BaseSettings):
     rules_dir: Path = Path("rules")
     rules_max_bytes: int = Field(default=1_000_000, ge=1)  # a larger rule file is not read
     state_dir: Path = Path("state")
+    store: StoreSetting = "sqlite"  # or postgresql://USER@HOST:PORT/DB: an HA group (SPEC §11)
     apprise_config: Path = Path("apprise.yml")
     errors_to: list[str] = Field(default_factory=lambda: ["admin"])
     log_level: str = "INFO"
@@ -190,6 +192,7 @@ class Settings(BaseSettings):
     intents: IntentSettings = Field(default_factory=IntentSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    ha: HaSettings = Field(default_factory=HaSettings)
     tokens: dict[str, TokenSettings] = Field(default_factory=dict)
 
     @classmethod

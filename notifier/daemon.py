@@ -17,6 +17,7 @@ from typing import Any
 from notifier import __version__
 from notifier.config import ConfigError, Settings
 from notifier.dispatch import Dispatcher
+from notifier.evaluation import consume, run_timers
 from notifier.eventqueue import EventQueue
 from notifier.events import Interest
 from notifier.http import HttpApi, HttpError
@@ -39,7 +40,6 @@ __all__ = ["Daemon", "StartupError", "running"]
 log = logging.getLogger(__name__)
 
 RESCAN_INTERVAL = 60.0
-EVAL_SLICE = 0.02  # seconds of evaluation after which the consumer lets the loop run
 
 
 class StartupError(Exception):
@@ -132,8 +132,9 @@ class Daemon:
                 raise StartupError(str(exc)) from exc
         spawn = self._spawn
         spawn(self.dispatcher.run(), "dispatcher")
-        spawn(self._consume(), "engine")
-        spawn(self._timers(), "timers")
+        failed, changed = self.dispatcher.store_failed, self._timer_changed
+        spawn(consume(self.queue, self.engine, failed, self._idle, changed), "engine")
+        spawn(run_timers(self.engine, failed, changed), "timers")
         spawn(self._reloader(), "reloader")
         spawn(self._watch(), "watcher")
         spawn(self._health(), "health")
@@ -337,45 +338,6 @@ class Daemon:
             log.exception("reload failed; previous rules keep running")
 
     # -- evaluation ------------------------------------------------------------------------
-
-    async def _consume(self) -> None:
-        queue, engine = self.queue, self.engine
-        while True:
-            if not len(queue):
-                self._idle.set()
-            await queue.wait()
-            self._idle.clear()
-            before = engine.next_due()
-            slice_end = time.perf_counter() + EVAL_SLICE
-            for event in queue.drain():
-                try:
-                    engine.handle(event)
-                except Exception as exc:
-                    if not self.dispatcher.store_failed(exc):  # a store outage is said once
-                        log.exception(
-                            "rule engine failed on %s; event skipped", type(event).__name__
-                        )
-                if time.perf_counter() > slice_end:  # a long batch: let the loop run between
-                    await asyncio.sleep(0)
-                    slice_end = time.perf_counter() + EVAL_SLICE
-            if engine.next_due() != before:
-                self._timer_changed.set()
-            if len(queue):
-                await asyncio.sleep(0)  # let the readers run between batches
-            # else queue.wait() above suspends anyway: no extra switch per batch
-
-    async def _timers(self) -> None:
-        while True:
-            due = self.engine.next_due()
-            timeout = None if due is None else max(0.0, due - time.time())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._timer_changed.wait(), timeout)
-            self._timer_changed.clear()
-            try:
-                self.engine.tick()
-            except Exception as exc:
-                if not self.dispatcher.store_failed(exc):
-                    log.exception("rule timer failed")
 
     async def settled(self) -> None:
         """Return once every event emitted so far has been evaluated (a test barrier)."""

@@ -227,14 +227,15 @@ def test_refusal_under_journald_is_filed_as_an_error(tmp_path: Path, config: Pat
 def test_a_full_disk_is_a_retryable_refusal(tmp_path: Path) -> None:
     """SQLite's 'database or disk is full' may pass once space is freed: retryable (exit 1)."""
     fill = "INSERT INTO filler VALUES (zeroblob(65536));\n" * 64
-    big = Migration(2, "fill", "CREATE TABLE filler (x);\n" + fill)
+    step = MIGRATIONS[-1].version + 1
+    big = Migration(step, "fill", "CREATE TABLE filler (x);\n" + fill)
     store = Store.open(tmp_path)
     with store.transaction() as conn:
         conn.execute("PRAGMA max_page_count = 40")
     with pytest.raises(StoreError, match="database or disk is full") as caught:
         store.migrate([*MIGRATIONS, big])
     assert caught.value.retryable
-    assert str(caught.value).startswith(f"{tmp_path / DB_FILENAME}: migration 2 (fill) failed")
+    assert str(caught.value).startswith(f"{tmp_path / DB_FILENAME}: migration {step} (fill) failed")
     store.close()
 
 
