@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +63,13 @@ class Daemon:
         *,
         notifier: SystemdNotifier | None = None,
         record: Path | None = None,
+        store: Store | None = None,
+        ha_status: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.settings = settings
+        self._given_store = store  # an HA group's shared store: the group closes it
+        self._ha_status = ha_status
+        self.ha_role = "active" if ha_status else None  # /readyz and status say it
         self.metrics = Metrics()
         self._record = Recorder(record) if record else None
         self.queue = EventQueue(self._record)
@@ -89,7 +94,7 @@ class Daemon:
     async def startup(self) -> None:
         s = self.settings
         try:
-            self.store = Store.open(s.effective_state_dir)
+            self.store = self._given_store or Store.open(s.effective_state_dir)
         except StoreError as exc:  # names the path; a damaged file was already moved aside
             raise StartupError(str(exc), retryable=exc.retryable) from None
         self.tokens = s.token_table()
@@ -181,7 +186,7 @@ class Daemon:
             await self.http.stop()
         if self._record is not None:
             self._record.close()
-        if hasattr(self, "store"):
+        if hasattr(self, "store") and self._given_store is None:
             self.store.close()
         if self._announced:  # a refused start-up is one line, written by the CLI
             log.info("notifier stopped")
@@ -416,6 +421,7 @@ class Daemon:
             "alert_counts": self.engine.alert_counts(),
             "outbox": self.dispatcher.stats(),
             **intents_json(self._poller()),
+            **({"ha": self._ha_status()} if self._ha_status else {}),
         }
 
     def alerts(self, state: str | None = None) -> list[dict[str, Any]]:

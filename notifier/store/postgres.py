@@ -220,6 +220,18 @@ class PostgresStore(Store):
             raise _unavailable(self.address, exc) from None
         return self._pg
 
+    def _fresh_connection(self) -> psycopg.Connection[Any]:
+        """The connection with a transaction begun: a server restart is noticed here, before
+        anything is written, and answered by connecting once more (the old one is gone)."""
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN")
+        except psycopg.OperationalError:
+            conn.close()
+            conn = self._connection()
+            conn.execute("BEGIN")
+        return conn
+
     @property
     def schema_version(self) -> int:
         rows = self.read("SELECT version FROM schema_version")
@@ -279,9 +291,8 @@ class PostgresStore(Store):
         fence = self.fence
         if fence is not None:
             fence.check()
-        conn = self._connection()
         try:
-            conn.execute("BEGIN")
+            conn = self._fresh_connection()
             if fence is not None:
                 _check_epoch(conn, fence)
         except psycopg.Error as exc:
@@ -323,10 +334,15 @@ class PostgresStore(Store):
         if fence is not None:  # a lapsed member does not even look for work
             fence.check()
         with self._lock:
-            db = self._db
-            if db is None:  # no transaction open on this thread
-                db = PgConnection(self._connection(), self.address)
-            return db.execute(sql, params).fetchall()
+            if self._db is not None:  # inside this thread's transaction
+                return self._db.execute(sql, params).fetchall()
+            try:
+                return self._connection().execute(translate_sql(sql), _adapt(params)).fetchall()
+            except psycopg.OperationalError:
+                pass  # the server ended the connection (a restart): a read may be tried again
+            except psycopg.Error as exc:
+                raise translate_error(self.address, exc) from None
+            return PgConnection(self._connection(), self.address).execute(sql, params).fetchall()
 
     def close(self) -> None:
         with self._lock:
