@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import time
@@ -27,7 +28,9 @@ from tests.test_e2e_ops import clean_env, daemon_process, toml_str, write_config
 
 pytestmark = [pytest.mark.system, pytest.mark.slow, pytest.mark.timeout(300)]
 
-TAKEOVER = 6.0  # seconds: [ha] takeover of the members under test
+# [ha] takeover of the members under test; docs/ha.md's figures come from runs with "10" and
+# NOTIFIER_HA_TIMES=file, where each takeover's time, losses and repeats are appended.
+TAKEOVER = float(os.environ.get("NOTIFIER_HA_TAKEOVER", "6"))
 
 
 @pytest.fixture
@@ -166,6 +169,19 @@ async def cross(sim: Simulator, receiver: HttpReceiver, members: Members, price:
     await wait_until(lambda: (title, "sent") in outbox(members.url), timeout=60)
 
 
+def record(what: str, took: float, receiver: HttpReceiver, prices: list[float]) -> None:
+    """Append one measured takeover to $NOTIFIER_HA_TIMES (when set)."""
+    path = os.environ.get("NOTIFIER_HA_TIMES")
+    if not path:
+        return
+    titles = receiver.delivered_titles()
+    expected = [f"SOL at {p}" for p in prices]
+    lost = sum(1 for t in expected if t not in titles)
+    repeated = len(titles) - len(set(titles))
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(f"{what} {took:.2f} lost={lost} repeated={repeated}\n")
+
+
 def assert_each_once(receiver: HttpReceiver, prices: list[float]) -> None:
     titles = receiver.delivered_titles()
     assert sorted(titles) == sorted(f"SOL at {p}" for p in prices), titles
@@ -184,6 +200,7 @@ async def test_the_standby_takes_over_when_the_active_is_killed(
     assert took < TAKEOVER + 2.0  # + the polling of this test on a loaded machine
     await receiver.wait_until(lambda: "SOL at 202.0" in receiver.delivered_titles(), timeout=60)
     await cross(sim, receiver, members, 203.0)
+    record("kill", took, receiver, [201.0, 202.0, 203.0])
     assert_each_once(receiver, [201.0, 202.0, 203.0])
     ha = members.status("b")["ha"]
     assert isinstance(ha, dict)
@@ -202,13 +219,14 @@ async def test_a_frozen_active_is_fenced_and_steps_down_when_it_wakes(
     a.send_signal(signal.SIGSTOP)
     members.frozen.add("a")
     try:
-        await members.wait_role("b", "active", timeout=TAKEOVER * 4)
+        took = await members.wait_role("b", "active", timeout=TAKEOVER * 4)
         await cross(sim, receiver, members, 202.0)
     finally:
         a.send_signal(signal.SIGCONT)
         members.frozen.discard("a")
     await members.wait_role("a", "standby", timeout=TAKEOVER * 4)
     await cross(sim, receiver, members, 203.0)
+    record("freeze", took, receiver, [201.0, 202.0, 203.0])
     assert_each_once(receiver, [201.0, 202.0, 203.0])
     assert "stepping down to standby" in (members.tmp_path / "a.log").read_text()
 
