@@ -254,6 +254,8 @@ class Group:
         self.me.role, self.me.epoch, self.me.reason = "active", epoch, why
         self.me.takeovers = self.takeovers
         log.warning("HA: this member %s is now ACTIVE (epoch %d): %s", self.me.member, epoch, why)
+        with contextlib.suppress(sqlite3.Error):  # the group's view says so at once
+            await asyncio.to_thread(self._active_round, fence)
         await self._unlisten()
         daemon = Daemon(
             self.settings,
