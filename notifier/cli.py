@@ -143,6 +143,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 async def _run(settings: Settings, record: Path | None) -> int:
     from notifier.daemon import Daemon, StartupError
 
+    if settings.store != "sqlite":  # PostgreSQL: a member of an HA group (SPEC §11)
+        from notifier.ha.group import run_group
+
+        return await run_group(settings, record, _install_signals, _refusal, _stop_grace())
+
     try:
         daemon = Daemon(settings, record=record)
     except OSError as exc:  # the --record file

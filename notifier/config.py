@@ -31,6 +31,7 @@ from pydantic_settings import (
 
 from notifier.durations import parse_duration
 from notifier.events import validate_intent_id
+from notifier.ha.settings import HaSettings, StoreSetting
 from notifier.talkback.settings import QuietHoursSettings
 from notifier.tokens import TokenTable
 
@@ -209,6 +210,7 @@ class Settings(BaseSettings):
     rules_dir: Path = Path("rules")
     rules_max_bytes: int = Field(default=1_000_000, ge=1)  # a larger rule file is not read
     state_dir: Path = Path("state")
+    store: StoreSetting = "sqlite"  # or postgresql://USER@HOST:PORT/DB: an HA group (SPEC §11)
     apprise_config: Path = Path("apprise.yml")
     errors_to: list[str] = Field(default_factory=lambda: ["admin"])
     log_level: str = "INFO"
@@ -221,6 +223,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    ha: HaSettings = Field(default_factory=HaSettings)
     tokens: dict[str, TokenSettings] = Field(default_factory=dict)
     quiet_hours: list[QuietHoursSettings] = Field(default_factory=list)
 

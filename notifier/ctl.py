@@ -44,6 +44,7 @@ import orjson
 
 from notifier.config import ConfigError
 from notifier.events import validate_intent_id
+from notifier.ha.render import ha_lines
 from notifier.listen import base_url, parse_listen
 from notifier.talkback.report import render_talkback
 from notifier.timestamps import parse_iso
@@ -255,6 +256,7 @@ def render_status(status: Mapping[str, Any], *, now: float | None = None) -> str
         readiness += f" (down: {', '.join(down)})"
     uptime = _duration(status.get("uptime_s"))
     lines.append(f"notifier {status.get('version', '?')}, up {uptime}, {readiness}")
+    lines += ha_lines(status.get("ha") or {})  # a member of an HA group (SPEC §11)
 
     lines += ["", "FEEDS"]
     rows = [

@@ -25,9 +25,7 @@ from notifier.talkback.model import Episode
 from notifier.talkback.quiet import QuietHours
 
 if TYPE_CHECKING:
-    import sqlite3
-
-    from notifier.store import Store
+    from notifier.store import Connection, Store
 
 __all__ = ["Gate"]
 
@@ -134,7 +132,7 @@ def _held(channel: Channel, route: tuple[str, ...], held_tags: Collection[str]) 
     return not route or not tags & (set(route) - set(held_tags))
 
 
-def _open_digest(db: sqlite3.Connection, tag: str, due: float, now: float, first: int) -> int:
+def _open_digest(db: Connection, tag: str, due: float, now: float, first: int) -> int:
     bucket = f"{QUIET_PREFIX}{tag}"
     found = db.execute(
         "SELECT id FROM outbox WHERE digest_open = 1 AND digest_tag = ? AND state = 'pending'",
