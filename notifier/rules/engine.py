@@ -311,7 +311,7 @@ class Engine:
 
     def state_of(self, rule_id: str, key: str) -> AlertState | None:
         """The live state of one (rule, key), for the talkback actions; None when inactive."""
-        return self._states.get((rule_id, key))
+        return self._machine.states.get((rule_id, key))
 
     def last_price(self, pair: PairKey) -> float | None:
         """The last price evaluated for ``pair`` (also ``previous_price`` of the next quote)."""
