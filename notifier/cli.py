@@ -87,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure throughput, latency, reload, memory, start-up")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--quick", action="store_true", help="short runs (smoke test)")
+    p.add_argument("--store", default=None, help="a postgresql:// URL to measure beside SQLite")
     return parser
 
 
@@ -368,4 +369,4 @@ def _cmd_untrack(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from notifier.bench import run_bench
 
-    return asyncio.run(run_bench(json_path=args.json, quick=args.quick))
+    return asyncio.run(run_bench(json_path=args.json, quick=args.quick, store=args.store))

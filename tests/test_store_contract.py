@@ -274,3 +274,18 @@ def test_a_database_newer_than_the_code_is_refused(pg_url: str) -> None:
     store.close()
     with pytest.raises(StoreError, match=f"schema version {LATEST + 1} is newer"):
         PostgresStore.connect(pg_url)
+
+
+@pytest.mark.system
+def test_the_bench_measures_postgresql_beside_sqlite(tmp_path: Path, pg_url: str) -> None:
+    """``notifier bench --store URL``'s store figures: both backends record notifications."""
+    from notifier.bench.store import store_figures
+
+    figures = store_figures(tmp_path, pg_url, 20)
+    assert figures["count"] == 20
+    for backend in ("sqlite", "postgresql"):
+        assert figures[backend]["per_s"] > 0
+        assert figures[backend]["p99_ms"] >= figures[backend]["p50_ms"] > 0
+    broken = store_figures(tmp_path / "again", "postgresql://nobody:s3cret@127.0.0.1:1/x", 5)
+    assert "postgresql" not in broken
+    assert "s3cret" not in broken["postgresql_error"]

@@ -11,13 +11,15 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from notifier.bench.probes import percentile
 from notifier.dispatch.outbox import NewRow, Outbox
 from notifier.rules.state import AlertState, StateStore
+from notifier.secrets import mask_urls
 from notifier.store import Store
 
-__all__ = ["main", "measure"]
+__all__ = ["main", "measure", "store_figures"]
 
 
 def measure(store: Store, count: int) -> dict[str, float]:
@@ -42,6 +44,28 @@ def measure(store: Store, count: int) -> dict[str, float]:
         "p50_ms": percentile(timings, 0.5),
         "p99_ms": percentile(timings, 0.99),
     }
+
+
+def store_figures(directory: Path, url: str | None, count: int) -> dict[str, Any]:
+    """SQLite in ``directory``, and PostgreSQL at ``url`` when given, side by side."""
+    figures: dict[str, Any] = {"count": count}
+    sqlite = Store.open(directory / "store-bench")
+    try:
+        figures["sqlite"] = measure(sqlite, count)
+    finally:
+        sqlite.close()
+    if url:
+        from notifier.store.postgres import PostgresStore  # noqa: PLC0415 - optional
+
+        try:
+            postgres = PostgresStore.connect(url)
+            try:
+                figures["postgresql"] = measure(postgres, count)
+            finally:
+                postgres.close()
+        except Exception as exc:  # the rest of the bench still runs; the table says why
+            figures["postgresql_error"] = mask_urls(f"{type(exc).__name__}: {exc}")
+    return figures
 
 
 def main(argv: list[str] | None = None) -> None:
