@@ -7,8 +7,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from notifier.notification import Notification, Severity
-from notifier.rules.compiled import RESOLVED_PREFIX, Rule
+from notifier.rules.compiled import Rule
 from notifier.rules.sandbox import BudgetExceeded, SandboxError
+from notifier.rules.vocabulary import RESOLVED_PREFIX
 
 __all__ = ["Transition", "notification"]
 
