@@ -36,6 +36,7 @@ from notifier.sources import SOURCES, Source, SourceContext, load_plugins
 from notifier.statusdoc import alerts_json, feed_json, intents_json, pairs_json, rules_json
 from notifier.store import Store, StoreError
 from notifier.systemd import SystemdNotifier
+from notifier.talkback.apitoken import TokenFileError, ensure_token
 from notifier.talkback.service import TalkbackService
 from notifier.telegram import Telegram
 
@@ -104,6 +105,10 @@ class Daemon:
             self.store = self._given_store or Store.open(s.effective_state_dir)
         except StoreError as exc:  # names the path; a damaged file was already moved aside
             raise StartupError(str(exc), retryable=exc.retryable) from None
+        try:  # before anything runs: a refusal is one line
+            ensure_token(s.effective_state_dir, s.http.token.get_secret_value())
+        except TokenFileError as exc:  # names the file, never the token
+            raise StartupError(str(exc)) from None
         self.tokens = s.token_table()
         budget = Budget(cpu=s.limits.eval_cpu, memory=int(s.limits.eval_memory))
         self.repository = RuleRepository(

@@ -194,6 +194,17 @@ def test_database_path_that_is_a_directory_is_refused(tmp_path: Path, config: Pa
     assert "is a directory" in line
 
 
+def test_an_api_token_file_that_cannot_be_read_is_refused(tmp_path: Path) -> None:
+    """``{state_dir}/api_token`` that is a directory: exit 78 with one line naming it."""
+    config = refused_config(tmp_path, http='listen = "127.0.0.1:0"')
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("[http]\ntoken = ", "[http]\n# token = "), encoding="utf-8")
+    token = tmp_path / "state" / "api_token"
+    token.mkdir(parents=True)
+    line = refusal(run_notifier(config), token)
+    assert "API token file" in line
+
+
 def test_config_that_is_not_text_is_refused(tmp_path: Path) -> None:
     """A binary file given as the config is named, not a UnicodeDecodeError traceback."""
     config = tmp_path / "notifier.toml"
