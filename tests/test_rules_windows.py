@@ -107,10 +107,10 @@ def test_why_shows_each_comparison_with_its_values(
 def test_two_rules_firing_on_one_quote_keep_their_own_why() -> None:
     """The rules of a pair share one quote's variables; each alert keeps the why it fired with,
     also after later quotes."""
-    from notifier.events import QuoteEvent  # noqa: PLC0415
-    from notifier.notification import Notification  # noqa: PLC0415
-    from notifier.rules.engine import Engine  # noqa: PLC0415
-    from notifier.rules.ruleset import RuleSet  # noqa: PLC0415
+    from notifier.events import QuoteEvent
+    from notifier.notification import Notification
+    from notifier.rules.engine import Engine
+    from notifier.rules.ruleset import RuleSet
 
     text = QUOTE.format(when="price > 150") + (
         "  - id: v\n    on: quote\n    pair: {in: SOL, out: USDC, amount: 1}\n"
