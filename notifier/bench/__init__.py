@@ -11,8 +11,14 @@ from pathlib import Path
 __all__ = ["run_bench"]
 
 
-async def run_bench(json_path: Path | None = None, quick: bool = False) -> int:
-    """Run every benchmark, print the table, write ``json_path``; the exit code."""
+async def run_bench(
+    json_path: Path | None = None,
+    quick: bool = False,
+    rules: list[int] | None = None,
+    plot: Path | None = None,
+) -> int:
+    """Run every benchmark (or the ``rules`` cost curve), print the table, write ``json_path``
+    and ``plot``; the exit code."""
     from notifier.bench.runner import run  # noqa: PLC0415 - see the module docstring
 
-    return await run(json_path, quick=quick)
+    return await run(json_path, quick=quick, rules=rules, plot=plot)
