@@ -49,14 +49,16 @@ def rule_files(draw: st.DrawFn) -> str:
     lines = ["rules:"]
     for i in range(draw(st.integers(1, 12))):
         lines += [f"  - id: r{i}", "    on: quote", f"    pair: {draw(st.sampled_from(PAIRS))}"]
-        shape = draw(st.sampled_from(["above", "below", "when", "general"]))
+        shape = draw(st.sampled_from(["above", "below", "when", "and", "general"]))
         level = draw(LEVELS)
         if shape in ("above", "below"):
             lines.append(f"    {shape}: {level}")
         elif shape == "when":
             lines.append(f"    when: price {draw(st.sampled_from(OPS))} {level}")
+        elif shape == "and":
+            lines.append(f"    when: price {draw(st.sampled_from(OPS))} {level} and hops <= 2")
         else:
-            lines.append(f"    when: price > {level} and hops <= 2")
+            lines.append(f"    when: hops <= 2 and price > {level} or hops == 3")
         if draw(st.booleans()):
             lines.append(f"    until: price {draw(st.sampled_from(OPS))} {draw(LEVELS)}")
         for key, values in (("for", ["2s", "5s"]), ("cooldown", ["3s", "20s"])):
@@ -105,10 +107,12 @@ def test_indexed_and_plain_evaluation_notify_the_same(text: str, quotes: Any) ->
 
 
 def test_simple_conditions_are_thresholds_and_others_are_not() -> None:
-    """Only ``price OP constant`` is indexed; anything more stays on the general path."""
+    """``price OP constant`` (``and`` comparisons after it) is indexed; nothing else."""
     assert simple_threshold("price > 200") == (">", 200)
     assert simple_threshold(" price<=1.5e3 ") == ("<=", 1500.0)
-    for other in ("price > 200 and hops < 2", "200 < price", "price > x", "price == 1"):
+    assert simple_threshold("price > 2 and hops <= 3 and slot != 1") == (">", 2)
+    for other in ("price > 2 or hops < 2", "price > 2 and hops < 2 or 1", "200 < price",
+                  "price > x", "price == 1", "price > 2 and x if y else z"):  # fmt: skip
         assert simple_threshold(other) is None
 
 

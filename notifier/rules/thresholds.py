@@ -1,10 +1,11 @@
 """The threshold index of a pair's quote rules: a quote reaches only the rules it can change.
 
-A rule whose whole condition compares ``price`` with a constant (``above``, ``below``, or a
-``when:`` such as ``price > 200``) does nothing while it has no alert state and its comparison
-is false. So per pair such rules sit in sorted arrays, one per operator, and a quote visits
-only those whose comparison holds at its price (a bisection away), the rules that have a state
-(``StateTable`` finds them by key), and every other rule (general expressions, windows). The
+A rule whose condition compares ``price`` with a constant (``above``, ``below``, or a ``when:``
+such as ``price > 200``, optionally ``and`` more comparisons of variables with constants, which
+a false first comparison never evaluates) does nothing while it has no alert state and that
+comparison is false. So per pair such rules sit in sorted arrays, one per operator, and a quote
+visits only those whose comparison holds at its price (a bisection away), the rules that have a
+state (``StateTable`` finds them by key), and every other rule (general expressions, windows). The
 engine evaluates them in the pair's rule order, as a plain scan would;
 ``tests/test_rules_thresholds.py`` holds both to the same notifications.
 """
@@ -21,12 +22,17 @@ from notifier.rules.state import AlertState
 
 __all__ = ["PairIndex", "StateTable", "Threshold", "simple_threshold"]
 
-Threshold = tuple[str, float]  # (operator, constant): the rule holds when ``price OP constant``
-_SIMPLE = re.compile(r"\s*price\s*(>=|<=|>|<)\s*([+-]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*")
+Threshold = tuple[str, float]  # (operator, constant): the rule holds only if ``price OP constant``
+_NUMBER = r"[+-]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+_SIMPLE = re.compile(
+    rf"\s*price\s*(>=|<=|>|<)\s*({_NUMBER})"
+    rf"(?:\s+and\s+[a-z_]+\s*(?:==|!=|>=|<=|>|<)\s*{_NUMBER})*\s*"
+)
 
 
 def simple_threshold(when: str) -> Threshold | None:
-    """``price > 200`` as ``(">", 200)``; None for any other condition."""
+    """``price > 200`` (or ``price > 200 and hops <= 3``) as ``(">", 200)``; None for any
+    other condition."""
     found = _SIMPLE.fullmatch(when)
     if found is None:
         return None
