@@ -293,7 +293,7 @@ class PairSeries:
                 continue
             if tier.oldest() < index <= tier.head + 1:  # the bucket before ``index`` is kept:
                 held = tier.last[tier.slot(index - 1)]  # its last price held when ``index`` began
-                if held == held:  # not NaN (a gap in a history restored from the store)
+                if not math.isnan(held):  # NaN: a gap in a history restored from the store
                     return held
             if level >= 1 and level + 1 < len(self.tiers):
                 # ``index`` is the ring's oldest: what it pushed out went to the tier above,
