@@ -103,6 +103,7 @@ def test_price_at_is_a_price_in_force_within_the_resolution(
 
 @PROPERTIES
 @given(STREAMS, st.floats(min_value=0.0, max_value=30.0), WINDOWS)
+@example(stream=[(3599.0, 1.0)], lag=2.0, window=5400.0)  # a long window's first bucket
 def test_min_max_and_average_match_the_reference(
     stream: list[tuple[float, float]], lag: float, window: float
 ) -> None:

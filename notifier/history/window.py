@@ -74,7 +74,9 @@ class WindowStat:
 
     def _fold(self, bucket: Bucket, width: float = 1.0) -> None:
         """Merge a finer bucket into this window's own, pushing the previous one when done."""
-        index = math.floor((bucket.index + 0.5) * width / self.width)
+        # By its start, so the window's bucket begins no later than anything in it (the
+        # average divides by the time from there).
+        index = math.floor((bucket.index + 1e-6) * width / self.width)
         pending = self._pending
         if pending is not None and pending.index == index:
             pending.last = bucket.last
