@@ -16,6 +16,7 @@ from typing import Any
 
 from notifier import __version__
 from notifier.config import ConfigError, Settings
+from notifier.dashboard import Dashboard
 from notifier.dispatch import Dispatcher
 from notifier.eventqueue import EventQueue
 from notifier.events import Interest
@@ -124,6 +125,7 @@ class Daemon:
         )
         self._history_store = HistoryStore(self.store)
         self._history_store.load(self.history)
+        self.dashboard = Dashboard(self, token=s.http.token.get_secret_value())
         self._after_reload(first, time.perf_counter())
         context = SourceContext(settings=s, sink=self.queue, metrics=self.metrics, store=self.store)
         table = dict(SOURCES)
@@ -136,7 +138,7 @@ class Daemon:
                 self.sources.append(source)
         if s.http.listen:
             try:
-                self.http = HttpApi(self, s.http)
+                self.http = HttpApi(self, s.http, [self.dashboard.install])
                 await self.http.start()
             except (ConfigError, HttpError, OSError) as exc:  # each message names http.listen
                 raise StartupError(str(exc)) from exc
@@ -148,6 +150,7 @@ class Daemon:
         spawn(self._watch(), "watcher")
         spawn(self._health(), "health")
         spawn(self._history_store.keep_saved(self.history), "history")
+        spawn(self.dashboard.run(), "dashboard")
         for source in self.sources:
             spawn(source.run(), f"source:{source.name}")
         self._announced = True

@@ -13,6 +13,8 @@ Routes::
 The control routes (PUT/DELETE) accept only loopback clients when ``http.token`` is empty;
 when it is set, every control request must carry ``Authorization: Bearer <token>``, loopback
 included. A reverse proxy on the same host makes every client look local: set a token then.
+The daemon always passes one (``http.token``, else ``{state_dir}/api_token``; SPEC §9), and
+``extensions`` (the talkback routes) add their own routes and access rules.
 
 Against a web page in the user's browser (DNS rebinding), a request whose ``Host`` is not a
 name of this server gets 421, and a control request from a foreign ``Origin`` gets 403 (see
@@ -29,7 +31,7 @@ import hmac
 import ipaddress
 import logging
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -157,8 +159,14 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 class HttpApi:
     """Serves the routes above on ``http.listen``; an empty address disables it."""
 
-    def __init__(self, view: DaemonView, settings: HttpSettings) -> None:
+    def __init__(
+        self,
+        view: DaemonView,
+        settings: HttpSettings,
+        extensions: Sequence[Callable[[web.Application], None]] = (),
+    ) -> None:
         self._view = view
+        self._extensions = list(extensions)  # more routes and middlewares (talkback)
         self._listen = settings.listen.strip()
         self._token = settings.token.get_secret_value()
         self._address = parse_listen(self._listen) if self._listen else None
@@ -183,6 +191,8 @@ class HttpApi:
         app.router.add_get("/api/v1/alerts", self._alerts)
         app.router.add_put("/api/v1/intents/{id}", self._track)
         app.router.add_delete("/api/v1/intents/{id}", self._untrack)
+        for extend in self._extensions:
+            extend(app)
         return app
 
     async def start(self) -> None:

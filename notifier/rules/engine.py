@@ -99,6 +99,7 @@ class Engine:
         self.history = history or HistoryBook()
         self._functions = WindowFunctions(self.history, clock)
         self._window_due: float | None = None
+        self.on_transition: Callable[[str, str, str, float], None] = lambda *_: None  # dashboard
         self._watch_history(rules)
         if store is not None:
             self._restore(store.load())
@@ -413,6 +414,7 @@ class Engine:
     def _fire(self, rule: Rule, st: AlertState, variables: dict[str, Any], now: float) -> None:
         in_cooldown = bool(rule.cooldown) and st.last_fired and now - st.last_fired < rule.cooldown
         st.state, st.since, st.variables, st.repeats = "firing", now, variables, 0
+        self.on_transition(rule.id, st.key, "firing", now)
         st.silenced = bool(in_cooldown)
         if not in_cooldown:
             st.last_fired = now  # the cooldown counts from the last firing that notified
@@ -428,6 +430,7 @@ class Engine:
         notify = rule.resolved and not st.silenced
         fired_at = st.since
         st.state, st.variables = "inactive", variables
+        self.on_transition(rule.id, st.key, "resolved", now)
         if notify:
             self._notify(rule, st, variables, "resolved", now, save=False, episode=fired_at)
         self._clear(st)
