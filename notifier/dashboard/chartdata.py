@@ -169,7 +169,8 @@ def thresholds(source: str | None) -> list[Threshold]:
     except Exception:  # the rule compiled, so this cannot fail; draw nothing if it does
         return []
     found: list[Threshold] = []
-    for compare in tree.find_all(nodes.Compare):
+    compares = [tree] if isinstance(tree, nodes.Compare) else []
+    for compare in [*compares, *tree.find_all(nodes.Compare)]:
         left = compare.expr
         for operand in compare.ops:
             op = _OPS.get(operand.op)

@@ -184,11 +184,9 @@ class Dashboard:
         return response
 
     async def _chart_svg(self, request: web.Request) -> web.Response:
-        if not self._reads_allowed(request):
-            return _refused()
-        chart, problem = self._chart(request, points_default=None)
-        if chart is None:
-            return _json({"error": problem}, 404 if "watched" in problem else 400)
+        chart = self._chart(request, svg=True)
+        if isinstance(chart, web.Response):
+            return chart
         try:
             width = int(request.query.get("w", "600"))
         except ValueError:
@@ -198,41 +196,49 @@ class Dashboard:
         return web.Response(text=svg, content_type="image/svg+xml", headers=headers)
 
     async def _history(self, request: web.Request) -> web.Response:
-        if not self._reads_allowed(request):
-            return _refused()
-        chart, problem = self._chart(request, points_default=DEFAULT_POINTS)
-        if chart is None:
-            return _json({"error": problem}, 404 if "watched" in problem else 400)
+        chart = self._chart(request, svg=False)
+        if isinstance(chart, web.Response):
+            return chart
         return _json(chart.as_json())
 
-    def _chart(
-        self, request: web.Request, points_default: int | None
-    ) -> tuple[PairChart | None, str]:
+    def _chart(self, request: web.Request, *, svg: bool) -> PairChart | web.Response:
+        """The chart a request asks for, or the answer that refuses it."""
+        if not self._reads_allowed(request):
+            return _refused()
         pair = parse_pair_key(request.match_info["key"])
         if pair is None:
-            return None, "pair key must be IN|OUT|AMOUNT|1 (or 0), as in status pairs[].key"
-        raw_window = request.query.get("window", "auto")
-        window: float | None = None
-        if raw_window != "auto":
-            try:
-                window = max(MIN_WINDOW, parse_duration(raw_window))
-            except (TypeError, ValueError):
-                return None, f"window {raw_window!r} is not a duration like 15m, 1h, 1d or auto"
+            return _bad("pair key must be IN|OUT|AMOUNT|1 (or 0), as in status pairs[].key")
         try:
-            points = int(request.query.get("points", str(points_default or DEFAULT_POINTS)))
-        except ValueError:
-            return None, "points must be a number"
-        if points_default is None:  # the SVG: about one point per two pixels
-            try:
-                points = max(20, min(MAX_POINTS, int(request.query.get("w", "600")) // 2))
-            except ValueError:
-                points = DEFAULT_POINTS
-        if not 2 <= points <= MAX_POINTS:
-            return None, f"points must be from 2 to {MAX_POINTS}"
+            window, points = _window_and_points(request, svg=svg)
+        except ValueError as exc:
+            return _bad(str(exc))
         chart = self.sections.chart(pair, window, points)
         if chart is None:
-            return None, "no rule watches or reads this pair"
-        return chart, ""
+            return _json({"error": "no rule watches or reads this pair"}, 404)
+        return chart
+
+
+def _window_and_points(request: web.Request, *, svg: bool) -> tuple[float | None, int]:
+    """``window`` (None: the whole history) and how many points; ValueError says what is
+    wrong. The SVG gets about one point per two pixels of ``w``."""
+    raw_window = request.query.get("window", "auto")
+    window: float | None = None
+    if raw_window != "auto":
+        try:
+            window = max(MIN_WINDOW, parse_duration(raw_window))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"window {raw_window!r} is not a duration like 15m, 1h, 1d or auto"
+            ) from None
+    wanted = request.query.get("w", "600") if svg else request.query.get("points", "")
+    if wanted and not wanted.isdigit():
+        raise ValueError("points and w must be whole numbers")
+    if svg:
+        return window, max(20, min(MAX_POINTS, int(wanted) // 2))
+    points = int(wanted or DEFAULT_POINTS)
+    if not 2 <= points <= MAX_POINTS:
+        raise ValueError(f"points must be from 2 to {MAX_POINTS}")
+    return window, points
 
 
 def _zone(request: web.Request) -> ZoneInfo:
@@ -252,6 +258,10 @@ def _script_json(data: object) -> Markup:
 
 def _json(data: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _bad(message: str) -> web.Response:
+    return _json({"error": message}, 400)
 
 
 def _refused() -> web.Response:

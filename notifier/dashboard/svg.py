@@ -130,7 +130,8 @@ def _rule_lines(
                 f'<line class="{kind} {colour}" x1="{LEFT}" x2="{width - RIGHT}" '
                 f'y1="{level:.1f}" y2="{level:.1f}" stroke="#e5484d"{dash}>'
                 f"<title>{escape(label)}</title></line>"
-                f'<text class="label {colour}" x="{width - RIGHT - 4}" y="{level - 3:.1f}" '
+                f'<text class="label {colour}" x="{width - RIGHT - 4}" '
+                f'y="{level + (12 if kind == "until" else -3):.1f}" '
                 f'text-anchor="end" font-size="11">{escape(label)}</text>'
             )
 
