@@ -2,8 +2,8 @@
 
 Needs no config: it writes a throw-away apprise config with the ``console://`` channel, points
 the daemon at an in-process simulator and scripts a short market story — SOL crossing 200 USDC
-and falling back, one of "my" Fusion orders filling in two steps, one intent finishing and one
-expiring.
+and falling back, one of "my" Fusion orders filling in two steps on Ethereum and one on Solana
+(chain 501) beside another that expires unfilled, one intent finishing and one expiring.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from notifier.rules.loader import list_rule_files
 from notifier.simulator import SIM_KEYS, Simulator
 from notifier.tokens import BUILTIN_TOKENS
 
-__all__ = ["DEMO_MAKER", "example_rules", "run_demo"]
+__all__ = ["DEMO_MAKER", "DEMO_SOLANA_MAKER", "example_rules", "run_demo"]
 
 DEMO_MAKER = "0x00000000000000000000000000000000000d3e70"
+DEMO_SOLANA_MAKER = "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"  # rules/solana.yaml
 SOL, USDC = BUILTIN_TOKENS[0], BUILTIN_TOKENS[1]
 WETH_ADDRESS = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
 USDC_ETH = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"
@@ -62,6 +63,11 @@ async def _story(sim: Simulator, stop: asyncio.Event) -> None:
         1, maker=DEMO_MAKER, maker_asset=USDC_ETH, taker_asset=WETH_ADDRESS,
         making_amount=2_000_000_000, taking_amount=600_000_000_000_000_000,
     )  # fmt: skip
+    solana = sim.fusion.solana
+    sol_order = solana.create_order(
+        maker=DEMO_SOLANA_MAKER, src_amount=500_000_000, min_dst_amount=2_400_000_000
+    )  # 500 USDC for at least 2.4 SOL
+    solana.create_order(maker=DEMO_SOLANA_MAKER, src_amount=100_000_000, lifetime=5.0)
     step = 0
     while not stop.is_set():
         sim.quotes.set_price(
@@ -69,8 +75,12 @@ async def _story(sim: Simulator, stop: asyncio.Event) -> None:
         )
         if step == 4:
             sim.fusion.fill_partially(order, 1_200_000_000)
+        elif step == 5:
+            solana.fill(sol_order, 200_000_000)
         elif step == 8:
             sim.fusion.fill(order)
+        elif step == 9:
+            solana.fill(sol_order)
         step += 1
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
@@ -101,7 +111,7 @@ async def run_demo(duration: float | None = None, rules: Path | None = None) -> 
                 errors_to=["admin"],
                 http={"listen": "127.0.0.1:0"},
                 fusion={"url": urls.fusion_ws, "rest_url": urls.fusion_rest,
-                        "api_key": SIM_KEYS.fusion, "chains": [1]},
+                        "api_key": SIM_KEYS.fusion, "chains": [1, 501]},
                 quotes={"url": urls.quotes_ws, "api_key": SIM_KEYS.quotes},
                 intents={"url": urls.intents, "api_key": SIM_KEYS.intents, "poll_interval": 1.0,
                          "track": [finishing, expiring]},
@@ -109,7 +119,8 @@ async def run_demo(duration: float | None = None, rules: Path | None = None) -> 
             print(
                 f"notifier demo: simulator on {urls.intents}, rules from {rules_dir}/\n"
                 f"  SOL/USDC walks {PRICE_PATH[0]:.0f} → {max(PRICE_PATH):.0f} → "
-                f"{min(PRICE_PATH):.0f}; order {DEMO_MAKER[:10]}… fills in two steps; "
+                f"{min(PRICE_PATH):.0f}; order {DEMO_MAKER[:10]}… fills in two steps, and so "
+                f"does Solana order of {DEMO_SOLANA_MAKER[:8]}… while another expires; "
                 "one intent finishes, one expires.\n"
                 + (f"  Stops after {duration:g}s." if duration else "  Ctrl-C to stop."),
                 flush=True,

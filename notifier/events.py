@@ -15,6 +15,7 @@ __all__ = [
     "FINAL_ORDER_EVENTS",
     "INTENT_STATUSES",
     "ORDER_EVENTS",
+    "SOLANA_CHAIN",
     "TERMINAL_INTENT_STATUSES",
     "Event",
     "EventSink",
@@ -44,6 +45,7 @@ ORDER_EVENTS = (
     "order_cancelled",
 )
 FINAL_ORDER_EVENTS = frozenset({"order_filled", "order_cancelled", "order_invalid"})
+SOLANA_CHAIN = 501  # Fusion's Solana "chain" (UPSTREAMS §1.7); every other chain id is EVM
 
 # Changelly intent statuses (UPSTREAMS §3); polling stops at a terminal one.
 INTENT_STATUSES = (
@@ -165,7 +167,7 @@ class Interest:
 
     pairs: frozenset[PairKey] = frozenset()
     intents: frozenset[str] = frozenset()
-    makers: frozenset[str] = frozenset()  # lower-cased addresses; empty = any maker
+    makers: frozenset[str] = frozenset()  # by ``tokens.address_key``; empty = any maker
     chains: frozenset[int] = frozenset()
     labels: Mapping[str, str] = field(default_factory=dict)  # intent id -> label
 

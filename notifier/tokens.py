@@ -6,7 +6,15 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-__all__ = ["BUILTIN_TOKENS", "Token", "TokenTable", "is_base58_address", "is_evm_address"]
+__all__ = [
+    "BUILTIN_TOKENS",
+    "SOLANA_MINTS",
+    "Token",
+    "TokenTable",
+    "address_key",
+    "is_base58_address",
+    "is_evm_address",
+]
 
 _EVM_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _BASE58_ADDRESS = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}")  # no 0, O, I, l
@@ -40,17 +48,28 @@ BUILTIN_TOKENS: tuple[Token, ...] = (
 )
 
 
-def _address_key(address: str) -> str:
-    # EVM addresses are case-insensitive (checksum casing); base58 mints are not.
-    return address.lower() if address.startswith("0x") else address
+# Solana mints Fusion orders on chain 501 use, known by address only: their symbols would
+# shadow the Fogo ones quote rules name (``USDC`` is a Fogo mint there).
+SOLANA_MINTS: tuple[Token, ...] = (
+    Token("USDC", "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v", 6),
+    Token("USDT", "Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB", 6),
+)
+
+
+def address_key(address: str) -> str:
+    """How an address is compared: ``0x`` (EVM) without regard to case (checksum casing),
+    anything else (base58) exactly."""
+    return address.lower() if address.startswith(("0x", "0X")) else address
 
 
 class TokenTable:
     """Resolves symbols to tokens and addresses back to symbols."""
 
-    def __init__(self, tokens: Iterable[Token] = BUILTIN_TOKENS) -> None:
+    def __init__(
+        self, tokens: Iterable[Token] = BUILTIN_TOKENS, by_address: Iterable[Token] = SOLANA_MINTS
+    ) -> None:
         self._by_symbol: dict[str, Token] = {}
-        self._by_address: dict[str, Token] = {}
+        self._by_address: dict[str, Token] = {token.address: token for token in by_address}
         for token in tokens:
             self.add(token)
 
@@ -63,16 +82,16 @@ class TokenTable:
 
     def add(self, token: Token) -> None:
         self._by_symbol[token.symbol.upper()] = token
-        self._by_address[_address_key(token.address)] = token
+        self._by_address[address_key(token.address)] = token
 
     def resolve(self, symbol_or_address: str) -> Token | None:
         """A known token by symbol (case-insensitive) or by address."""
         return self._by_symbol.get(symbol_or_address.upper()) or self._by_address.get(
-            _address_key(symbol_or_address)
+            address_key(symbol_or_address)
         )
 
     def by_address(self, address: str) -> Token | None:
-        return self._by_address.get(_address_key(address))
+        return self._by_address.get(address_key(address))
 
     def __iter__(self) -> Iterator[Token]:
         return iter(self._by_symbol.values())

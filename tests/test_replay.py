@@ -270,5 +270,5 @@ def test_windows_are_evaluated_on_the_virtual_clock_from_the_quotes_alone(
     assert (code, err) == (0, "")
     assert [(n["title"], n["why"], n["created_at"]) for n in printed] == [
         ("SOL -4.0% in a minute", "pct_change('1m') = \u22124 < \u22123", T0 + 65),
-        ("RESOLVED SOL 0.0% in a minute", "no longer pct_change('1m') = 0 < \u22123", T0 + 125),
+        ("RESOLVED SOL 0.0% in a minute", "no longer pct_change('1m') = 0 < \u22123", T0 + 126),
     ]

@@ -612,6 +612,42 @@ def test_order_rule_filters_by_chain_event_and_case_insensitive_maker() -> None:
     assert rig.titles == ["order_filled 0x5 None", "order_filled 0x6 None"]
 
 
+SOLANA_MAKER = "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"
+SOLANA_ORDERS = f"""\
+rules:
+  - id: sol-fills
+    on: order
+    chain: 501
+    maker: {SOLANA_MAKER}
+    title: "{{{{ event }}}} {{{{ tx }}}} {{{{ slot }}}} {{{{ resolver }}}} {{{{ reason }}}}"
+  - id: evm-fills
+    on: order
+    chain: 1
+    maker: "{MAKER}"
+    title: "evm {{{{ tx }}}} {{{{ slot }}}} {{{{ resolver }}}} {{{{ reason }}}}"
+"""
+
+
+def test_a_base58_maker_is_compared_exactly_and_solana_variables_are_set() -> None:
+    """On chain 501 only the exact base58 spelling matches; ``tx``, ``slot``, ``resolver`` and
+    ``reason`` come from the event, and are none on EVM."""
+    rig = Rig(SOLANA_ORDERS)
+    twin = SOLANA_MAKER[0] + SOLANA_MAKER[1].lower() + SOLANA_MAKER[2:]
+    rig.order("order_filled", "S1", chain=501, maker=twin)
+    rig.order("order_filled", "S2", chain=501, maker=SOLANA_MAKER.lower())
+    info = OrderInfo("S3", SOLANA_MAKER, SOLANA_MAKER, "m1", "m2", 1000, 2000, None, None)
+    fill = {"orderHash": "S3", "transactionSignature": "5sig", "slotNumber": 7, "resolver": "R"}
+    rig.engine.handle(OrderEvent(501, "order_filled", "S3", fill, info, rig.clock()))
+    expired = {"orderHash": "S4", "reason": "expired"}
+    rig.engine.handle(OrderEvent(501, "order_invalid", "S4", expired, info, rig.clock()))
+    rig.order("order_filled", "0x7", maker=MAKER_MIXED_CASE)
+    assert rig.titles == [
+        "order_filled 5sig 7 R None",
+        "order_invalid None None None expired",
+        "evm None None None None",
+    ]
+
+
 def test_order_rule_when_filters_events() -> None:
     """``when`` on an order rule sees the order's variables."""
     rig = Rig(

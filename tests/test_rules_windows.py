@@ -27,14 +27,14 @@ rules:
 @pytest.mark.parametrize(
     ("when", "message"),
     [
-        ("pct_change('30d') < -5", "pct_change(): window '30d' is longer than [history] max_window (7d)"),
+        ("pct_change('30d') < -5", "window '30d' is longer than [history] max_window (7d)"),
         ("pct_change(5) < -5", "pct_change(): arguments must be string literals"),
         ("min_price('soon') < 5", "min_price(): invalid duration 'soon'"),
         ("avg_price('0s') > 1", "avg_price(): window '0s' must be longer than zero"),
         ("price_at() > 1", "price_at(): takes a duration and optionally a pair, got 0 argument(s)"),
         ("price_of('SOLL/USDC') > 1", "price_of(): pair 'SOLL/USDC': 'SOLL' is not a Fogo token"),
         ("price_of('WETH/USDC') > 1", "price_of(): pair 'WETH/USDC': 'WETH' is not a Fogo token"),
-        ("price_of('SOL-USDC') > 1", "price_of(): pair 'SOL-USDC': write it IN/OUT or IN/OUT@AMOUNT"),
+        ("price_of('SOL-USDC') > 1", "pair 'SOL-USDC': write it IN/OUT or IN/OUT@AMOUNT"),
         ("pct_change('1h', 'SOL/USDC', 3) > 1", "got 3 argument(s)"),
     ],
 )  # fmt: skip
@@ -93,7 +93,8 @@ def test_window_conditions_stay_native(source: str) -> None:
         ("(price - previous_price) / previous_price < -0.05",
          {"price": 90.0, "previous_price": 100.0}, True,
          "(price - previous_price) / previous_price = \u22120.1 < \u22120.05"),
-        ("status == 'Deposited'", {"status": "Deposited"}, True, "status 'Deposited' == 'Deposited'"),
+        ("status == 'Deposited'", {"status": "Deposited"}, True,
+         "status 'Deposited' == 'Deposited'"),
         ("not terminal", {"terminal": False}, True, "not terminal"),
     ],
 )  # fmt: skip

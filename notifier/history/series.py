@@ -247,10 +247,8 @@ class PairSeries:
         bucket = second.open
         if bucket is not None and bucket.index == math.floor((part.index + 0.5) * FINE_WIDTH):
             bucket.last = part.last
-            if part.low < bucket.low:
-                bucket.low = part.low
-            if part.high > bucket.high:
-                bucket.high = part.high
+            bucket.low = min(bucket.low, part.low)
+            bucket.high = max(bucket.high, part.high)
             bucket.area += part.area
             return
         self._fold(1, part, FINE_WIDTH)

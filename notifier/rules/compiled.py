@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from notifier.events import PairKey
+from notifier.events import SOLANA_CHAIN, PairKey
 from notifier.history.book import DEFAULT_MAX_WINDOW
 from notifier.history.pricing import Pricing, scale
 from notifier.notification import Severity
@@ -25,7 +25,7 @@ from notifier.rules.sandbox import (
 from notifier.rules.why import Explainer
 from notifier.rules.windowcalls import WindowUse, window_use
 from notifier.rules.windowfns import PAIR_FUNCTIONS
-from notifier.tokens import TokenTable, is_base58_address, is_evm_address
+from notifier.tokens import TokenTable, address_key, is_base58_address, is_evm_address
 
 __all__ = [
     "COMMON_VARIABLES",
@@ -99,6 +99,10 @@ VARIABLES: dict[str, frozenset[str]] = {
             "taking_amount_human",
             "remaining_maker_amount_human",
             "reconciled",
+            "reason",
+            "tx",
+            "slot",
+            "resolver",
         }
     ),
     "intent": frozenset(
@@ -291,9 +295,6 @@ def _raw_amount(amount: float | str, decimals: int | None, parsed: ParsedRule, t
     return str(round(scaled))
 
 
-SOLANA_CHAIN = 501  # Fusion's Solana "chain"; every other chain id is an EVM chain
-
-
 def _quote_token_errors(parsed: ParsedRule, spec: QuoteSpec, tokens: TokenTable) -> list[RuleError]:
     """Quotes are on Fogo: each side is a Fogo symbol or a base58 mint, not an EVM token."""
     fogo = [t.symbol for t in tokens if is_base58_address(t.address)]
@@ -394,7 +395,7 @@ def compile_rule(
             **common,
             chains=frozenset(spec.chain) if spec.chain else None,
             events=frozenset(spec.events) if spec.events else None,
-            makers=frozenset(m.lower() for m in spec.maker) if spec.maker else None,
+            makers=frozenset(map(address_key, spec.maker)) if spec.maker else None,
         )
     state: dict[str, Any] = {
         "until": _expr(spec.until, "until", parsed, known, budget),

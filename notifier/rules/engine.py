@@ -40,7 +40,7 @@ from notifier.rules.variables import (
     refreshed,
 )
 from notifier.rules.windowfns import WindowFunctions
-from notifier.tokens import TokenTable
+from notifier.tokens import TokenTable, address_key
 
 __all__ = ["DisabledRule", "Engine", "NotificationSink"]
 
@@ -285,7 +285,7 @@ class Engine:
         for rule in rules:
             if rule.events is not None and event.event not in rule.events:
                 continue
-            if rule.makers is not None and (maker is None or maker.lower() not in rule.makers):
+            if rule.makers is not None and (maker is None or address_key(maker) not in rule.makers):
                 continue
             if rule.when is not None and not _truthy(
                 rule, "when", rule.when, variables, self._expr_error

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from notifier.events import Interest, PairKey
 from notifier.history.pricing import Pricing
 from notifier.rules.compiled import FeedRule, IntentRule, OrderRule, QuoteRule, Rule
+from notifier.tokens import address_key
 
 __all__ = ["RuleSet"]
 
@@ -59,7 +60,7 @@ class RuleSet:
         found: list[OrderRule] = []
         for c in (chain, None):
             if maker:
-                found += self.orders.get((c, maker.lower()), ())
+                found += self.orders.get((c, address_key(maker)), ())
             found += self.orders.get((c, None), ())
         return found
 

@@ -109,6 +109,11 @@ def order_variables(event: OrderEvent, tokens: TokenTable) -> dict[str, Any]:
         "remaining_maker_amount_human": _human(remaining, maker_dec),
         "reconciled": event.reconciled,
         "event_at": event.at,
+        # Solana (UPSTREAMS §1.7) carries these; an EVM event has none of them.
+        "reason": event.result.get("reason"),
+        "tx": event.result.get("transactionSignature"),
+        "slot": event.result.get("slotNumber"),
+        "resolver": event.result.get("resolver"),
     }
 
 

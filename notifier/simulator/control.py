@@ -27,6 +27,7 @@ __all__ = ["PREFIX", "Control", "control_routes"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ORDER_ACTIONS = ("fill", "fill_partially", "cancel", "invalidate", "balance_change", "expire")
+SOLANA_ACTIONS = ("fill", "cancel", "expire", "repeat")
 PREFIX = "/_sim"
 JSON_SCALARS = (str, int, float, bool, type(None))
 
@@ -79,6 +80,12 @@ def control_routes(sim: Simulator) -> list[web.RouteDef]:
             raise ValueError(f"unknown action: {action}")
         getattr(sim.fusion, action)(order_hash, **kwargs)
 
+    def solana_action(order_hash: str, action: str, **kwargs: Any) -> str | None:
+        if action not in SOLANA_ACTIONS:
+            raise ValueError(f"unknown action: {action}")
+        answer: str | None = getattr(sim.fusion.solana, action)(order_hash, **kwargs)
+        return answer
+
     def flood(rate_per_s: float, duration_s: float) -> None:
         task = asyncio.create_task(sim.quotes.flood(float(rate_per_s), float(duration_s)))
         tasks.add(task)
@@ -113,6 +120,7 @@ def control_routes(sim: Simulator) -> list[web.RouteDef]:
                 "fusion": {
                     "connections": sim.fusion.connection_count(),
                     "orders": len(sim.fusion.orders),
+                    "solana_orders": len(sim.fusion.solana.orders),
                     "events_sent": sim.fusion.events_sent,
                     "events_missed": sim.fusion.events_missed,
                 },
@@ -173,9 +181,29 @@ def control_routes(sim: Simulator) -> list[web.RouteDef]:
             "allowance)",
         ),
         post(
+            "/fusion/solana/orders",
+            sim.fusion.solana.create_order,
+            "create a Solana (chain 501) order and announce it (create); expiration_millis: "
+            "expirationTime in milliseconds",
+            "order_hash",
+        ),
+        post(
+            "/fusion/solana/orders/{order_hash}/{action}",
+            solana_action,
+            f"act on a Solana order: {', '.join(SOLANA_ACTIONS)} (fill: amount, default what "
+            "remains, and resolver; expire: past its expirationTime, no event; repeat: its last "
+            "event again as commitment finalized); answers the transaction signature",
+            "tx",
+        ),
+        post(
+            "/fusion/fail_rest",
+            sim.fusion.fail_rest,
+            "answer the next count Fusion REST requests (EVM or Solana) with 503",
+        ),
+        post(
             "/fusion/drop",
             fusion_drop,
-            "drop the order WebSockets of one chain or all (graceful: close 1012)",
+            "drop the order WebSockets of one chain (501: Solana) or all (graceful: close 1012)",
             "dropped",
         ),
         post(

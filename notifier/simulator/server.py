@@ -43,7 +43,7 @@ CONSOLE_APPRISE_CONFIG = Path(__file__).with_name("console.yml")
 class SimulatorUrls:
     """Base URLs in the form the daemon's config takes them."""
 
-    fusion_ws: str  # the daemon appends /v2.0/{chain}
+    fusion_ws: str  # the daemon appends /v2.0/{chain} (Solana: /v1.0/501)
     fusion_rest: str  # the daemon appends /orders/v2.0/{chain}/order/…
     quotes_ws: str
     intents: str  # the daemon appends /v1/intents/{id}
@@ -167,7 +167,8 @@ class Simulator:
         """A complete daemon config for this simulator, run from the repository's root: the
         example ``rules/``, state in ``state/``, notifications printed to the terminal."""
         urls = self.urls
-        chains = ", ".join(str(chain) for chain in self.fusion.chains)
+        # Solana (501) is always served: the example rules/solana.yaml watches it.
+        chains = ", ".join(str(chain) for chain in dict.fromkeys((*self.fusion.chains, 501)))
         return (
             'rules_dir = "rules"\n'
             'state_dir = "state"\n'

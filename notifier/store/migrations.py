@@ -113,4 +113,17 @@ CREATE TABLE quote_history (
 );
 """,
     ),
+    Migration(
+        4,
+        "Solana Fusion fills seen per open order (duplicate-safe remaining amounts)",
+        """
+CREATE TABLE IF NOT EXISTS fusion_fills (
+    chain INTEGER NOT NULL,
+    order_hash TEXT NOT NULL,
+    tx TEXT NOT NULL,
+    filled_maker_amount TEXT NOT NULL,
+    PRIMARY KEY (chain, order_hash, tx)
+);
+""",
+    ),
 )

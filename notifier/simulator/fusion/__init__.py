@@ -15,9 +15,9 @@ their ``503`` faults), ``api`` (``FusionApi``, which serves the book over both).
 
 The Solana variant (UPSTREAMS §1.7: WS ``/fusion/ws/v1.0/501``, REST
 ``/fusion/orders/v1.0/501/…``, base58 hashes, numeric statuses, ``create``/``fill``/``cancel``
-events) is not simulated yet. It goes in its own module here, ``solana``, with its order
-record, book and endpoints, reusing ``auth`` and ``paginate``; its routes are listed before the
-EVM ones in ``FusionApi.routes``, whose ``{chain:[0-9]+}`` would otherwise match 501.
+events) is ``solana`` (its order record and book, ``FusionApi.solana``) and ``solana_rest``
+(its endpoints, listed before the EVM ones, whose ``{chain:[0-9]+}`` would match 501); it
+shares the socket, the Bearer key and the REST faults (``auth.RestGate``) with the EVM one.
 """
 
 from notifier.simulator.fusion.api import FusionApi

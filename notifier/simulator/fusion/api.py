@@ -1,4 +1,5 @@
-"""``FusionApi``: the order book served over its WebSocket and REST endpoints."""
+"""``FusionApi``: the order books (EVM, and Solana's in ``solana``) served over their WebSocket
+and REST endpoints, with the faults both share."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Any
 from aiohttp import web
 
 from notifier.simulator.fusion.book import OrderBook
-from notifier.simulator.fusion.orders import Order
+from notifier.simulator.fusion.orders import Order, paginate
 from notifier.simulator.fusion.rest import OrdersRest
 from notifier.simulator.fusion.socket import OrderSocket
+from notifier.simulator.fusion.solana import SOLANA_CHAIN, SolanaBook, SolanaOrder
+from notifier.simulator.fusion.solana_rest import SolanaRest
 
 __all__ = ["FusionApi"]
 
@@ -39,8 +42,12 @@ class FusionApi(OrderBook):
         self.key = key
         self.heartbeat = heartbeat
         self.queue_size = queue_size
-        self.socket = OrderSocket(key=key, book=self, heartbeat=heartbeat, queue_size=queue_size)
+        self.socket = OrderSocket(
+            key=key, active=self._active_page, heartbeat=heartbeat, queue_size=queue_size
+        )
         self.rest = OrdersRest(key=key, book=self)
+        self.solana = SolanaBook(publish=self._push_solana, seed=seed)
+        self.solana_rest = SolanaRest(gate=self.rest, book=self.solana)
 
     async def stop(self) -> None:
         """Stop background tasks and drop every connection."""
@@ -49,10 +56,19 @@ class FusionApi(OrderBook):
 
     def routes(self) -> list[web.RouteDef]:
         """WS and REST routes at their real paths (any ``vX.Y`` version segment)."""
-        return [self.socket.route(), *self.rest.routes()]
+        return [self.socket.route(), *self.solana_rest.routes(), *self.rest.routes()]
 
     def _push(self, order: Order, event: str, result: dict[str, Any]) -> None:
-        self.socket.push(order, event, result)
+        self.socket.push(order.chain, event, result)
+
+    def _push_solana(self, order: SolanaOrder, event: str, result: dict[str, Any]) -> None:
+        self.socket.push(SOLANA_CHAIN, event, result)
+
+    def _active_page(self, chain: int, page: Any, limit: Any) -> dict[str, Any]:
+        """The ``getActiveOrders`` answer of ``chain``'s book."""
+        if chain == SOLANA_CHAIN:
+            return paginate(self.solana.active_orders(), page, limit, SolanaOrder.active_item)
+        return paginate(self.active_orders(chain), page, limit, Order.active_item)
 
     # -- fault injection ------------------------------------------------------------------------
 
@@ -69,7 +85,8 @@ class FusionApi(OrderBook):
         self.socket.refusing = refuse
 
     def fail_rest(self, count: int) -> None:
-        """Answer the next ``count`` authorised REST requests ``503`` (0 stops failing)."""
+        """Answer the next ``count`` authorised REST requests (EVM or Solana) ``503`` (0 stops
+        failing)."""
         self.rest.failures = count
 
     # -- observation ----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from notifier.simulator.wire import iso
 
@@ -140,8 +140,11 @@ class Order:
         }
 
 
+T = TypeVar("T")
+
+
 def paginate(
-    orders: Sequence[Order], page: Any, limit: Any, render: Callable[[Order], dict[str, Any]]
+    orders: Sequence[T], page: Any, limit: Any, render: Callable[[T], dict[str, Any]]
 ) -> dict[str, Any]:
     """One page of ``orders`` as ``PaginationOutput``; the SDK's validation, as ``ValueError``."""
     page = 1 if page is None else page

@@ -18,28 +18,25 @@ in the EVM SDK: they are taken from the 1inch portal's sibling endpoints (Fusion
 from __future__ import annotations
 
 import re
-from collections import deque
 
 from aiohttp import web
 
-from notifier.simulator.fusion.auth import deny, error_body
+from notifier.simulator.fusion.auth import RestGate, error_body
 from notifier.simulator.fusion.book import OrderBook
 from notifier.simulator.fusion.orders import Order, paginate
 from notifier.simulator.wire import json_response
 
-__all__ = ["OrdersRest"]
+__all__ = ["OrdersRest", "int_or_none"]
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
-class OrdersRest:
+class OrdersRest(RestGate):
     """The REST endpoints over ``book``, with the scripted ``503`` faults of ``failures``."""
 
     def __init__(self, *, key: str, book: OrderBook) -> None:
-        self.key = key
+        super().__init__(key)
         self.book = book
-        self.failures = 0
-        self.requests: deque[str] = deque(maxlen=10_000)  # path and query, newest last
 
     def routes(self) -> list[web.RouteDef]:
         """The REST routes at their real paths (any ``vX.Y`` version segment)."""
@@ -54,12 +51,12 @@ class OrdersRest:
 
     async def handle_active(self, request: web.Request) -> web.Response:
         """``GET …/order/active/?page=&limit=``: one page of active orders."""
-        denied = self._deny(request)
+        denied = self.check(request)
         if denied is not None:
             return denied
         try:
-            page = _int_or_none(request.query.get("page"))
-            limit = _int_or_none(request.query.get("limit"))
+            page = int_or_none(request.query.get("page"))
+            limit = int_or_none(request.query.get("limit"))
             orders = self.book.active_orders(int(request.match_info["chain"]))
             body = paginate(orders, page, limit, Order.active_item)
         except ValueError as exc:
@@ -72,7 +69,7 @@ class OrdersRest:
         One page of the maker's orders (any status) as ``OrderFillsByMakerOutput``, newest
         first; the timestamps (ms) bound ``createdAt`` to ``[timestampFrom, timestampTo)``.
         """
-        denied = self._deny(request)
+        denied = self.check(request)
         if denied is not None:
             return denied
         address = request.match_info["address"]
@@ -84,11 +81,11 @@ class OrdersRest:
             orders = self.book.orders_by_maker(
                 int(request.match_info["chain"]),
                 address,
-                _int_or_none(query.get("timestampFrom")),
-                _int_or_none(query.get("timestampTo")),
+                int_or_none(query.get("timestampFrom")),
+                int_or_none(query.get("timestampTo")),
             )
-            page = _int_or_none(query.get("page"))
-            limit = _int_or_none(query.get("limit"))
+            page = int_or_none(query.get("page"))
+            limit = int_or_none(query.get("limit"))
             body = paginate(orders, page, limit, Order.maker_item)
         except ValueError as exc:
             return json_response(error_body(400, "Bad Request", str(exc)), 400)
@@ -96,7 +93,7 @@ class OrdersRest:
 
     async def handle_status(self, request: web.Request) -> web.Response:
         """``GET …/order/status/{orderHash}``: the order's status, 404 when unknown."""
-        denied = self._deny(request)
+        denied = self.check(request)
         if denied is not None:
             return denied
         order = self.book.orders.get(request.match_info["order_hash"])
@@ -104,19 +101,8 @@ class OrdersRest:
             return json_response(error_body(404, "Not Found", "order not found"), 404)
         return json_response(order.status_body())
 
-    def _deny(self, request: web.Request) -> web.Response | None:
-        """Bearer auth, then the scripted ``503`` faults; records the request."""
-        denied = deny(request, self.key)
-        if denied is not None:
-            return denied
-        self.requests.append(request.path_qs)
-        if self.failures > 0:
-            self.failures -= 1
-            return json_response(error_body(503, "Service Unavailable"), 503)
-        return None
 
-
-def _int_or_none(raw: str | None) -> int | None:
+def int_or_none(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None
     return int(raw)

@@ -3,35 +3,40 @@
 After the Bearer check, the connection receives ``{"event", "result"}`` frames for every order
 event of its chain and answers the RPCs ``ping``, ``getAllowedMethods`` and
 ``getActiveOrders``. An event with no connection of its chain is missed live (counted in
-``events_missed``), and only REST shows it.
+``events_missed``), and only REST shows it. Solana (chain 501) is served here too, only under
+``v1.0`` (its SDK's only version); what its pages hold comes from ``active``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from notifier.simulator.fusion.auth import deny, error_body
-from notifier.simulator.fusion.book import OrderBook
-from notifier.simulator.fusion.orders import Order, paginate
+from notifier.simulator.fusion.solana import SOLANA_CHAIN
 from notifier.simulator.wire import Peer, json_response, loads_object
 
-__all__ = ["ALLOWED_METHODS", "OrderSocket"]
+__all__ = ["ALLOWED_METHODS", "ActivePage", "OrderSocket"]
 
 ALLOWED_METHODS = ["ping", "getAllowedMethods", "getActiveOrders"]
+SOLANA_VERSION = "v1.0"
+
+# (chain, page, limit) -> one page of active orders; ValueError on bad pagination
+ActivePage = Callable[[int, Any, Any], dict[str, Any]]
 
 
 class OrderSocket:
     """The chains' live connections: events pushed to them, RPCs answered, faults scripted."""
 
     def __init__(
-        self, *, key: str, book: OrderBook, heartbeat: float | None, queue_size: int
+        self, *, key: str, active: ActivePage, heartbeat: float | None, queue_size: int
     ) -> None:
         self.key = key
-        self.book = book
+        self.active = active
         self.heartbeat = heartbeat
         self.queue_size = queue_size
         self.refusing = False
@@ -53,9 +58,9 @@ class OrderSocket:
                 await task
         self.drop()
 
-    def push(self, order: Order, event: str, result: dict[str, Any]) -> None:
-        """Send the event to the connections of the order's chain."""
-        peers = self.peers.get(order.chain, set())
+    def push(self, chain: int, event: str, result: dict[str, Any]) -> None:
+        """Send the event to the connections of ``chain``."""
+        peers = self.peers.get(chain, set())
         if not peers:
             self.events_missed += 1
         for peer in list(peers):
@@ -97,6 +102,8 @@ class OrderSocket:
         if self.refusing:
             return json_response(error_body(503, "Service Unavailable"), 503)
         chain = int(request.match_info["chain"])
+        if chain == SOLANA_CHAIN and request.match_info["version"] != SOLANA_VERSION:
+            return json_response(error_body(404, "Not Found", "Solana is served under v1.0"), 404)
         ws = web.WebSocketResponse(autoping=True, heartbeat=self.heartbeat)
         await ws.prepare(request)
         peer = Peer(ws, request.transport, self.queue_size)
@@ -125,8 +132,7 @@ class OrderSocket:
             param = message.get("param")
             param = param if isinstance(param, dict) else {}
             try:
-                orders = self.book.active_orders(chain)
-                result = paginate(orders, param.get("page"), param.get("limit"), Order.active_item)
+                result = self.active(chain, param.get("page"), param.get("limit"))
             except ValueError as exc:
                 # Server-side validation is undocumented; answer the only documented WS error
                 # shape, `result.error` (UPSTREAMS §1.6).

@@ -3,7 +3,9 @@
 ``wire`` reads the EVM payloads and REST statuses, ``store`` keeps the order cache and sync
 watermarks, ``rest`` looks orders up, ``reconcile`` catches a chain up after a (re)connect and
 on start, and ``feed`` runs one websocket per chain through the shared ``WebSocketLink``.
-Solana (§1.7) brings its own wire module and feed beside these and reuses the rest.
+Solana (§1.7, chain 501) is ``solana`` (run by the feed beside the EVM chains), with its wire
+(``solana_wire``) and catch-up (``solana_sync``); it shares the cache, REST plumbing, frame
+reading (``frames``) and the socket loop.
 """
 
 from __future__ import annotations

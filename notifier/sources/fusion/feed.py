@@ -24,13 +24,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Self
 
-import orjson
-
 from notifier.backoff import BackoffPolicy
 from notifier.config import FusionSettings
 from notifier.events import (
     FINAL_ORDER_EVENTS,
     ORDER_EVENTS,
+    SOLANA_CHAIN,
     EventSink,
     Interest,
     OrderEvent,
@@ -39,12 +38,16 @@ from notifier.events import (
 from notifier.logthrottle import LogLimiter
 from notifier.metrics import Metrics
 from notifier.sources.base import FeedHealth, FeedStatus, SourceContext
+from notifier.sources.fusion.frames import FrameReader
 from notifier.sources.fusion.reconcile import Reconciler
 from notifier.sources.fusion.rest import OrderRest
+from notifier.sources.fusion.solana import SolanaOrders
+from notifier.sources.fusion.solana_wire import SOLANA_VERSION
 from notifier.sources.fusion.store import OrderCache, SyncMarks
 from notifier.sources.fusion.wire import ORDER_HASH, int_or_none, order_info, state_key
 from notifier.sources.websocket import LinkOptions, Socket, WebSocketLink, open_session
 from notifier.store import Store
+from notifier.tokens import address_key
 
 __all__ = ["SINCE_MARGIN", "OrderFeed"]
 
@@ -56,7 +59,6 @@ MAX_WAITING = 4096  # ... of all orders
 MAX_WAITING_BYTES = 16 << 20  # their frames' size in all
 MAX_FRAME = 1 << 20  # an order event is a few KB; a bigger frame drops the connection
 LOOKUP_TIMEOUT = 30.0  # waiting for a REST slot included
-MAX_UNKNOWN_EVENTS = 64  # unknown event names logged once each; more are only counted
 MISSING_TTL = 600.0  # a hash REST could not resolve is not asked again for this long
 FIRST_LOOKBACK = 3600.0  # no watermark yet (first start ever): list orders this far back
 # Subtracted from the watermark: server/local clock skew, a loss the heartbeat noticed late, a
@@ -123,8 +125,11 @@ class OrderFeed:
         self._marks = SyncMarks(store)
         marks = self._marks.load()
         self._links = {
-            chain: _Link(chain, marks.get(chain)) for chain in dict.fromkeys(settings.chains)
+            chain: _Link(chain, marks.get(chain))
+            for chain in dict.fromkeys(settings.chains)
+            if chain != SOLANA_CHAIN
         }
+        self._frames = FrameReader(ORDER_EVENTS, self._health, log)
         self._socket_options = LinkOptions(
             log,
             self._health,
@@ -144,7 +149,6 @@ class OrderFeed:
         self._limited = LogLimiter(log)
         self._missing: dict[tuple[int, str], float] = {}
         self._reconciling: dict[int, asyncio.Task[None]] = {}
-        self._unknown_events: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._rest = OrderRest(
             settings.rest_url, settings.version, self._health, self._key, rest_concurrency
@@ -157,6 +161,17 @@ class OrderFeed:
             reconcile_limit,
         )
         self.reconciliations = 0  # completed catch-ups after reconnects
+        self.solana: SolanaOrders | None = None  # chain 501, beside the EVM chains
+        if SOLANA_CHAIN in settings.chains:
+            rest = OrderRest(
+                settings.rest_url, SOLANA_VERSION, self._health, self._key, rest_concurrency
+            )
+            self.solana = SolanaOrders(
+                self._ws_base, sink, health=self._health, cache=self._cache, rest=rest,
+                store=store, options=self._socket_options, spawn=self._spawn,
+                reconcile_on_start=reconcile_on_start,
+                reconcile_limit=reconcile_limit, resync_after=resync_after, tick=flush_interval,
+            )  # fmt: skip
 
     @classmethod
     def create(cls, context: SourceContext) -> Self | None:
@@ -169,14 +184,16 @@ class OrderFeed:
 
     def set_interest(self, interest: Interest) -> None:
         """Only the makers matter: they choose which orders are listed and reconciled."""
-        self._reconciler.makers = frozenset(maker.lower() for maker in interest.makers)
+        self._reconciler.makers = frozenset(map(address_key, interest.makers))
+        if self.solana is not None:
+            self.solana.makers = self._reconciler.makers
 
     def cached_order(self, chain: int, order_hash: str) -> OrderInfo | None:
         entry = self._cache.get(chain, order_hash)
         return entry.info if entry else None
 
     def status(self) -> FeedStatus:
-        live = sum(1 for link in self._links.values() if link.socket.ws is not None)
+        live = sum(1 for socket in self._sockets().values() if socket.ws is not None)
         return self._health.status(connections=live, tracked=len(self._cache))
 
     async def run(self) -> None:
@@ -185,6 +202,8 @@ class OrderFeed:
             try:
                 for link in self._links.values():
                     self._spawn(link.socket.run(session), f"fusion-chain-{link.chain}")
+                if self.solana is not None:
+                    self._spawn(self.solana.run(session), f"fusion-chain-{SOLANA_CHAIN}")
                 while True:
                     await asyncio.sleep(self._flush_interval)
                     self._cache.flush()
@@ -225,13 +244,19 @@ class OrderFeed:
         if persist and self._marks.save(link.chain, at):
             link.saved_at = at
 
+    def _sockets(self) -> dict[int, WebSocketLink]:
+        sockets = {chain: link.socket for chain, link in self._links.items()}
+        if self.solana is not None:
+            sockets[SOLANA_CHAIN] = self.solana.socket
+        return sockets
+
     def _refresh_health(self) -> None:
-        links = list(self._links.values())
-        failed = [link.chain for link in links if link.socket.failed]
+        sockets = self._sockets()
+        failed = [chain for chain, socket in sockets.items() if socket.failed]
         if failed:
             self._health.set(False, f"chain(s) {', '.join(map(str, failed))} disconnected")
-        elif links and all(link.socket.connects for link in links):
-            self._health.set(True, f"{len(links)} chain(s) connected")
+        elif sockets and all(socket.connects for socket in sockets.values()):
+            self._health.set(True, f"{len(sockets)} chain(s) connected")
 
     def _socket(self, link: _Link) -> WebSocketLink:
         url = f"{self._ws_base}/{self._settings.version}/{link.chain}"
@@ -240,7 +265,7 @@ class OrderFeed:
             f"order feed {url}",
             self._socket_options,
             on_frame=functools.partial(self._on_frame, link.chain),
-            on_malformed=functools.partial(self._malformed, link.chain),
+            on_malformed=functools.partial(self._frames.malformed, link.chain),
             on_connect=functools.partial(self._connected, link),
             on_lost=functools.partial(self._lost, link),
         )
@@ -263,30 +288,9 @@ class OrderFeed:
 
     def _on_frame(self, chain: int, data: str | bytes) -> None:
         """Parse one frame; never awaits, so the reader is never the slow one."""
-        try:
-            frame = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            self._malformed(chain, "not JSON", data)
-            return
-        if not isinstance(frame, dict):
-            self._malformed(chain, "not an object", data)
-            return
-        if "event" in frame:
-            name = frame["event"]
-            # types.ts and every fixture say ``result``; the README says ``data``.
-            payload = frame.get("result", frame.get("data"))
-            if not isinstance(name, str) or not isinstance(payload, dict):
-                self._malformed(chain, "event without an object result", data)
-            elif name not in ORDER_EVENTS:
-                self._unknown(chain, name)
-            elif not isinstance(payload.get("orderHash"), str) or not payload["orderHash"]:
-                self._malformed(chain, f"{name} without orderHash", data)
-            else:
-                self._on_event(chain, name, payload["orderHash"], payload, len(data))
-        elif isinstance(frame.get("method"), str):
-            log.debug("order feed chain %d: RPC response to %s", chain, frame["method"])
-        else:
-            self._malformed(chain, "neither event nor method", data)
+        found = self._frames.read(chain, data)
+        if found is not None:
+            self._on_event(chain, *found, len(data))
 
     def _on_event(
         self, chain: int, name: str, order_hash: str, result: Mapping[str, Any], size: int
@@ -471,19 +475,3 @@ class OrderFeed:
         if link.seen_until is None:
             return time.time() - FIRST_LOOKBACK
         return link.seen_until - SINCE_MARGIN
-
-    def _unknown(self, chain: int, name: str) -> None:
-        self._health.malformed()
-        if name not in self._unknown_events and len(self._unknown_events) < MAX_UNKNOWN_EVENTS:
-            self._unknown_events.add(name)
-            log.warning("order feed chain %d: skipping unknown event %.100r", chain, name)
-
-    def _malformed(self, chain: int, why: str, data: str | bytes) -> None:
-        self._health.malformed()
-        self._limited.warning(
-            f"malformed {chain}",
-            "order feed chain %d: skipped malformed frame (%s): %.200r",
-            chain,
-            why,
-            data,
-        )

@@ -28,6 +28,7 @@ from notifier.sources.fusion.wire import (
     order_info,
     state_key,
 )
+from notifier.tokens import address_key
 
 __all__ = ["CatchUp", "Deliver", "Reconciler"]
 
@@ -193,5 +194,5 @@ class Reconciler:
             if not isinstance(order_hash, str) or self._cache.get(chain, order_hash):
                 continue
             info = order_info(order_hash, item)
-            if info is not None and info.maker.lower() in self.makers:
+            if info is not None and address_key(info.maker) in self.makers:
                 self._cache.put(chain, info)

@@ -1,5 +1,6 @@
-"""The 1inch Fusion orders REST API the feed looks orders up with (fusion-sdk ``OrdersApi``):
-an order's status by hash, the active orders, and a maker's orders since a time.
+"""The 1inch Fusion orders REST API the feed looks orders up with (fusion-sdk ``OrdersApi``,
+and solana-fusion-sdk's for chain 501 under ``v1.0``): an order's status by hash, the active
+orders, and (EVM only) a maker's orders since a time.
 
 Every call goes through the feed's session (Bearer key) with at most ``concurrency`` requests
 at once; a failure is logged without the key (each kind at most once a minute), counted on the
@@ -11,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -24,6 +25,7 @@ from notifier.sources.fusion.wire import Listed, RestStatus, int_or_none
 __all__ = ["OrderRest"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ACTIVE_PAGE_LIMIT = 500
 ACTIVE_MAX_PAGES = 20
@@ -48,6 +50,7 @@ class OrderRest:
         self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
         self._limited = LogLimiter(log)
+        self.listed_all = False  # the last ``active`` listing reached its last page
 
     @property
     def open(self) -> bool:
@@ -64,18 +67,26 @@ class OrderRest:
         return f"{self._base}/orders/{self._version}/{chain}/order/{path}"
 
     async def status(self, chain: int, order_hash: str) -> RestStatus | None:
-        """``GET …/order/status/{hash}``."""
+        """``GET …/order/status/{hash}`` on an EVM chain."""
+        return await self.status_as(chain, order_hash, RestStatus.parse)
+
+    async def status_as(
+        self, chain: int, order_hash: str, parse: Callable[[str, Mapping[str, Any]], T | None]
+    ) -> T | None:
+        """``GET …/order/status/{hash}``, read by ``parse`` (the EVM or the Solana wire)."""
         url = self._url(chain, f"status/{order_hash}")
         body = await self._get_json(url, limit=MAX_STATUS_BODY)
-        found = RestStatus.parse(order_hash, body) if isinstance(body, dict) else None
+        found = parse(order_hash, body) if isinstance(body, dict) else None
         if body is not None and found is None:
             self._health.malformed()
             self._limited.warning("no status", "order REST %s: no status in the response", url)
         return found
 
     async def active(self, chain: int) -> AsyncIterator[Any]:
-        """Every item of ``GET …/order/active``, page after page, until one fails."""
+        """Every item of ``GET …/order/active``, page after page, until one fails
+        (``listed_all`` tells which)."""
         url = self._url(chain, "active")
+        self.listed_all = False
         page = 1
         while page <= ACTIVE_MAX_PAGES:
             body = await self._get_json(url, {"page": page, "limit": ACTIVE_PAGE_LIMIT})
@@ -86,6 +97,7 @@ class OrderRest:
                 yield item
             following = _next_page(body)
             if following is None:
+                self.listed_all = True
                 return
             page = following
 

@@ -1,5 +1,6 @@
-"""What the order feed keeps across restarts: the order cache (``fusion_orders``) and the
-per-chain sync watermarks (``fusion_sync``), both written through the daemon's ``Store``."""
+"""What the order feed keeps across restarts: the order cache (``fusion_orders``), the
+per-chain sync watermarks (``fusion_sync``) and Solana's fills of open orders (``fusion_fills``),
+all written through the daemon's ``Store``."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 
 from notifier.events import OrderInfo
 from notifier.store import Store
+from notifier.tokens import address_key
 
-__all__ = ["CachedOrder", "OrderCache", "SyncMarks"]
+__all__ = ["CachedOrder", "FillLog", "OrderCache", "SyncMarks"]
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,7 @@ class OrderCache:
                 break
             if entry.chain != chain or entry.final:
                 continue
-            if makers and entry.info.maker.lower() not in makers:
+            if makers and address_key(entry.info.maker) not in makers:
                 continue
             found.append(entry)
         return found
@@ -209,3 +211,67 @@ class SyncMarks:
             log.exception("order feed chain %d: could not persist the sync watermark", chain)
             return False
         return True
+
+
+class FillLog:
+    """Per open order of one chain, the fill transactions seen and their amounts.
+
+    Solana sends each fill's own amount, and may send the same transaction twice (``confirmed``,
+    then ``finalized``), live and in REST ``fills[]``, or again after a restart: counting each
+    transaction once keeps the remaining amount exact. Kept in ``fusion_fills``, written behind
+    like the order cache; an order's rows go when it is final.
+    """
+
+    def __init__(self, store: Store, chain: int) -> None:
+        self._store = store
+        self._chain = chain
+        self._fills: dict[str, dict[str, int]] = {}
+        self._new: list[tuple[int, str, str, str]] = []
+        self._gone: set[str] = set()
+        with store.transaction() as db:  # orders no longer open (or evicted) need none
+            db.execute(
+                """DELETE FROM fusion_fills WHERE chain = ? AND NOT EXISTS (
+                    SELECT 1 FROM fusion_orders o WHERE o.chain = fusion_fills.chain
+                    AND o.order_hash = fusion_fills.order_hash AND o.final = 0)""",
+                (chain,),
+            )
+        rows = store.read(
+            "SELECT order_hash, tx, filled_maker_amount FROM fusion_fills WHERE chain = ?",
+            (chain,),
+        )
+        for order_hash, tx, amount in rows:
+            self._fills.setdefault(order_hash, {})[tx] = int(amount)
+
+    def seen(self, order_hash: str, tx: str) -> bool:
+        return tx in self._fills.get(order_hash, {})
+
+    def add(self, order_hash: str, tx: str, amount: int) -> int:
+        """Record one fill; answer the order's filled amount with it."""
+        fills = self._fills.setdefault(order_hash, {})
+        if tx not in fills:
+            fills[tx] = amount
+            self._new.append((self._chain, order_hash, tx, str(amount)))
+        return sum(fills.values())
+
+    def forget(self, order_hash: str) -> None:
+        """The order is final: its fills are no longer needed."""
+        if self._fills.pop(order_hash, None) is not None:
+            self._gone.add(order_hash)
+
+    def flush(self) -> None:
+        if not (self._new or self._gone):
+            return
+        gone = [(self._chain, order_hash) for order_hash in self._gone]
+        try:
+            with self._store.transaction() as db:
+                db.executemany(
+                    """INSERT INTO fusion_fills VALUES (?, ?, ?, ?)
+                    ON CONFLICT (chain, order_hash, tx) DO NOTHING""",
+                    self._new,
+                )
+                db.executemany("DELETE FROM fusion_fills WHERE chain = ? AND order_hash = ?", gone)
+        except sqlite3.Error:
+            log.exception("order feed: could not persist %d fill(s)", len(self._new))
+            return
+        self._new.clear()
+        self._gone.clear()

@@ -1,8 +1,8 @@
 """The 1inch Fusion wire (UPSTREAMS §1, EVM): order payloads and REST statuses as ``OrderInfo``
 and ``RestStatus``, and which REST status stands for which live event.
 
-Solana (§1.7: ``create``/``fill``/``cancel``, numeric statuses, base58) gets a wire module of its
-own beside this one; the order cache, REST plumbing and socket loop are shared.
+Solana (§1.7: ``create``/``fill``/``cancel``, numeric statuses, base58) has its own,
+``solana_wire``; the order cache, REST plumbing and socket loop are shared.
 """
 
 from __future__ import annotations
