@@ -77,6 +77,8 @@ class LiveHub:
                 self._fingerprints[name] = fingerprint
                 self._html[name] = (version, self.render(name, build()))
                 changed = True
+                if name == "pairs":  # prices are keyed by place: send them all again
+                    self._values["prices"].clear()
         values: dict[str, dict[str, Any]] = {"prices": s.prices(), "states": s.states(alerts)}
         for name, current in values.items():
             changed |= self._update_values(name, current, version)

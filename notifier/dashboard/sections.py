@@ -190,8 +190,11 @@ class Sections:
         return found
 
     def prices(self) -> dict[str, float | None]:
+        """Each pair's price to eight digits, keyed by its place in ``pairs()`` (short keys:
+        512 pairs' mints would be most of every message)."""
         book = self.view.history
-        return {pair_key(pair): book.price(pair) for pair in book.pricing}
+        ordered = sorted(book.pricing.items(), key=lambda item: item[1].name)
+        return {str(i): _short(book.price(pair)) for i, (pair, _) in enumerate(ordered)}
 
     def meta(self, now: float) -> dict[str, Any]:
         view = self.view
@@ -226,6 +229,10 @@ class Sections:
             rules.append(drawn)
         drawn_points = downsample(series, start, now, points) if series else []
         return PairChart(pricing.name, pair_key(pair), start, now, drawn_points, rules)
+
+
+def _short(price: float | None) -> float | None:
+    return None if price is None else float(f"{price:.8g}")
 
 
 def _count(counter: Counter) -> float:

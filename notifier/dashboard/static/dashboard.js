@@ -17,9 +17,14 @@
   const prices = {};
   const states = {};
   const charts = new Map(); // element -> {key, visible, stale, loadedAt, loading}
+  const chartById = new Map(); // the pair's place (as prices are keyed) -> its chart's state
+  const priceCells = new Map();
+  const stateCells = new Map();
   let loading = 0;
   let notified = null;
   let episodes = null;
+  // What an update costs here (ms of script per message), for `python -m notifier.bench.dashboard`.
+  const costs = (window.notifierDashboard = { messages: 0, bytes: 0, applyMs: [] });
 
   const $ = (sel, root = document) => root.querySelector(sel);
   const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
@@ -121,18 +126,27 @@
     const active = box.contains(document.activeElement) ? focusKey(document.activeElement) : null;
     box.innerHTML = html;
     localize(box);
-    if (name === "pairs") watchCharts(box);
-    if (name === "rules") Object.keys(states).forEach(showStates);
-    if (name === "pairs") Object.keys(prices).forEach(showPrice);
+    if (name === "pairs") {
+      for (const key of Object.keys(prices)) delete prices[key]; // keyed by place: all resent
+      watchCharts(box);
+    }
+    if (name === "rules") {
+      indexStates();
+      Object.keys(states).forEach(showStates);
+    }
     $$("[data-action]", box).forEach((b) => { b.disabled = !canAct(); });
     if (active) { const again = $(active, box); if (again) again.focus(); }
   }
+  function indexStates() {
+    stateCells.clear();
+    for (const cell of $$("[data-rule-state]")) stateCells.set(cell.dataset.ruleState, cell);
+  }
   function showPrice(key) {
-    const cell = $(`[data-price="${CSS.escape(key)}"]`);
+    const cell = priceCells.get(key);
     if (cell) cell.textContent = prices[key] === null ? "—" : Number(prices[key]).toPrecision(6);
   }
   function showStates(rule) {
-    const cell = $(`[data-rule-state="${CSS.escape(rule)}"]`);
+    const cell = stateCells.get(rule);
     if (!cell || $(".badge.bad", cell)?.textContent === "disabled") return;
     const list = states[rule];
     cell.replaceChildren();
@@ -141,7 +155,15 @@
       cell.append(el("span", { class: "badge " + (state === "firing" ? "bad" : "warn"), text: state }), " ", el("span", { class: "key", text: key }), " ");
     }
   }
-  function apply(message) {
+  function apply(message, size) {
+    const begun = performance.now();
+    applyMessage(message);
+    costs.messages += 1;
+    costs.bytes += size;
+    costs.applyMs.push(performance.now() - begun);
+    if (costs.applyMs.length > 500) costs.applyMs.shift();
+  }
+  function applyMessage(message) {
     if (message.full) for (const key of Object.keys(states)) delete states[key];
     for (const [name, html] of Object.entries(message.html || {})) replaceSection(name, html);
     for (const [key, price] of Object.entries(message.prices || {})) {
@@ -202,7 +224,7 @@
           buffer = buffer.slice(cut + 2);
           const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
           if (!data) continue;
-          apply(JSON.parse(data));
+          apply(JSON.parse(data), data.length);
           attempt = 0;
           live("live", true);
         }
@@ -229,13 +251,20 @@
   }, { rootMargin: "200px" });
   function watchCharts(root) {
     for (const [node] of charts) if (!node.isConnected) { observer.unobserve(node); charts.delete(node); }
-    for (const node of $$("[data-chart]", root)) {
-      charts.set(node, { key: node.dataset.chart, visible: false, stale: true, loadedAt: 0, loading: false });
+    chartById.clear();
+    priceCells.clear();
+    for (const card of $$("[data-pair-id]", root)) {
+      const node = $("[data-chart]", card);
+      const chart = { key: node.dataset.chart, visible: false, stale: true, loadedAt: 0, loading: false };
+      charts.set(node, chart);
+      chartById.set(card.dataset.pairId, chart);
+      priceCells.set(card.dataset.pairId, $("[data-price]", card));
       observer.observe(node);
     }
   }
-  function staleChart(key) {
-    for (const [, chart] of charts) if (chart.key === key) chart.stale = true;
+  function staleChart(id) {
+    const chart = chartById.get(id);
+    if (chart) chart.stale = true;
   }
   async function loadChart(node, chart) {
     chart.loading = true;
@@ -401,11 +430,12 @@
   if (saved && $(`#window option[value="${CSS.escape(saved)}"]`)) $("#window").value = saved;
   const initial = JSON.parse($("#initial").textContent || "{}");
   Object.assign(prices, initial.prices || {});
-  Object.keys(prices).forEach(showPrice);
   for (const [rule, list] of Object.entries(initial.states || {})) if (list) states[rule] = list;
-  Object.keys(states).forEach(showStates);
   localize(document);
   watchCharts(document);
+  indexStates();
+  Object.keys(states).forEach(showStates);
+  Object.keys(prices).forEach(showPrice);
   applyToken();
   refreshClient();
   if (openReads || token()) connect(0);
