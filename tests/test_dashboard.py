@@ -226,6 +226,10 @@ async def test_the_stream_sends_what_changed_and_the_chart_routes_answer(
             message = await asyncio.wait_for(_sse(stream), 20)
             while "sol-above-200" not in message["html"].get("alerts", ""):
                 message = await asyncio.wait_for(_sse(stream), 20)
+            async with http.get(f"{base}/metrics") as response:
+                metrics = await response.text()
+            assert "notifier_dashboard_pages 1.0" in metrics
+            assert "notifier_dashboard_refresh_seconds_count" in metrics
         assert message["full"] is False
         assert "price 201 &gt; 200" in message["html"]["alerts"]
         assert hub.values("states")["sol-above-200"] == [[SOL_STATE_KEY, "firing"]]

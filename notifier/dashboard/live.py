@@ -50,6 +50,7 @@ class LiveHub:
         self._changed = asyncio.Event()
         self.closed = False
         self.context: Callable[[], dict[str, Any]] = dict  # what every template also sees
+        self.observe: Callable[[float], None] = lambda _seconds: None  # each refresh's cost
 
     # -- building --------------------------------------------------------------------------
 
@@ -96,6 +97,7 @@ class LiveHub:
             self._changed = asyncio.Event()
         self.refreshed_at = now
         self.render_seconds = time.perf_counter() - started
+        self.observe(self.render_seconds)
 
     def _update_values(self, name: str, current: dict[str, Any], version: int) -> bool:
         kept = self._values[name]

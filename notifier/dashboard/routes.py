@@ -28,6 +28,7 @@ import orjson
 from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
+from prometheus_client import Gauge, Histogram
 
 from notifier import __version__
 from notifier.dashboard.chartdata import (
@@ -89,6 +90,18 @@ class Dashboard:
         self.env.filters["duration"] = format_duration
         self.hub = LiveHub(self.sections, self.env, self.episodes)
         self._view = view
+        registry = view.metrics.registry
+        refresh = Histogram(
+            "notifier_dashboard_refresh_seconds",
+            "Time to look at the daemon once for open dashboard pages",
+            registry=registry,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+        )
+        self.hub.observe = refresh.observe
+        pages = Gauge(
+            "notifier_dashboard_pages", "Dashboard pages open (streams)", registry=registry
+        )
+        pages.set_function(lambda: self.hub.subscribers)
 
     def install(self, app: web.Application) -> None:
         app.router.add_get("/", self._page)
