@@ -218,8 +218,9 @@ async def test_the_token_unlocks_the_actions(
     tmp_path: Path, sim: Simulator, receiver: HttpReceiver, browser: Browser
 ) -> None:
     """Entered once, the token is kept by the browser and enables the buttons; with the
-    silence API (SPEC §9) a silence is added from the form and expired again, sent with the
-    bearer header. Keyboard only: the token field and the form are reached and used by keys."""
+    talkback API (SPEC §9) a silence is added from the form and expired again, sent with the
+    bearer header, the firing alert is acknowledged from the keyboard and shows it, and the
+    notification sent lists its channel's state. Without that API the page says so."""
     http = {"listen": "127.0.0.1:0", "token": TOKEN}
     settings = daemon_settings(tmp_path, sim, receiver, SOL_ABOVE_200, http=http)
     async with running(settings) as daemon:
@@ -256,6 +257,13 @@ async def test_the_token_unlocks_the_actions(
         assert bearer == [f"Bearer {TOKEN}"]
         await listed.first.locator('[data-action="expire"]').click()
         await page.get_by_text("No silence is active or planned.").wait_for(timeout=TIMEOUT)
+        firing = page.locator('.alert.firing[data-alert-rule="sol-above-200"]')
+        await firing.locator('[data-action="ack"]').focus()
+        await page.keyboard.press("Enter")
+        await firing.get_by_text("acknowledged").wait_for(timeout=TIMEOUT)  # live, by the stream
+        sent = page.locator('[data-client="notifications"] .note')
+        await sent.first.wait_for(timeout=TIMEOUT)
+        assert "phone: " in await sent.first.inner_text()
         assert watched.problems == [], watched.problems
 
 
