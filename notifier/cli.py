@@ -14,6 +14,8 @@ from pathlib import Path
 
 from notifier import __version__
 from notifier.config import ConfigError, Settings, load_settings
+from notifier.talkback.commands import COMMANDS as TALKBACK
+from notifier.talkback.commands import add_parsers as talkback_parsers
 
 __all__ = ["EX_CONFIG", "EX_USAGE", "main"]
 
@@ -80,18 +82,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("intent_id")
     p.add_argument("--url", default=None)
 
+    talkback_parsers(sub, config_arg)
+
     p = sub.add_parser("bench", help="measure throughput, latency, reload, memory, start-up")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--quick", action="store_true", help="short runs (smoke test)")
+    p.add_argument("--store", default=None, help="a postgresql:// URL to measure beside SQLite")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command.replace("-", "_")
-    handler = globals()[f"_cmd_{command}"]
     try:
-        return int(handler(args))
+        if command in TALKBACK:
+            return TALKBACK[command](args, _base_url, _token)
+        return int(globals()[f"_cmd_{command}"](args))
     except KeyboardInterrupt:
         return 130
 
@@ -124,6 +130,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings.quotes.api_key,
         settings.intents.api_key,
         settings.http.token,
+        settings.telegram.bot_token,
     ):
         register_secret(secret.get_secret_value())
     try:
@@ -136,6 +143,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 async def _run(settings: Settings, record: Path | None) -> int:
     from notifier.daemon import Daemon, StartupError
+
+    if settings.store != "sqlite":  # PostgreSQL: a member of an HA group (SPEC §11)
+        from notifier.ha.group import run_group
+
+        return await run_group(settings, record, _install_signals, _refusal, _stop_grace())
 
     try:
         daemon = Daemon(settings, record=record)
@@ -256,7 +268,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_notify_test(args: argparse.Namespace) -> int:
-    from notifier.dispatch import notify_test
+    from notifier.telegram.probe import notify_test
 
     try:
         settings = _settings(args)
@@ -306,8 +318,12 @@ def _base_url(args: argparse.Namespace) -> str:
 
 
 def _token(args: argparse.Namespace) -> str | None:
+    """``http.token``, else the token the daemon created in the state directory."""
+    from notifier.talkback.apitoken import read_token
+
     with contextlib.suppress(ConfigError):
-        return _settings(args).http.token.get_secret_value() or None
+        settings = _settings(args)
+        return settings.http.token.get_secret_value() or read_token(settings.effective_state_dir)
     return None
 
 
@@ -317,7 +333,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from notifier.ctl import ControlError, fetch_status, render_status
 
     try:
-        status = fetch_status(_base_url(args))
+        status = fetch_status(_base_url(args), _token(args))
     except ControlError as exc:
         print(f"notifier: {exc}", file=sys.stderr)
         return EX_ERRORS
@@ -353,4 +369,4 @@ def _cmd_untrack(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from notifier.bench import run_bench
 
-    return asyncio.run(run_bench(json_path=args.json, quick=args.quick))
+    return asyncio.run(run_bench(json_path=args.json, quick=args.quick, store=args.store))

@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -30,6 +31,8 @@ from pydantic_settings import (
 
 from notifier.durations import parse_duration
 from notifier.events import validate_intent_id
+from notifier.ha.settings import HaSettings, StoreSetting
+from notifier.talkback.settings import QuietHoursSettings
 from notifier.tokens import TokenTable
 
 __all__ = [
@@ -41,6 +44,7 @@ __all__ = [
     "LimitSettings",
     "QuoteSettings",
     "Settings",
+    "TelegramSettings",
     "TokenSettings",
     "load_settings",
 ]
@@ -50,7 +54,9 @@ SECRET_FILES = {
     "fusion": "fusion_api_key",
     "quotes": "quotes_api_key",
     "intents": "intents_api_key",
+    "telegram": "telegram_bot_token",
 }
+SECRET_KEYS = {"telegram": "bot_token"}  # the key a section's secret file fills; else api_key
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 IntentId = Annotated[str, AfterValidator(validate_intent_id)]  # it becomes a URL path segment
@@ -69,6 +75,7 @@ class HttpSettings(_Section):
     token: SecretStr = SecretStr("")
     # Host names (besides localhost, loopback and the listen host) the API answers to.
     allowed_hosts: list[str] = Field(default_factory=list)
+    public_url: str = ""  # where users reach the daemon (a reverse proxy): action links
 
 
 class FusionSettings(_Section):
@@ -123,6 +130,25 @@ class HistorySettings(_Section):
     max_window: Duration = Field(default=7 * 86400.0, ge=60.0, le=366 * 86400.0)  # SPEC §8
 
 
+class TelegramSettings(_Section):
+    """The two-way bot (SPEC §9); it runs when ``chat_ids`` names at least one chat."""
+
+    bot_token: SecretStr = SecretStr("")
+    chat_ids: list[int] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    api_url: str = "https://api.telegram.org"
+
+    @model_validator(mode="after")
+    def _token_when_chats(self) -> TelegramSettings:
+        if self.chat_ids and not self.bot_token.get_secret_value().strip():
+            raise ValueError(
+                "bot_token is empty (or put it in $CREDENTIALS_DIRECTORY/telegram_bot_token)"
+            )
+        if not self.api_url.startswith(("https://", "http://")):
+            raise ValueError("api_url must be an http(s) URL")
+        return self
+
+
 class LimitSettings(_Section):
     """What one evaluation of a rule's expression or one render of its template may spend
     (SPEC §12); past either, the rule is disabled until its file changes."""
@@ -172,7 +198,7 @@ class _CredentialsSource(PydanticBaseSettingsSource):
             path = Path(directory) / filename
             value = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
             if value:  # the unit's SetCredential= fallback is empty: keep the TOML key then
-                found[section] = {"api_key": value}
+                found[section] = {SECRET_KEYS.get(section, "api_key"): value}
         return found
 
 
@@ -184,6 +210,7 @@ class Settings(BaseSettings):
     rules_dir: Path = Path("rules")
     rules_max_bytes: int = Field(default=1_000_000, ge=1)  # a larger rule file is not read
     state_dir: Path = Path("state")
+    store: StoreSetting = "sqlite"  # or postgresql://USER@HOST:PORT/DB: an HA group (SPEC §11)
     apprise_config: Path = Path("apprise.yml")
     errors_to: list[str] = Field(default_factory=lambda: ["admin"])
     log_level: str = "INFO"
@@ -195,7 +222,10 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    ha: HaSettings = Field(default_factory=HaSettings)
     tokens: dict[str, TokenSettings] = Field(default_factory=dict)
+    quiet_hours: list[QuietHoursSettings] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(

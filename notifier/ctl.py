@@ -44,7 +44,9 @@ import orjson
 
 from notifier.config import ConfigError
 from notifier.events import validate_intent_id
+from notifier.ha.render import ha_lines
 from notifier.listen import base_url, parse_listen
+from notifier.talkback.report import render_talkback
 from notifier.timestamps import parse_iso
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "client_url",
     "fetch_status",
     "render_status",
+    "request",
     "track",
     "untrack",
 ]
@@ -143,9 +146,11 @@ def client_url(listen: str) -> str:
         raise ControlError(str(exc)) from None
 
 
-def fetch_status(base: str, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+def fetch_status(
+    base: str, token: str | None = None, *, timeout: float = DEFAULT_TIMEOUT
+) -> dict[str, Any]:
     """``GET /api/v1/status`` of the daemon at ``base``."""
-    body = _call("GET", base, "/api/v1/status", timeout=timeout)
+    body = _call("GET", base, "/api/v1/status", token=token, timeout=timeout)
     if not isinstance(body, dict):
         raise ControlError(f"{base} answered with something that is not a status document")
     return body
@@ -175,6 +180,14 @@ def untrack(
     """Ask the daemon to stop polling ``intent_id``; return a one-line confirmation."""
     _call("DELETE", base, _intent_path(intent_id), token=token, timeout=timeout)
     return f"stopped tracking intent {intent_id}"
+
+
+def request(
+    method: str, base: str, path: str, token: str | None = None, body: object = None
+) -> Any:
+    """One JSON request to the daemon's API (``ControlError`` when refused or unreachable)."""
+    payload = None if body is None else orjson.dumps(body)
+    return _call(method, base, path, token=token, payload=payload, timeout=DEFAULT_TIMEOUT)
 
 
 def _intent_path(intent_id: str) -> str:
@@ -243,6 +256,7 @@ def render_status(status: Mapping[str, Any], *, now: float | None = None) -> str
         readiness += f" (down: {', '.join(down)})"
     uptime = _duration(status.get("uptime_s"))
     lines.append(f"notifier {status.get('version', '?')}, up {uptime}, {readiness}")
+    lines += ha_lines(status.get("ha") or {})  # a member of an HA group (SPEC §11)
 
     lines += ["", "FEEDS"]
     rows = [
@@ -277,25 +291,7 @@ def render_status(status: Mapping[str, Any], *, now: float | None = None) -> str
         if count > len(errors):
             lines.append(f"    … and {count - len(errors)} more")
 
-    alerts: Sequence[Mapping[str, Any]] = status.get("alerts") or []
-    firing = [a for a in alerts if a.get("state") != "pending"]
-    pending = [a for a in alerts if a.get("state") == "pending"]
-    lines += ["", f"FIRING: {len(firing)}" if firing else "FIRING: none"]
-    if firing:
-        rows = [
-            [_cell(a.get("rule")), _cell(a.get("key")), _ago(a.get("since"), clock),
-             _value(a.get("value")), _cell(a.get("why") or "")]
-            for a in firing
-        ]  # fmt: skip
-        lines += _table(["RULE", "KEY", "SINCE", "VALUE", "WHY"], rows)
-    lines += ["", f"PENDING: {len(pending)}" if pending else "PENDING: none"]
-    if pending:
-        rows = [
-            [_cell(a.get("rule")), _cell(a.get("key")), _ago(a.get("since"), clock),
-             _until(a.get("due"), clock), _value(a.get("value"))]
-            for a in pending
-        ]  # fmt: skip
-        lines += _table(["RULE", "KEY", "SINCE", "FIRES", "VALUE"], rows)
+    lines += _alert_lines(status.get("alerts") or [], clock)
 
     lines += _pairs_lines(status.get("pairs") or [], clock)
 
@@ -308,6 +304,8 @@ def render_status(status: Mapping[str, Any], *, now: float | None = None) -> str
         ]
         if rows:
             lines += _table(["ID", "STATUS", "LABEL"], rows)
+
+    lines += render_talkback(status)
 
     outbox: Mapping[str, Any] = status.get("outbox") or {}
     lines += [
@@ -346,6 +344,29 @@ def _moment(stamp: object) -> float | None:
     if isinstance(stamp, int | float) and not isinstance(stamp, bool) and math.isfinite(stamp):
         return float(stamp)
     return parse_iso(stamp)
+
+
+def _alert_lines(alerts: Sequence[Mapping[str, Any]], clock: float) -> list[str]:
+    """The FIRING (with why) and PENDING (with when it fires) sections."""
+    firing = [a for a in alerts if a.get("state") != "pending"]
+    pending = [a for a in alerts if a.get("state") == "pending"]
+    lines = ["", f"FIRING: {len(firing)}" if firing else "FIRING: none"]
+    if firing:
+        rows = [
+            [_cell(a.get("rule")), _cell(a.get("key")), _ago(a.get("since"), clock),
+             _value(a.get("value")), _cell(a.get("why") or "")]
+            for a in firing
+        ]  # fmt: skip
+        lines += _table(["RULE", "KEY", "SINCE", "VALUE", "WHY"], rows)
+    lines += ["", f"PENDING: {len(pending)}" if pending else "PENDING: none"]
+    if pending:
+        rows = [
+            [_cell(a.get("rule")), _cell(a.get("key")), _ago(a.get("since"), clock),
+             _until(a.get("due"), clock), _value(a.get("value"))]
+            for a in pending
+        ]  # fmt: skip
+        lines += _table(["RULE", "KEY", "SINCE", "FIRES", "VALUE"], rows)
+    return lines
 
 
 def _pairs_lines(pairs: Sequence[Mapping[str, Any]], clock: float) -> list[str]:

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from notifier import __version__
 from notifier.config import ConfigError, Settings
 from notifier.dashboard import Dashboard
 from notifier.dispatch import Dispatcher
+from notifier.evaluation import consume, run_timers
 from notifier.eventqueue import EventQueue
 from notifier.events import Interest
 from notifier.history.book import HistoryBook
@@ -33,16 +34,18 @@ from notifier.rules.loader import RuleError
 from notifier.rules.state import StateStore
 from notifier.rulewatch import watch_rules_dir
 from notifier.sources import SOURCES, Source, SourceContext, load_plugins
-from notifier.statusdoc import alerts_json, feed_json, intents_json, pairs_json, rule_files_json
+from notifier.statusdoc import alerts_json, feed_json, intents_json, pairs_json, rules_json
 from notifier.store import Store, StoreError
 from notifier.systemd import SystemdNotifier
+from notifier.talkback.apitoken import TokenFileError, ensure_token
+from notifier.talkback.service import TalkbackService
+from notifier.telegram import Telegram
 
 __all__ = ["Daemon", "StartupError", "running"]
 
 log = logging.getLogger(__name__)
 
 RESCAN_INTERVAL = 60.0
-EVAL_SLICE = 0.02  # seconds of evaluation after which the consumer lets the loop run
 
 
 class StartupError(Exception):
@@ -66,8 +69,15 @@ class Daemon:
         *,
         notifier: SystemdNotifier | None = None,
         record: Path | None = None,
+        clock: Callable[[], float] = time.time,  # delivery and talkback (tests move it)
+        store: Store | None = None,
+        ha_status: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.settings = settings
+        self.clock = clock
+        self._given_store = store  # an HA group's shared store: the group closes it
+        self._ha_status = ha_status
+        self.ha_role = "active" if ha_status else None  # /readyz and status say it
         self.metrics = Metrics()
         self._record = Recorder(record) if record else None
         self.history = HistoryBook(settings.history.max_window)
@@ -93,9 +103,13 @@ class Daemon:
     async def startup(self) -> None:
         s = self.settings
         try:
-            self.store = Store.open(s.effective_state_dir)
+            self.store = self._given_store or Store.open(s.effective_state_dir)
         except StoreError as exc:  # names the path; a damaged file was already moved aside
             raise StartupError(str(exc), retryable=exc.retryable) from None
+        try:  # before anything runs: a refusal is one line
+            ensure_token(s.effective_state_dir, s.http.token.get_secret_value())
+        except TokenFileError as exc:  # names the file, never the token
+            raise StartupError(str(exc)) from None
         self.tokens = s.token_table()
         budget = Budget(cpu=s.limits.eval_cpu, memory=int(s.limits.eval_memory))
         self.repository = RuleRepository(
@@ -105,7 +119,9 @@ class Daemon:
             max_bytes=s.rules_max_bytes,
             max_window=s.history.max_window,
         )
-        self.dispatcher = Dispatcher(self.store, s, self.metrics)
+        self.telegram = Telegram(s.telegram)  # its chats are channels; it listens from run()
+        bots = self.telegram.senders
+        self.dispatcher = Dispatcher(self.store, s, self.metrics, now=self.clock, senders=bots)
         channel_errors = self.dispatcher.channel_errors  # loaded by its constructor
         if channel_errors:
             raise StartupError(f"{s.apprise_config}: " + "; ".join(channel_errors))
@@ -125,34 +141,19 @@ class Daemon:
         )
         self._history_store = HistoryStore(self.store)
         self._history_store.load(self.history)
-        self.dashboard = Dashboard(self, token=s.http.token.get_secret_value())
         self._after_reload(first, time.perf_counter())
-        context = SourceContext(settings=s, sink=self.queue, metrics=self.metrics, store=self.store)
-        table = dict(SOURCES)
-        for problem in load_plugins(table):
-            log.error("source plugin: %s", problem)
-        for kind in table.values():
-            source = kind.create(context)
-            if source is not None:
-                source.set_interest(self._interest(first))
-                self.sources.append(source)
+        tb = self.talkback = TalkbackService(
+            self.store, s, self.engine, self.dispatcher, clock=self.clock
+        )
+        dash = self.dashboard = Dashboard(self, token=tb.token, open_reads=tb.api.open_reads)
+        self._create_sources(first)
         if s.http.listen:
             try:
-                self.http = HttpApi(self, s.http, [self.dashboard.install])
+                self.http = HttpApi(self, tb.http_settings(s.http), [tb.install, dash.install])
                 await self.http.start()
             except (ConfigError, HttpError, OSError) as exc:  # each message names http.listen
                 raise StartupError(str(exc)) from exc
-        spawn = self._spawn
-        spawn(self.dispatcher.run(), "dispatcher")
-        spawn(self._consume(), "engine")
-        spawn(self._timers(), "timers")
-        spawn(self._reloader(), "reloader")
-        spawn(self._watch(), "watcher")
-        spawn(self._health(), "health")
-        spawn(self._history_store.keep_saved(self.history), "history")
-        spawn(self.dashboard.run(), "dashboard")
-        for source in self.sources:
-            spawn(source.run(), f"source:{source.name}")
+        self._spawn_tasks(tb)
         self._announced = True
         self.systemd.ready()
         self._publish_status()
@@ -163,6 +164,35 @@ class Daemon:
             ", ".join(src.name for src in self.sources) or "none",
             self.http.bound_url if self.http else "off",
         )
+
+    def _create_sources(self, first: ReloadResult) -> None:
+        """Every registered source (built-in and plugins) the config enables."""
+        s = self.settings
+        context = SourceContext(settings=s, sink=self.queue, metrics=self.metrics, store=self.store)
+        table = dict(SOURCES)
+        for problem in load_plugins(table):
+            log.error("source plugin: %s", problem)
+        for kind in table.values():
+            source = kind.create(context)
+            if source is not None:
+                source.set_interest(self._interest(first))
+                self.sources.append(source)
+
+    def _spawn_tasks(self, tb: TalkbackService) -> None:
+        """The daemon's tasks; those named ``source:…`` may fail without stopping it."""
+        spawn = self._spawn
+        spawn(self.dispatcher.run(), "dispatcher")
+        failed, changed = self.dispatcher.store_failed, self._timer_changed
+        spawn(consume(self.queue, self.engine, failed, self._idle, changed), "engine")
+        spawn(run_timers(self.engine, failed, changed), "timers")
+        spawn(self._reloader(), "reloader")
+        spawn(self._watch(), "watcher")
+        spawn(self._health(), "health")
+        spawn(self._history_store.keep_saved(self.history), "history")
+        spawn(tb.run(), "talkback")
+        spawn(self.telegram.run(tb.talkback, self.summary), "source:telegram")
+        for source in self.sources:
+            spawn(source.run(), f"source:{source.name}")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set or a core task dies."""
@@ -183,15 +213,13 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*intake, return_exceptions=True)
         if hasattr(self, "_history_store"):
-            try:
-                self._history_store.save(self.history)
-            except Exception as exc:
-                log.warning("quote history not saved: %s", exc)
+            self._history_store.save_quietly(self.history)
         if hasattr(self, "dispatcher"):
             try:
                 await self.dispatcher.drain(grace)
             except Exception:
                 log.exception("delivery drain failed")
+            await self.telegram.close()  # after the drain: the bot's last sends need it
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -199,7 +227,7 @@ class Daemon:
             await self.http.stop()
         if self._record is not None:
             self._record.close()
-        if hasattr(self, "store"):
+        if hasattr(self, "store") and self._given_store is None:
             self.store.close()
         if self._announced:  # a refused start-up is one line, written by the CLI
             log.info("notifier stopped")
@@ -357,45 +385,6 @@ class Daemon:
 
     # -- evaluation ------------------------------------------------------------------------
 
-    async def _consume(self) -> None:
-        queue, engine = self.queue, self.engine
-        while True:
-            if not len(queue):
-                self._idle.set()
-            await queue.wait()
-            self._idle.clear()
-            before = engine.next_due()
-            slice_end = time.perf_counter() + EVAL_SLICE
-            for event in queue.drain():
-                try:
-                    engine.handle(event)
-                except Exception as exc:
-                    if not self.dispatcher.store_failed(exc):  # a store outage is said once
-                        log.exception(
-                            "rule engine failed on %s; event skipped", type(event).__name__
-                        )
-                if time.perf_counter() > slice_end:  # a long batch: let the loop run between
-                    await asyncio.sleep(0)
-                    slice_end = time.perf_counter() + EVAL_SLICE
-            if engine.next_due() != before:
-                self._timer_changed.set()
-            if len(queue):
-                await asyncio.sleep(0)  # let the readers run between batches
-            # else queue.wait() above suspends anyway: no extra switch per batch
-
-    async def _timers(self) -> None:
-        while True:
-            due = self.engine.next_due()
-            timeout = None if due is None else max(0.0, due - time.time())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._timer_changed.wait(), timeout)
-            self._timer_changed.clear()
-            try:
-                self.engine.tick()
-            except Exception as exc:
-                if not self.dispatcher.store_failed(exc):
-                    log.exception("rule timer failed")
-
     async def settled(self) -> None:
         """Return once every event emitted so far has been evaluated (a test barrier)."""
         while True:
@@ -463,23 +452,21 @@ class Daemon:
             "ready": self.feeds_ready()[0],
             "summary": self.summary(),
             "feeds": [feed_json(src.status()) for src in self.sources],
-            "rules": {
-                "loaded": len(self.engine.rules.rules),
-                "dir": str(self.settings.rules_dir),
-                "dir_error": self.rules_dir_error,
-                "files": rule_files_json(files, disabled),
-            },
+            "rules": rules_json(self.engine.rules, self.settings.rules_dir, files, disabled)
+            | {"dir_error": self.rules_dir_error},
             "alerts": self.alerts(),
             "alert_counts": self.engine.alert_counts(),
             "pairs": pairs_json(self.history, self.engine.rules.windows),
             "outbox": self.dispatcher.stats(),
+            "talkback": self.talkback.status(),
             **intents_json(self._poller()),
+            **({"ha": self._ha_status()} if self._ha_status else {}),
         }
 
     def alerts(self, state: str | None = None) -> list[dict[str, Any]]:
         """Firing and pending alerts (or only those in ``state``), as the status document has
         them."""
-        return alerts_json(self.engine.alerts(), state)
+        return self.talkback.alerts(alerts_json(self.engine.alerts(), state))
 
     def _poller(self) -> Any:
         for source in self.sources:

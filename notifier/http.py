@@ -255,7 +255,10 @@ class HttpApi:
 
     async def _readyz(self, _request: web.Request) -> web.Response:
         ready, down = self._view.feeds_ready()
-        return _json({"ready": ready, "down": down}, status=200 if ready else 503)
+        body: dict[str, Any] = {"ready": ready, "down": down}
+        if (role := getattr(self._view, "ha_role", None)) is not None:  # an HA member (§11)
+            body["role"] = role
+        return _json(body, status=200 if ready else 503)
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         return web.Response(

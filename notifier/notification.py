@@ -27,3 +27,8 @@ class Notification:
     created_at: float = 0.0  # wall clock when the rule decided
     event_at: float | None = None  # when the triggering frame was received, for latency
     why: str = ""  # the values that decided it (SPEC §8); the default body ends with it too
+    # The alert it speaks of, for silences, acknowledgements, snoozes and action links.
+    alert_key: str | None = None  # the rule's state key (None: not from a rule)
+    transition: str | None = None  # firing | repeat | resolved | event
+    episode: float | None = None  # state rules: when the episode began (firing ``since``)
+    source: str | None = None  # the rule's source: quote | order | intent | feed

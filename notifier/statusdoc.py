@@ -4,16 +4,25 @@ JSON-ready, times as RFC 3339 strings."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from notifier.durations import format_duration
 from notifier.events import PairKey
 from notifier.history.book import HistoryBook
 from notifier.rules import FileReport
+from notifier.rules.ruleset import RuleSet
 from notifier.sources import FeedStatus
 from notifier.timestamps import rfc3339
 
-__all__ = ["alerts_json", "feed_json", "intents_json", "pairs_json", "rule_files_json"]
+__all__ = [
+    "alerts_json",
+    "feed_json",
+    "intents_json",
+    "pairs_json",
+    "rule_files_json",
+    "rules_json",
+]
 
 
 def feed_json(status: FeedStatus) -> dict[str, Any]:
@@ -53,6 +62,17 @@ def alerts_json(alerts: Iterable[Mapping[str, Any]], state: str | None = None) -
         for alert in alerts
         if state is None or alert["state"] == state
     ]
+
+
+def rules_json(
+    rules: RuleSet, rules_dir: Path, files: Iterable[FileReport], disabled: dict[str, list[str]]
+) -> dict[str, Any]:
+    """The ``rules`` part of the status: how many run, and each file's outcome."""
+    return {
+        "loaded": len(rules.rules),
+        "dir": str(rules_dir),
+        "files": rule_files_json(files, disabled),
+    }
 
 
 def pairs_json(book: HistoryBook, windows: Iterable[tuple[PairKey, float]]) -> list[Any]:

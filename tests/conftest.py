@@ -13,6 +13,8 @@ import pytest
 
 from notifier.simulator import Simulator
 from notifier.store import Store
+from tests.pgserver import PgServer
+from tests.pgserver import unmet as pg_unmet
 from tests.receivers import HttpReceiver
 from tests.support import SOL, USDC, daemon_settings
 
@@ -84,3 +86,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
     report.outcome = "failed"
     report.longrepr = f"{CI_NO_SKIP} is set: a system test may not skip ({reason})"
+
+
+# -- a throw-away PostgreSQL (tests/pgserver.py) -----------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One PostgreSQL server for the session; a test that needs it is ``@pytest.mark.system``
+    and skips (fails under NOTIFIER_CI) where PostgreSQL is not installed."""
+    problem = pg_unmet()
+    if problem is not None:
+        pytest.skip(problem)
+    server = PgServer()
+    try:
+        server.init()
+        server.start()
+    except Exception as exc:
+        server.destroy()
+        pytest.fail(f"cannot start a throw-away PostgreSQL: {exc}\n{server.log()}")
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """The URL of a new, empty database on the session's server."""
+    return pg_server.create_database()

@@ -38,6 +38,8 @@ ROWS = (
     "200 reading windows: frames / ratio",
     "history: 512 pairs x 1 h at 10 quotes/s",
     "one rule, pct_change('1h') < -5",
+    "store, one notification recorded: SQLite",
+    "not measured (notifier bench --store postgresql://",
 )
 
 
@@ -73,6 +75,7 @@ def test_quick_bench_prints_every_figure_and_stops_every_process(tmp_path: Path)
             value = results[section][key]
             assert isinstance(value, int | float), (section, key, value)
             assert not math.isnan(value), (section, key)
+    assert results["store"]["sqlite"]["per_s"] > 0
     windows = results["windows"]
     assert windows["throughput"]["rules"] == 1_201  # 1,000 + the reload file's + 200
     assert windows["throughput"]["ratio"] > 0

@@ -272,26 +272,30 @@ async def test_the_stream_sends_what_changed_and_the_chart_routes_answer(
                 assert "error" in await response.json()
 
 
-async def test_reads_need_the_token_when_the_dashboard_is_not_open(
+async def test_beyond_loopback_the_page_loads_but_shows_nothing_without_the_token(
     tmp_path: Path, sim: Simulator, receiver: HttpReceiver, http: aiohttp.ClientSession
 ) -> None:
-    """With reads closed (a listen address beyond loopback), the page shows no data and the
-    stream and chart routes answer 401 without the bearer token, 200 with it."""
+    """On a listen address beyond loopback the page and its assets load (a browser cannot
+    send a bearer header when it navigates) but carry no data; the stream and chart routes
+    answer 401 without the token and 200 with it."""
     settings = daemon_settings(
-        tmp_path, sim, receiver, SOL_ABOVE_200, http={"listen": "127.0.0.1:0", "token": TOKEN}
+        tmp_path, sim, receiver, SOL_ABOVE_200, http={"listen": "0.0.0.0:0", "token": TOKEN}
     )
     async with running(settings) as daemon:
         assert daemon.http is not None
         assert daemon.http.bound_url is not None
         base = daemon.http.bound_url
-        daemon.dashboard.open_reads = False
+        assert daemon.dashboard.open_reads is False
         async with http.get(base + "/") as response:
+            assert response.status == 200
             page = await response.text()
         assert "sol-above-200" not in page
         assert "enter the API token to see" in page
-        for path in (f"/api/v1/pairs/{SOL_KEY}/history", "/dashboard/stream"):
+        async with http.get(base + "/dashboard/static/dashboard.js") as response:
+            assert response.status == 200
+        for path in (f"/api/v1/pairs/{SOL_KEY}/history", "/dashboard/stream", "/api/v1/status"):
             async with http.get(base + path) as response:
-                assert response.status == 401
+                assert response.status == 401, path
         bearer = {"Authorization": f"Bearer {TOKEN}"}
         async with http.get(f"{base}/api/v1/pairs/{SOL_KEY}/history", headers=bearer) as response:
             assert response.status == 200

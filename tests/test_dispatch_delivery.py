@@ -14,7 +14,7 @@ import pytest
 from notifier.config import DeliverySettings, Settings
 from notifier.dispatch import Dispatcher, Notification
 from notifier.metrics import Metrics
-from notifier.store import Store
+from notifier.store import SqliteStore, Store
 from tests.receivers import (
     FakeClock,
     HttpReceiver,
@@ -299,7 +299,7 @@ def traced_store(tmp_path: Path) -> tuple[Store, list[str]]:
     conn = sqlite3.connect(tmp_path / "traced.db", isolation_level=None, check_same_thread=False)
     statements: list[str] = []
     conn.set_trace_callback(statements.append)
-    store = Store(conn)
+    store = SqliteStore(conn)
     store.migrate()
     statements.clear()
     return store, statements

@@ -148,6 +148,7 @@ def test_every_secret_an_apprise_url_can_carry_is_hidden_from_labels_and_masked_
     channels = Channels.load(config, redactor)
     assert not channels.errors
     (channel,) = channels.channels
+    assert channel.service is not None
     full = str(channel.service.url())  # type: ignore[no-untyped-call]
     text = redactor(f"POST {full} failed; {' '.join(secrets)}; {url}")
     for secret in secrets:

@@ -133,6 +133,8 @@ async def test_foreign_host_or_origin_is_refused_and_changes_nothing(
         for host in (f"localhost:{port}", f"127.0.0.1:{port}", "LOCALHOST"):
             async with http.get(f"{url}/healthz", headers={"Host": host}) as response:
                 assert response.status == 200, host
-        async with http.put(path, headers={"Origin": f"http://localhost:{port}"}) as response:
+        token = daemon.talkback.token  # every change needs it, loopback too (SPEC §9)
+        local = {"Origin": f"http://localhost:{port}", "Authorization": f"Bearer {token}"}
+        async with http.put(path, headers=local) as response:
             assert response.status == 201
         await wait_until(lambda: sim.intents.request_count(intent) >= 1, timeout=20)

@@ -468,14 +468,16 @@ async def test_metrics_parse_and_cover_the_pipeline(
 async def test_track_and_untrack_change_what_is_polled(
     tmp_path: Path, sim: Simulator, receiver: HttpReceiver
 ) -> None:
-    """``notifier track`` starts polling an intent, ``untrack`` stops it; status lists it."""
+    """``notifier track`` starts polling an intent, ``untrack`` stops it; status lists it. The
+    CLI reads the API token the daemon created in the state directory."""
     first = sim.intents.add_intent("intent-first")
     second = sim.intents.add_intent("intent-second")
+    env = clean_env(NOTIFIER_STATE_DIR=str(tmp_path / "state"))
     async with running(daemon_settings(tmp_path, sim, receiver, SOL_ABOVE_200)) as daemon:
         url = api_url(daemon)
         assert sim.intents.request_count(first) == 0
 
-        code, out, err = await run_cli("track", first, "--label", "rent", "--url", url)
+        code, out, err = await run_cli("track", first, "--label", "rent", "--url", url, env=env)
         assert (code, out) == (0, f"now tracking intent {first} (rent)\n"), err
         await wait_until(lambda: sim.intents.request_count(first) >= 2, timeout=20)
 
@@ -484,17 +486,17 @@ async def test_track_and_untrack_change_what_is_polled(
         intents = json.loads(out).get("intents", [])
         assert [(i["id"], i["label"]) for i in intents] == [(first, "rent")]
 
-        code, out, err = await run_cli("untrack", first, "--url", url)
+        code, out, err = await run_cli("untrack", first, "--url", url, env=env)
         assert (code, out) == (0, f"stopped tracking intent {first}\n"), err
         polled_at_untrack = sim.intents.request_count(first)
         # The poller keeps running (it polls the second intent several times) without
         # asking for the first again, bar one request that may have been in flight.
-        code, _, err = await run_cli("track", second, "--url", url)
+        code, _, err = await run_cli("track", second, "--url", url, env=env)
         assert code == 0, err
         await wait_until(lambda: sim.intents.request_count(second) >= 3, timeout=20)
         assert sim.intents.request_count(first) <= polled_at_untrack + 1
 
-        code, _, err = await run_cli("untrack", first, "--url", url)
+        code, _, err = await run_cli("untrack", first, "--url", url, env=env)
         assert code == 1
         assert "not tracked" in err
 

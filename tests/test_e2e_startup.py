@@ -194,6 +194,17 @@ def test_database_path_that_is_a_directory_is_refused(tmp_path: Path, config: Pa
     assert "is a directory" in line
 
 
+def test_an_api_token_file_that_cannot_be_read_is_refused(tmp_path: Path) -> None:
+    """``{state_dir}/api_token`` that is a directory: exit 78 with one line naming it."""
+    config = refused_config(tmp_path, http='listen = "127.0.0.1:0"')
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("[http]\ntoken = ", "[http]\n# token = "), encoding="utf-8")
+    token = tmp_path / "state" / "api_token"
+    token.mkdir(parents=True)
+    line = refusal(run_notifier(config), token)
+    assert "API token file" in line
+
+
 def test_config_that_is_not_text_is_refused(tmp_path: Path) -> None:
     """A binary file given as the config is named, not a UnicodeDecodeError traceback."""
     config = tmp_path / "notifier.toml"
@@ -227,7 +238,7 @@ def test_refusal_under_journald_is_filed_as_an_error(tmp_path: Path, config: Pat
 def test_a_full_disk_is_a_retryable_refusal(tmp_path: Path) -> None:
     """SQLite's 'database or disk is full' may pass once space is freed: retryable (exit 1)."""
     fill = "INSERT INTO filler VALUES (zeroblob(65536));\n" * 64
-    step = MIGRATIONS[-1].version + 1  # after every real step, whatever their numbers
+    step = max(m.version for m in MIGRATIONS) + 1  # after every real step
     big = Migration(step, "fill", "CREATE TABLE filler (x);\n" + fill)
     store = Store.open(tmp_path)
     with store.transaction() as conn:

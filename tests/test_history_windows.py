@@ -6,7 +6,7 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from notifier.events import PairKey
@@ -83,6 +83,9 @@ def resolution(series: PairSeries, age: float) -> float:
 
 @PROPERTIES
 @given(STREAMS, st.floats(min_value=0.0, max_value=30.0), WINDOWS)
+@example(  # the window's start in the oldest second an hour back, after a long gap
+    stream=[(1.5, 1.0), (1.5, 1.0), (1.5, 1.0), (2.0, 2.0), (3599.0, 1.0)], lag=5.0, window=3600.0
+)
 def test_price_at_is_a_price_in_force_within_the_resolution(
     stream: list[tuple[float, float]], lag: float, window: float
 ) -> None:

@@ -71,13 +71,17 @@ EXPECTED = [
     {"key": f"sol-below-185|SOL/USDC:1000000000|firing|{T0 + 30:.6f}",
      "rule_id": "sol-below-185", "title": "SOL under 185: 184.0",
      "body": f"firing at {int(T0) + 30}", "severity": "failure", "tags": [],
-     "created_at": T0 + 30, "event_at": T0, "why": "price 184 < 185 for 30s"},
+     "created_at": T0 + 30, "event_at": T0, "alert_key": "SOL/USDC:1000000000",
+     "transition": "firing", "episode": T0 + 30, "source": "quote",
+     "why": "price 184 < 185 for 30s"},
     {"key": "my-fills|0xfeed:order_filled", "rule_id": "my-fills", "title": "filled 0xfeed",
      "body": "25000000000000000000 of 0xa", "severity": "info", "tags": ["phone"],
-     "created_at": T0 + 40, "event_at": T0 + 40, "why": "order_filled of 0xfeed, 100% filled"},
+     "created_at": T0 + 40, "event_at": T0 + 40, "alert_key": "0xfeed", "transition": "event",
+     "episode": None, "source": "order", "why": "order_filled of 0xfeed, 100% filled"},
     {"key": "intent-expired|int-1:Expired", "rule_id": "intent-expired",
      "title": "int-1 Deposited -> Expired", "body": "after 60 min", "severity": "info",
-     "tags": [], "created_at": T0 + 50, "event_at": T0 + 50, "why": "status Expired"},
+     "tags": [], "created_at": T0 + 50, "event_at": T0 + 50, "alert_key": "int-1",
+     "transition": "event", "episode": None, "source": "intent", "why": "status Expired"},
 ]  # fmt: skip
 
 

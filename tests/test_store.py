@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from notifier.metrics import Metrics
 from notifier.rules.engine import Engine
 from notifier.rules.ruleset import RuleSet
 from notifier.rules.state import StateStore
-from notifier.store import DB_FILENAME, MIGRATIONS, Migration, Store, StoreError
+from notifier.store import DB_FILENAME, MIGRATIONS, Migration, SqliteStore, Store, StoreError
 from tests.receivers import closed_port_url, write_apprise_yaml
 from tests.support import SOL_USDC, compile_text
 
@@ -113,22 +111,6 @@ def test_a_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
         Store.open(tmp_path)
 
 
-def test_a_nested_transaction_joins_the_outer_one(store: Store) -> None:
-    """An inner block commits nothing of its own; a raise anywhere rolls back both."""
-    with store.transaction() as db:
-        db.execute("INSERT INTO outbox_sends VALUES ('outer', 1)")
-        with store.transaction() as inner:
-            inner.execute("INSERT INTO outbox_sends VALUES ('inner', 1)")
-    assert len(store.read("SELECT * FROM outbox_sends")) == 2
-
-    with contextlib.suppress(RollBack), store.transaction() as db:
-        db.execute("INSERT INTO outbox_sends VALUES ('outer', 2)")
-        with store.transaction() as inner:
-            inner.execute("INSERT INTO outbox_sends VALUES ('inner', 2)")
-            raise RollBack
-    assert store.read("SELECT COUNT(*) FROM outbox_sends WHERE at = 2") == [(0,)]
-
-
 class FailingSink:
     """Enqueues into the real dispatcher, then fails, still inside the engine's transaction."""
 
@@ -159,7 +141,7 @@ def test_a_rule_state_and_its_outbox_row_commit_together(tmp_path: Path) -> None
     conn = sqlite3.connect(tmp_path / "traced.db", isolation_level=None, check_same_thread=False)
     statements: list[str] = []
     conn.set_trace_callback(statements.append)
-    store = Store(conn)
+    store = SqliteStore(conn)
     store.migrate()
     engine, dispatcher = engine_and_dispatcher(tmp_path, store)
 
@@ -182,51 +164,3 @@ def test_a_failure_inside_the_engines_transaction_rolls_back_state_and_row(
     assert store.read("SELECT COUNT(*) FROM rule_state") == [(0,)]
     assert store.read("SELECT COUNT(*) FROM outbox") == [(0,)]
     dispatcher.close()
-
-
-def test_a_thread_waits_while_another_holds_a_transaction(store: Store) -> None:
-    """Transactions from two threads never interleave: the second starts after the commit."""
-    holding, release = threading.Event(), threading.Event()
-    order: list[str] = []
-
-    def first() -> None:
-        with store.transaction() as db:
-            db.execute("INSERT INTO outbox_sends VALUES ('first', 1)")
-            holding.set()
-            release.wait(5)
-            order.append("first commits")
-
-    def second() -> None:
-        with store.transaction() as db:
-            order.append("second begins")
-            db.execute("INSERT INTO outbox_sends VALUES ('second', 2)")
-
-    one = threading.Thread(target=first)
-    one.start()
-    assert holding.wait(5)
-    two = threading.Thread(target=second)
-    two.start()
-    two.join(0.2)
-    assert two.is_alive()  # blocked behind the first transaction
-    assert order == []
-    release.set()
-    one.join(5)
-    two.join(5)
-    assert order == ["first commits", "second begins"]
-    assert store.read("SELECT tag FROM outbox_sends ORDER BY at") == [("first",), ("second",)]
-
-
-def test_if_rolled_back_hears_a_lost_transaction_and_not_a_committed_one(tmp_path: Path) -> None:
-    """A writer joining a caller's transaction learns when it did not commit, with the error."""
-    store = Store.open(tmp_path)
-    heard: list[BaseException] = []
-    with store.transaction():
-        store.if_rolled_back(heard.append)
-    with contextlib.suppress(RuntimeError), store.transaction():
-        with store.transaction():  # joined, as the dispatcher joins the engine's
-            store.if_rolled_back(heard.append)
-        raise RuntimeError("boom")
-    with store.transaction():
-        pass
-    assert [str(e) for e in heard] == ["boom"]
-    assert not store.in_transaction

@@ -11,8 +11,10 @@ from pathlib import Path
 __all__ = ["run_bench"]
 
 
-async def run_bench(json_path: Path | None = None, quick: bool = False) -> int:
+async def run_bench(
+    json_path: Path | None = None, quick: bool = False, store: str | None = None
+) -> int:
     """Run every benchmark, print the table, write ``json_path``; the exit code."""
     from notifier.bench.runner import run  # noqa: PLC0415 - see the module docstring
 
-    return await run(json_path, quick=quick)
+    return await run(json_path, quick=quick, store=store)

@@ -38,6 +38,7 @@ class Results:
     reload: dict[str, Any] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
     windows: dict[str, Any] = field(default_factory=dict)  # window rules and the history
+    store: dict[str, Any] = field(default_factory=dict)  # SQLite next to PostgreSQL
     startup: dict[str, Any] = field(default_factory=dict)
     disk: dict[str, Any] = field(default_factory=dict)
     processes: list[dict[str, Any]] = field(default_factory=list)  # every child, once stopped
@@ -70,6 +71,7 @@ class Results:
             "placement": self.placement,
             "throughput": self.throughput,
             "windows": self.windows,
+            "store": self.store,
             "latency": self.latency,
             "reload": self.reload,
             "memory": self.memory,
@@ -185,6 +187,7 @@ def render_table(r: Results) -> str:
          f"{_num(mem.get('rss_mb'), '.1f')} MB (peak {_num(mem.get('peak_mb'), '.1f')})",
          "≤ 100 MB", _mark(v["memory_rss_mb"])),
         *_window_rows(r.windows),
+        *_store_rows(r.store),
         (f"start-up to READY=1, median of {_num(st.get('runs'))}",
          f"{_num(st.get('median_s'), '.2f')} s", "≤ 1.5 s", _mark(v["startup_s"])),
     ]  # fmt: skip
@@ -217,6 +220,24 @@ def _window_rows(w: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         ))  # fmt: skip
         for label, us in (h.get("evaluation_us") or {}).items():
             rows.append((f"  one rule, {label}", f"{_num(us, '.2f')} us a quote", "", ""))
+    return rows
+
+
+def _store_rows(store: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """One notification recorded: state and outbox row in one transaction, then the sent mark."""
+    if not store:
+        return []
+    rows = []
+    for name, label in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
+        f = store.get(name)
+        if f:
+            result = f"{_num(f.get('per_s'))} /s, p50 / p99 {_num(f.get('p50_ms'), '.2f')} / "
+            result += f"{_num(f.get('p99_ms'), '.2f')} ms"
+        elif name == "postgresql" and store.get("postgresql_error"):
+            result = f"failed: {store['postgresql_error']}"[:80]
+        else:
+            result = "not measured (notifier bench --store postgresql://…)"
+        rows.append((f"store, one notification recorded: {label}", result, "", ""))
     return rows
 
 

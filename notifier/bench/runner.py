@@ -23,12 +23,13 @@ from notifier.bench.history import history_figures
 from notifier.bench.probes import LatencyCollector, NotifySocket, commit_latency_ms
 from notifier.bench.procs import Children, free_port
 from notifier.bench.report import Results, machine_info, render_table, write_json
+from notifier.bench.store import store_figures
 from notifier.bench.workload import LATENCY_IDLE, write_files
 
 __all__ = ["Plan", "run"]
 
 
-async def run(json_path: Path | None, *, quick: bool = False) -> int:
+async def run(json_path: Path | None, *, quick: bool = False, store: str | None = None) -> int:
     """Run every phase, print the table, write ``json_path``; 0 once every figure is measured."""
     plan = QUICK if quick else FULL
     results = Results(machine=machine_info(), plan=plan.name)
@@ -40,6 +41,7 @@ async def run(json_path: Path | None, *, quick: bool = False) -> int:
             children = Children(root)
             async with children, aiohttp.ClientSession(timeout=timeout) as http:
                 harness = Harness(root, children, http, plan, results)
+                results.store = store_figures(root, store, 300 if quick else 2000)
                 try:
                     await _run_phases(harness)
                 except (RuntimeError, OSError, aiohttp.ClientError) as exc:

@@ -37,7 +37,8 @@ __all__ = [
 
 WINDOWS = (300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0, 7 * 86400.0)  # what the page offers
 DEFAULT_POINTS = 300
-MIN_WINDOW = 60.0
+MIN_WINDOW = 60.0  # the shortest window asked for by name
+MIN_AUTO_WINDOW = 10.0
 MAX_POINTS = 2000
 _OPS = {"gt": ">", "gteq": ">=", "lt": "<", "lteq": "<="}
 _MIRROR = {">": "<", ">=": "<=", "<": ">", "<=": ">="}
@@ -112,9 +113,9 @@ def parse_pair_key(text: str) -> PairKey | None:
 
 
 def auto_window(series: PairSeries | None, now: float, longest: float) -> float:
-    """The whole history (a minute at least), within ``longest``."""
+    """The whole history (ten seconds at least), within ``longest``."""
     reach = now - series.first_at if series and series.first_at is not None else 0.0
-    return min(max(reach * 1.02, MIN_WINDOW), longest)
+    return min(max(reach * 1.02, MIN_AUTO_WINDOW), longest)
 
 
 def downsample(series: PairSeries, start: float, end: float, bins: int) -> list[Point]:

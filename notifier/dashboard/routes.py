@@ -78,7 +78,7 @@ class Dashboard:
         self._token = token
         self.open_reads = open_reads
         self.episodes = EpisodeLog()
-        view.engine.on_transition = self.episodes.record
+        view.engine.observe_transitions(self.episodes.record)
         self.sections = Sections(view, self.episodes)
         self.env = Environment(
             loader=PackageLoader("notifier.dashboard", "templates"),
@@ -90,6 +90,7 @@ class Dashboard:
         self.env.filters["duration"] = format_duration
         self.hub = LiveHub(self.sections, self.env, self.episodes)
         self._view = view
+        self._task: asyncio.Task[None] | None = None
         registry = view.metrics.registry
         refresh = Histogram(
             "notifier_dashboard_refresh_seconds",
@@ -104,14 +105,23 @@ class Dashboard:
         pages.set_function(lambda: self.hub.subscribers)
 
     def install(self, app: web.Application) -> None:
+        """The routes, and the hub's task for as long as the application serves."""
+        app.on_startup.append(self._start)
+        app.on_shutdown.append(self._stop)  # before aiohttp waits for open streams to end
         app.router.add_get("/", self._page)
         app.router.add_get("/dashboard/stream", self._stream)
         app.router.add_get("/dashboard/static/{name}", self._static)
         app.router.add_get("/dashboard/pairs/{key}/chart.svg", self._chart_svg)
         app.router.add_get("/api/v1/pairs/{key}/history", self._history)
 
-    async def run(self) -> None:
-        await self.hub.run()
+    async def _start(self, _app: web.Application) -> None:
+        self._task = asyncio.create_task(self.hub.run(), name="dashboard")
+
+    async def _stop(self, _app: web.Application) -> None:
+        self.hub.close()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
     def _reads_allowed(self, request: web.Request) -> bool:
         if self.open_reads:

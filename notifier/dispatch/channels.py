@@ -4,17 +4,21 @@ A ``Channels`` object is built from the user's apprise config file (YAML or TEXT
 and holds the ``Apprise`` objects of that generation. ``send`` (one channel) blocks, so callers
 run it on the channel's lane; it reads the ``AppriseResult`` and says whether the channel took
 the message, and whether trying again can help.
+
+A ``RowSender`` is a channel of another kind (the Telegram bot's chats): it claims its tags,
+which then no longer reach apprise, and sends a whole outbox row itself, on the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
 from apprise import (
@@ -31,12 +35,16 @@ from apprise import (
 from notifier.dispatch import console as _console  # noqa: F401 - registers console://
 from notifier.secrets import Secrets, mask_urls
 
+if TYPE_CHECKING:
+    from notifier.dispatch.outbox import OutboxRow
+
 __all__ = [
     "MATCH_ALL",
     "PRIVACY_MASK",
     "SECRET_LOGGERS",
     "Channel",
     "Channels",
+    "RowSender",
     "SendResult",
     "private_label",
     "short_label",
@@ -74,14 +82,34 @@ def tag_filter(tags: Sequence[str]) -> str | list[str]:
     return list(tags) if tags else MATCH_ALL
 
 
+class RowSender(Protocol):
+    """A channel that is not an apprise service; ``key`` is stable across restarts and
+    ``label`` shows no secret."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def tags(self) -> tuple[str, ...]: ...
+
+    def submit(self, row: OutboxRow, *, timeout: float) -> asyncio.Future[SendResult]:
+        """Start sending ``row`` (running on return); the future never raises and is done
+        within ``timeout``."""
+        ...
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Channel:
-    """One apprise service of the config, as the outbox tracks it."""
+    """One apprise service of the config, or a ``RowSender``, as the outbox tracks it."""
 
     key: str  # hash of the full URL: stable across reloads, stored, never shown
     label: str  # url(privacy=True): the only form of the URL that is logged or shown
     tags: tuple[str, ...]
-    service: NotifyBase
+    service: NotifyBase | None  # None: ``sender`` sends
+    sender: RowSender | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +194,11 @@ class Channels:
     them by tag, and one ``Apprise`` per service that sends."""
 
     def __init__(
-        self, services: Sequence[NotifyBase], errors: Sequence[str], redactor: Secrets
+        self,
+        services: Sequence[NotifyBase],
+        errors: Sequence[str],
+        redactor: Secrets,
+        senders: Sequence[RowSender] = (),
     ) -> None:
         self.asset = AppriseAsset()
         self.apprise = Apprise(asset=self.asset)
@@ -194,13 +226,18 @@ class Channels:
             self._senders[channel.key] = Apprise([service], asset=self.asset)
             self.channels.append(channel)
             self._by_service[id(service)] = channel
+        self.apprise_count = len(self.channels)
+        self.senders = tuple(senders)  # a reload keeps them
+        self._own = [Channel(s.key, s.label, s.tags, None, s) for s in senders]
+        self._claimed = frozenset(tag for s in senders for tag in s.tags)
+        self.channels += self._own
 
     @classmethod
-    def load(cls, path: Path, redactor: Secrets) -> Channels:
+    def load(cls, path: Path, redactor: Secrets, senders: Sequence[RowSender] = ()) -> Channels:
         """Parse ``path``; every problem apprise reports lands in ``errors`` (URLs masked,
-        without the path: callers prefix it)."""
+        without the path: callers prefix it). With ``senders``, apprise may have nothing."""
         if not path.is_file():
-            return cls([], ["apprise config not found"], redactor)
+            return cls([], [] if senders else ["apprise config not found"], redactor, senders)
         collector = _LoadErrors()
         apprise_log = logging.getLogger("apprise")
         apprise_log.addFilter(collector)
@@ -211,20 +248,29 @@ class Channels:
         finally:
             apprise_log.removeFilter(collector)
         errors = list(collector.messages)
-        if not services and not errors:
+        if not services and not errors and not senders:
             errors.append("no notification URLs found")
-        return cls(services, errors, redactor)
+        return cls(services, errors, redactor, senders)
+
+    def load_again(self, path: Path) -> Channels:
+        """The next generation: ``path`` parsed again, the same senders and redactor."""
+        return Channels.load(path, self.redactor, self.senders)
 
     def __len__(self) -> int:
         return len(self.channels)
 
     def select(self, tags: Sequence[str]) -> list[Channel]:
-        """The channels apprise would notify for these tags (see ``tag_filter``)."""
+        """The channels apprise would notify for these tags (see ``tag_filter``), less the
+        tags a ``RowSender`` claims, which go to it instead."""
+        rest = [t for t in tags if t not in self._claimed]
+        own = [c for c in self._own if set(c.tags) & set(tags)]
+        if tags and not rest:
+            return own
         return [
             self._by_service[id(service)]
-            for service in self.apprise.find(tag_filter(tags), resolve=False)
+            for service in self.apprise.find(tag_filter(rest), resolve=False)
             if id(service) in self._by_service
-        ]
+        ] + own
 
     def send(
         self, channel: Channel, *, title: str, body: str, severity: str, timeout: float

@@ -20,7 +20,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from notifier.config import Settings
@@ -30,6 +30,7 @@ from notifier.dispatch.channels import (
     SECRET_LOGGERS,
     Channel,
     Channels,
+    RowSender,
     describe,
     short_label,
     url_secrets,
@@ -47,9 +48,13 @@ if TYPE_CHECKING:
     from notifier.notification import Notification
     from notifier.store import Store
 
-__all__ = ["SCAN_LIMIT", "Dispatcher"]
+__all__ = ["SCAN_LIMIT", "Dispatcher", "Stage"]
 
 log = logging.getLogger("notifier.dispatch")
+
+# A stage right before sending: the row to send (maybe owing fewer channels), or None when
+# it settled the row without a send.
+Stage = Callable[[OutboxRow, tuple[str, ...], Channels, float], OutboxRow | None]
 
 # Due rows looked at per pass: rows waiting only for a busy lane are skipped, so the other
 # lanes find their work among them.
@@ -75,6 +80,7 @@ class Dispatcher:
         *,
         now: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
+        senders: Sequence[RowSender] = (),  # channels of their own kind: the Telegram bot's
     ) -> None:
         self._settings = settings
         self._metrics = metrics
@@ -90,12 +96,13 @@ class Dispatcher:
         self._admit: Admit = Admission(self._limiter, self._outbox, metrics).admit
         self._redactor = url_secrets()
         self._detach_redactor = self._redactor.attach(SECRET_LOGGERS)
-        self._channels = Channels.load(settings.apprise_config, self._redactor)
+        self._channels = Channels.load(settings.apprise_config, self._redactor, senders)
         self.channel_errors: list[str] = list(self._channels.errors)
         self._wake = asyncio.Event()
         self._settled = asyncio.Event()
         self._stopped = asyncio.Event()
         self._in_flight: dict[tuple[int, str], asyncio.Task[None]] = {}  # (row, channel)
+        self.stage: Stage | None = None  # the talkback stage, right before sending
         self._wait_until: float | None = None  # a channel's own retry time or lane pause
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -133,17 +140,7 @@ class Dispatcher:
 
     def enqueue(self, n: Notification) -> bool:
         """Write ``n`` to the outbox (durable on return). False: its key was already there."""
-        row = NewRow(
-            key=n.key,
-            kind="rule",
-            rule_id=n.rule_id,
-            title=n.title,
-            body=n.body,
-            severity=n.severity,
-            tags=tuple(n.tags),
-            created_at=n.created_at,
-            event_at=n.event_at,
-        )
+        row = NewRow.of(n)
         return self._add(row)
 
     def report_error(self, key: str, title: str, body: str) -> bool:
@@ -172,8 +169,8 @@ class Dispatcher:
 
         A config that yields no channel at all does not replace a working one.
         """
-        loaded = Channels.load(self._settings.apprise_config, self._redactor)
-        if loaded.channels or not self._channels.channels:
+        loaded = self._channels.load_again(self._settings.apprise_config)
+        if loaded.apprise_count or not self._channels.apprise_count:
             self._channels = loaded
             self._lanes.keep_only(c.key for c in loaded.channels)
             log.info(
@@ -191,6 +188,11 @@ class Dispatcher:
         self.channel_errors = list(loaded.errors)
         self.wake()
         return list(loaded.errors)
+
+    @property
+    def channels(self) -> Channels:
+        """The current apprise generation."""
+        return self._channels
 
     def pending_count(self) -> int:
         return self._outbox.pending_count()
@@ -463,6 +465,12 @@ class Dispatcher:
             if route is None:
                 return None
         channels = self._channels
+        in_flight = any(rid == row.id for rid, _ in self._in_flight)  # its answer decides
+        if self.stage is not None and row.kind == "rule" and not in_flight:
+            staged = self.stage(row, route, channels, now)
+            if staged is None:
+                return None
+            row = staged
         targets = owed(channels, row, route)
         if targets:
             return row, route, targets

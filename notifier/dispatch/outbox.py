@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, cast
 
 if TYPE_CHECKING:
-    from notifier.notification import Severity
-    from notifier.store import Store
+    from notifier.notification import Notification, Severity
+    from notifier.store import Connection, Store
 
 __all__ = ["KEEP_FINISHED", "Kind", "NewRow", "Outbox", "OutboxRow", "State"]
 
@@ -108,6 +108,29 @@ class NewRow:
     tags: tuple[str, ...]
     created_at: float
     event_at: float | None = None
+    alert_key: str | None = None
+    transition: str | None = None
+    episode: float | None = None
+    source: str | None = None
+
+    @classmethod
+    def of(cls, n: Notification) -> NewRow:
+        """The row of a rule's notification."""
+        return cls(
+            key=n.key,
+            kind="rule",
+            rule_id=n.rule_id,
+            title=n.title,
+            body=n.body,
+            severity=n.severity,
+            tags=tuple(n.tags),
+            created_at=n.created_at,
+            event_at=n.event_at,
+            alert_key=n.alert_key,
+            transition=n.transition,
+            episode=n.episode,
+            source=n.source,
+        )
 
 
 def _dump(values: Iterable[str]) -> str:
@@ -131,11 +154,12 @@ class Outbox:
             return self._insert(db, row, now, due)
 
     @staticmethod
-    def _insert(db: sqlite3.Connection, row: NewRow, now: float, due: float | None) -> int | None:
+    def _insert(db: Connection, row: NewRow, now: float, due: float | None) -> int | None:
         cur = db.execute(
-            "INSERT OR IGNORE INTO outbox (key, kind, rule_id, title, body, severity, tags,"
-            " created_at, event_at, enqueued_at, next_attempt_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO outbox (key, kind, rule_id, title, body, severity, tags,"
+            " created_at, event_at, enqueued_at, next_attempt_at, alert_key, transition,"
+            " episode, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (key) DO NOTHING RETURNING id",
             (
                 row.key,
                 row.kind,
@@ -148,9 +172,14 @@ class Outbox:
                 row.event_at,
                 now,
                 now if due is None else due,
+                row.alert_key,
+                row.transition,
+                row.episode,
+                row.source,
             ),
         )
-        return cur.lastrowid if cur.rowcount == 1 else None
+        inserted = cur.fetchall()
+        return int(inserted[0][0]) if inserted else None
 
     def route(
         self,
@@ -170,8 +199,8 @@ class Outbox:
             for tag, due in held.items():
                 digest_id = self._open_digest(db, tag, due, now, row_id)
                 db.execute(
-                    "INSERT OR IGNORE INTO outbox_digest_items (digest_id, source_id)"
-                    " VALUES (?, ?)",
+                    "INSERT INTO outbox_digest_items (digest_id, source_id)"
+                    " VALUES (?, ?) ON CONFLICT DO NOTHING",
                     (digest_id, row_id),
                 )
             if not buckets:
@@ -185,9 +214,7 @@ class Outbox:
             return True
 
     @staticmethod
-    def _open_digest(
-        db: sqlite3.Connection, tag: str, due: float, now: float, first_item: int
-    ) -> int:
+    def _open_digest(db: Connection, tag: str, due: float, now: float, first_item: int) -> int:
         found = db.execute(
             "SELECT id FROM outbox WHERE digest_open = 1 AND digest_tag = ? AND state = 'pending'",
             (tag,),
@@ -197,7 +224,7 @@ class Outbox:
         cur = db.execute(
             "INSERT INTO outbox (key, kind, rule_id, title, body, severity, tags, route,"
             " created_at, enqueued_at, next_attempt_at, digest_tag, digest_open)"
-            " VALUES (?, 'digest', 'notifier', '', '', 'info', ?, ?, ?, ?, ?, ?, 1)",
+            " VALUES (?, 'digest', 'notifier', '', '', 'info', ?, ?, ?, ?, ?, ?, 1) RETURNING id",
             (
                 f"digest:{tag}:{first_item}",  # a row joins one digest per tag: unique
                 json.dumps([] if tag == "all" else [tag]),
@@ -208,8 +235,7 @@ class Outbox:
                 tag,
             ),
         )
-        assert cur.lastrowid is not None
-        return cur.lastrowid
+        return int(cur.fetchall()[0][0])
 
     def digest_items(self, digest_id: int) -> list[tuple[str, str, str, str]]:
         """(kind, rule_id, severity, title) of every row folded into a digest, oldest first."""
@@ -340,7 +366,7 @@ class Outbox:
             return None if report is None else self._insert(db, report, now, None)
 
     @staticmethod
-    def _done(db: sqlite3.Connection, row_id: int) -> set[str]:
+    def _done(db: Connection, row_id: int) -> set[str]:
         found = db.execute("SELECT done_channels FROM outbox WHERE id = ?", (row_id,)).fetchone()
         return set(json.loads(found[0])) if found else set()
 
@@ -404,7 +430,8 @@ class Outbox:
     def counts(self) -> dict[str, int]:
         """Rows per state, plus ``failed``: pending rows that have failed at least once."""
         rows = self._store.read(
-            "SELECT state, COUNT(*), SUM(attempts > 0) FROM outbox GROUP BY state"
+            "SELECT state, COUNT(*), SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END)"
+            " FROM outbox GROUP BY state"
         )
         found = {state: (int(count), int(failing)) for state, count, failing in rows}
         states: tuple[State, ...] = ("pending", "sent", "digested", "dead")

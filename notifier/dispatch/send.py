@@ -40,7 +40,11 @@ def unsendable(channels: Channels, route: tuple[str, ...]) -> SendResult:
 def start(
     lane: Lane, channels: Channels, channel: Channel, row: OutboxRow, *, timeout: float
 ) -> asyncio.Future[SendResult]:
-    """Submit the apprise call for ``row`` to ``channel`` on its lane; running on return."""
+    """Submit the apprise call for ``row`` to ``channel`` on its lane (or hand the row to the
+    channel's own sender); running on return."""
+    if channel.sender is not None:
+        lane.running.add(row.id)
+        return channel.sender.submit(row, timeout=LATE_ANSWERS * timeout)
     call = functools.partial(
         channels.send,
         channel,

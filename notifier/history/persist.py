@@ -123,16 +123,23 @@ class HistoryStore:
                 )
         return written
 
+    def save_quietly(self, book: HistoryBook) -> None:
+        """``save``, logging a failure instead of raising it (at stop: the rest goes on)."""
+        try:
+            self.save(book)
+        except Exception as exc:
+            log.warning("quote history not saved: %s", exc)
+
     async def keep_saved(self, book: HistoryBook, interval: float = SAVE_INTERVAL) -> None:
         """Save every ``interval`` and prune what no rule reads, until cancelled. A failed
         save is logged and tried again next time (the store's outage handling reports it)."""
         while True:
             await asyncio.sleep(interval)
+            self.save_quietly(book)
             try:
-                self.save(book)
                 self.prune(book, time.time())
             except Exception as exc:
-                log.warning("quote history not saved: %s", exc)
+                log.warning("old quote history not pruned: %s", exc)
 
     def prune(self, book: HistoryBook, now: float) -> int:
         """Delete the saved history of pairs no rule reads whose newest quote is older than the

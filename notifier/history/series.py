@@ -284,7 +284,7 @@ class PairSeries:
             return None
         if at >= self.last_at:
             return self.price
-        for tier in self.tiers:
+        for level, tier in enumerate(self.tiers):
             index = tier.index_of(at)
             bucket = tier.open
             if bucket is not None and index >= bucket.index:
@@ -294,6 +294,13 @@ class PairSeries:
             before = tier.get(index - 1)  # its last price was in force when ``index`` began
             if before is not None:
                 return before.last
+            if level >= 1 and level + 1 < len(self.tiers):
+                # ``index`` is the ring's oldest: what it pushed out went to the tier above,
+                # whose newest data ends where this ring begins.
+                above = self.tiers[level + 1]
+                newest = above.open or above.get(above.head)
+                if newest is not None:
+                    return newest.last
         return self.first_price  # ``at`` is in the first bucket of every tier
 
     def open_buckets(self, upto: int) -> Iterator[Bucket]:

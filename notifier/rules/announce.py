@@ -94,8 +94,9 @@ class Announcer:
                 dedup += f"|{st.repeats}"
         variables["why"] = why(rule, st, variables, transition)
         message = notification(
-            rule, st.key, variables, transition, now=now, dedup=dedup, on_error=self._on_error
-        )
+            rule, st.key, variables, transition,
+            now=now, dedup=dedup, on_error=self._on_error, episode=episode,
+        )  # fmt: skip
         st.last_notified = now
         if self._store is None:
             self._sink.enqueue(message)

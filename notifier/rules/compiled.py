@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from notifier.events import SOLANA_CHAIN, PairKey
+from notifier.events import PairKey
 from notifier.history.book import DEFAULT_MAX_WINDOW
 from notifier.history.pricing import Pricing, scale
 from notifier.notification import Severity
-from notifier.rules.loader import Location, ParsedRule, RuleError, did_you_mean
+from notifier.rules.checks import CompileError, maker_errors, quote_token_errors, raw_amount
+from notifier.rules.loader import Location, ParsedRule, RuleError
 from notifier.rules.model import FeedSpec, IntentSpec, OrderSpec, QuoteSpec
 from notifier.rules.sandbox import (
     DEFAULT_BUDGET,
@@ -22,10 +22,19 @@ from notifier.rules.sandbox import (
     compile_expression,
     compile_template,
 )
+from notifier.rules.vocabulary import (
+    COMMON_VARIABLES,
+    DEFAULT_BODIES,
+    DEFAULT_TITLES,
+    OVERDUE_TITLE,
+    TEMPLATE_VARIABLES,
+    VARIABLES,
+    WHY_LINE,
+)
 from notifier.rules.why import Explainer
 from notifier.rules.windowcalls import WindowUse, window_use
 from notifier.rules.windowfns import PAIR_FUNCTIONS
-from notifier.tokens import TokenTable, address_key, is_base58_address, is_evm_address
+from notifier.tokens import TokenTable, address_key
 
 __all__ = [
     "COMMON_VARIABLES",
@@ -42,116 +51,6 @@ __all__ = [
 ]
 
 Predicate = Callable[[Mapping[str, Any]], Any]
-
-COMMON_VARIABLES = frozenset({"rule", "transition", "now", "key"})
-TEMPLATE_VARIABLES = frozenset({"why"})  # set when a message is made, not for conditions
-INTENT_FIELDS = frozenset(
-    {
-        "from_amount_lots",
-        "from_network_id",
-        "from_token",
-        "from_token_id",
-        "to_network_id",
-        "to_token",
-        "to_token_id",
-        "to_min_amount_lots",
-        "to_max_amount_lots",
-        "from_address",
-        "to_address",
-        "from_decimals",
-        "to_decimals",
-    }
-)
-VARIABLES: dict[str, frozenset[str]] = {
-    "quote": frozenset(
-        {
-            "price",
-            "amount_in",
-            "amount_out",
-            "amount_out_raw",
-            "price_impact_bps",
-            "hops",
-            "slot",
-            "pair",
-            "previous_price",
-            "token_in",
-            "token_out",
-            "exact_in",
-        }
-    ),
-    "order": frozenset(
-        {
-            "event",
-            "order_hash",
-            "chain",
-            "maker",
-            "receiver",
-            "maker_asset",
-            "taker_asset",
-            "making_amount",
-            "taking_amount",
-            "remaining_maker_amount",
-            "filled_fraction",
-            "deadline",
-            "maker_asset_symbol",
-            "taker_asset_symbol",
-            "making_amount_human",
-            "taking_amount_human",
-            "remaining_maker_amount_human",
-            "reconciled",
-            "reason",
-            "tx",
-            "slot",
-            "resolver",
-        }
-    ),
-    "intent": frozenset(
-        {
-            "intent_id",
-            "status",
-            "previous_status",
-            "label",
-            "age",
-            "swap_metadata",
-            "created_at",
-            "terminal",
-            *INTENT_FIELDS,
-        }
-    ),
-    "feed": frozenset({"feed", "up", "detail", "down_since", "down_seconds"}),
-}
-
-DEFAULT_TITLES = {
-    "quote": "{{ rule.id }}: {{ pair }} at {{ price | round(6) }}",
-    "order": "{{ rule.id }}: {{ event | replace('order_', '') | replace('_', ' ') }} "
-    "{{ order_hash[:10] }}",
-    "intent": "{{ rule.id }}: intent {{ label or intent_id[:8] }} {{ status }}",
-    "feed": "{{ rule.id }}: {{ feed }} feed {{ 'up' if up else 'down' }}",
-}
-OVERDUE_TITLE = (
-    "{{ rule.id }}: intent {{ label or intent_id[:8] }} overdue ({{ status }}"
-    "{% if age is not none %} after {{ (age / 60) | round | int }} min{% endif %})"
-)
-DEFAULT_BODIES = {
-    "quote": "{{ rule.description or rule.id }}: {{ amount_in }} {{ token_in }} → "
-    "{{ amount_out }} {{ token_out }}, impact {{ price_impact_bps }} bps, {{ hops }} hop(s)",
-    "order": "{{ rule.description or rule.id }}: order {{ order_hash }} on chain {{ chain }}"
-    "{% if maker %}, maker {{ maker }}{% endif %}"
-    "{% if filled_fraction is not none %}, {{ (filled_fraction * 100) | round(1) }}% filled"
-    "{% endif %}",
-    "intent": "{{ rule.description or rule.id }}: {{ intent_id }} is {{ status }}"
-    "{% if previous_status %} (was {{ previous_status }}){% endif %}"
-    "{% if age is not none %}, {{ (age / 60) | round(1) }} min old{% endif %}",
-    "feed": "{{ rule.description or rule.id }}: {{ detail }}",
-}
-WHY_LINE = "{% if why %}\nwhy: {{ why }}{% endif %}"  # the default body ends with it
-RESOLVED_PREFIX = "RESOLVED "
-
-
-class CompileError(Exception):
-    def __init__(self, errors: list[RuleError]) -> None:
-        super().__init__("; ".join(str(e) for e in errors))
-        self.errors = errors
 
 
 @dataclass(eq=False, slots=True)
@@ -272,78 +171,6 @@ def _located(exc: SandboxError, name: str, parsed: ParsedRule) -> CompileError:
     return CompileError([RuleError(where, f"{name}: {exc}")])
 
 
-def _raw_amount(amount: float | str, decimals: int | None, parsed: ParsedRule, tokens: str) -> str:
-    if isinstance(amount, str):
-        return amount  # a digit string is already in smallest units
-    if decimals is None:
-        if float(amount).is_integer():
-            return str(int(amount))
-        where = parsed.positions.get("pair", parsed.location)
-        raise CompileError(
-            [
-                RuleError(
-                    where,
-                    f"pair.amount: decimals of {tokens} are unknown, so amount must be an integer "
-                    "of smallest units (or add the token under [tokens] in the config)",
-                )
-            ]
-        )
-    scaled = amount * 10**decimals
-    if not math.isfinite(scaled):
-        where = parsed.positions.get("pair", parsed.location)
-        raise CompileError([RuleError(where, f"pair.amount: {amount} {tokens} is out of range")])
-    return str(round(scaled))
-
-
-def _quote_token_errors(parsed: ParsedRule, spec: QuoteSpec, tokens: TokenTable) -> list[RuleError]:
-    """Quotes are on Fogo: each side is a Fogo symbol or a base58 mint, not an EVM token."""
-    fogo = [t.symbol for t in tokens if is_base58_address(t.address)]
-    listed = ", ".join(fogo)
-    errors = []
-    for side, value in (("in", spec.pair.in_), ("out", spec.pair.out)):
-        token = tokens.resolve(value)
-        if is_base58_address(token.address if token else value):
-            continue
-        if token is not None or is_evm_address(value):
-            what = f"{token.symbol} is an EVM token ({token.address})" if token else ""
-            what = what or f"{value} is an EVM address"
-            message = f"{what}; quotes are on Fogo: use a Fogo symbol ({listed}) or a mint address"
-        else:
-            suggestion = did_you_mean(value, fogo)
-            message = (
-                f"unknown token {value!r}"
-                + (f"{suggestion} " if suggestion else ". ")
-                + f"A quote token is a Fogo symbol ({listed}) or a mint address "
-                "(base58, 32 to 44 characters)"
-            )
-        where = parsed.positions.get(f"pair.{side}", parsed.positions.get("pair", parsed.location))
-        errors.append(RuleError(where, f"pair.{side}: {message}"))
-    return errors
-
-
-def _maker_errors(parsed: ParsedRule, spec: OrderSpec) -> list[RuleError]:
-    """A maker is an address of one of the rule's chains (of any chain when none is named)."""
-    chains = spec.chain or []
-    evm = not chains or any(c != SOLANA_CHAIN for c in chains)
-    solana = not chains or SOLANA_CHAIN in chains
-    forms = " or ".join(
-        [
-            *(["0x and 40 hex digits"] if evm else []),
-            *(["base58, 32 to 44 characters"] if solana else []),
-        ]
-    )
-    on = (
-        f" on chain{'s' if len(chains) > 1 else ''} {', '.join(map(str, chains))}" if chains else ""
-    )
-    errors = []
-    for i, maker in enumerate(spec.maker or ()):
-        if (evm and is_evm_address(maker)) or (solana and is_base58_address(maker)):
-            continue
-        where = parsed.positions.get(f"maker.{i}", parsed.positions.get("maker", parsed.location))
-        errors.append(RuleError(where, f"maker: {maker!r} is not an address{on}: expected {forms}"))
-    return errors
-
-
 def compile_rule(
     parsed: ParsedRule,
     tokens: TokenTable,
@@ -357,9 +184,9 @@ def compile_rule(
     texts = known | TEMPLATE_VARIABLES
     errors = _source_errors(parsed, known, budget)
     if isinstance(spec, QuoteSpec):
-        errors += _quote_token_errors(parsed, spec, tokens)
+        errors += quote_token_errors(parsed, spec, tokens)
     elif isinstance(spec, OrderSpec):
-        errors += _maker_errors(parsed, spec)
+        errors += maker_errors(parsed, spec)
     history, history_errors = window_use(
         _sources(parsed), tokens, max_window, own_pair=isinstance(spec, QuoteSpec)
     )
@@ -416,7 +243,7 @@ def compile_rule(
         mint_in = token_in.address if token_in else spec.pair.in_
         mint_out = token_out.address if token_out else spec.pair.out
         amount_token = token_in if spec.pair.exact_in else token_out
-        raw = _raw_amount(
+        raw = raw_amount(
             spec.pair.amount,
             amount_token.decimals if amount_token else None,
             parsed,

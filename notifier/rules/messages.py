@@ -7,8 +7,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from notifier.notification import Notification, Severity
-from notifier.rules.compiled import RESOLVED_PREFIX, Rule
+from notifier.rules.compiled import Rule
 from notifier.rules.sandbox import BudgetExceeded, SandboxError
+from notifier.rules.vocabulary import RESOLVED_PREFIX
 
 __all__ = ["Transition", "notification"]
 
@@ -24,6 +25,7 @@ def notification(
     now: float,
     dedup: str,
     on_error: Callable[[Rule, str, Exception], None],
+    episode: float | None = None,
 ) -> Notification:
     """The notification for one transition of ``rule`` at ``key``; a template that fails
     is reported to ``on_error`` and replaced by a line saying so. A title that ran past its
@@ -44,6 +46,10 @@ def notification(
         created_at=now,
         event_at=_float_or_none(variables.get("event_at")),
         why=str(variables.get("why") or ""),
+        alert_key=key,
+        transition=transition,
+        episode=episode,
+        source=rule.source,
     )
 
 

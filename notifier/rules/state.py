@@ -56,7 +56,12 @@ class StateStore:
     def save(self, st: AlertState) -> None:
         with self._store.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO rule_state VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO rule_state VALUES (?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (rule_id, key) DO UPDATE SET fingerprint = excluded.fingerprint,"
+                " state = excluded.state, since = excluded.since,"
+                " last_notified = excluded.last_notified, last_fired = excluded.last_fired,"
+                " repeats = excluded.repeats, silenced = excluded.silenced,"
+                " variables = excluded.variables",
                 (
                     st.rule_id,
                     st.key,

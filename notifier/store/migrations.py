@@ -1,5 +1,7 @@
-"""The schema, as numbered steps applied in order at start (``PRAGMA user_version`` records
-the last one applied). Never edit a released step: append a new one.
+"""The schema, as numbered steps applied in order at start (SQLite: ``PRAGMA user_version``
+records the last one applied; PostgreSQL: the ``schema_version`` table). Never edit a released
+step: append a new one. Write portable SQL (``store/dialect.py`` turns SQLite's storage classes
+into PostgreSQL types): TEXT / REAL / INTEGER / BLOB columns only.
 
 Step 1 is the schema of 0.1.0, whose components created their own tables with ``IF NOT
 EXISTS``; a database from 0.1.0 (user_version 0, tables present) passes through it unchanged.
@@ -114,6 +116,52 @@ CREATE TABLE quote_history (
 """,
     ),
     Migration(
+        3,
+        "talking back: silences, acknowledgements, snoozes, the action-link key; outbox rows"
+        " learn their alert (key, transition, episode, source) and why they were withheld",
+        """
+ALTER TABLE outbox ADD COLUMN alert_key TEXT;
+ALTER TABLE outbox ADD COLUMN transition TEXT;
+ALTER TABLE outbox ADD COLUMN episode REAL;
+ALTER TABLE outbox ADD COLUMN source TEXT;
+ALTER TABLE outbox ADD COLUMN withheld TEXT;
+ALTER TABLE outbox ADD COLUMN withheld_by TEXT;
+ALTER TABLE outbox ADD COLUMN held_channels TEXT;
+CREATE TABLE IF NOT EXISTS silences (
+    id          TEXT PRIMARY KEY,
+    matchers    TEXT NOT NULL,
+    starts_at   REAL NOT NULL,
+    ends_at     REAL NOT NULL,
+    comment     TEXT NOT NULL,
+    created_by  TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    expired_by  TEXT,
+    end_handled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS acks (
+    rule_id  TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    episode  REAL NOT NULL,
+    acked_by TEXT NOT NULL,
+    acked_at REAL NOT NULL,
+    PRIMARY KEY (rule_id, key)
+);
+CREATE TABLE IF NOT EXISTS snoozes (
+    rule_id     TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    until_at    REAL NOT NULL,
+    snoozed_by  TEXT NOT NULL,
+    snoozed_at  REAL NOT NULL,
+    end_handled INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (rule_id, key)
+);
+CREATE TABLE IF NOT EXISTS talkback_secrets (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+""",
+    ),
+    Migration(
         4,
         "Solana Fusion fills seen per open order (duplicate-safe remaining amounts)",
         """
@@ -123,6 +171,32 @@ CREATE TABLE IF NOT EXISTS fusion_fills (
     tx TEXT NOT NULL,
     filled_maker_amount TEXT NOT NULL,
     PRIMARY KEY (chain, order_hash, tx)
+);
+""",
+    ),
+    Migration(
+        5,
+        "HA group: the lease of the active member and the members seen",
+        """
+CREATE TABLE IF NOT EXISTS ha_lease (
+    name        TEXT PRIMARY KEY,        -- 'active': one lease per group
+    holder      TEXT NOT NULL,           -- member id of the holder
+    epoch       INTEGER NOT NULL,        -- +1 on every takeover: the fencing token
+    acquired_at REAL NOT NULL,           -- the server's clock, seconds since the epoch
+    renewed_at  REAL NOT NULL,
+    expires_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ha_members (
+    member     TEXT PRIMARY KEY,
+    host       TEXT NOT NULL,
+    pid        INTEGER NOT NULL,
+    url        TEXT,                     -- the member's http.listen, for status
+    role       TEXT NOT NULL,            -- active | standby | stopped
+    epoch      INTEGER,                  -- the epoch it holds while active
+    reason     TEXT,                     -- why its role last changed
+    started_at REAL NOT NULL,
+    seen_at    REAL NOT NULL,
+    takeovers  INTEGER NOT NULL DEFAULT 0
 );
 """,
     ),

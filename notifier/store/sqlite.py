@@ -1,10 +1,7 @@
 """The SQLite store: one file in ``state_dir``, WAL, ``synchronous=FULL``.
 
-``Store`` is the only owner of the connection. Writers take ``transaction()``; a block opened
-inside another on the same thread joins it, which is how a rule-state change and the outbox
-row it causes commit together. Reads outside a transaction go through ``read()``. A lock
-serialises threads (apprise sends finish on worker threads), so no one ever checks whether
-somebody else's transaction happens to be open.
+``SqliteStore`` is the only owner of the connection; the transaction contract (re-entrant
+blocks, one writer at a time, ``if_rolled_back``) is ``Store``'s, in ``base.py``.
 """
 
 from __future__ import annotations
@@ -12,16 +9,16 @@ from __future__ import annotations
 import errno
 import sqlite3
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from notifier.store.base import Store, StoreError
 from notifier.store.migrations import MIGRATIONS, Migration
 
-__all__ = ["DB_FILENAME", "DamagedStoreError", "Store", "StoreError"]
+__all__ = ["DB_FILENAME", "DamagedStoreError", "SqliteStore", "split_statements"]
 
 DB_FILENAME = "notifier.db"
 DB_COMPANIONS = ("-wal", "-shm")  # SQLite's files beside the database, named after it
@@ -37,18 +34,6 @@ TRANSIENT_CODES = {
 TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM}
 
 
-class StoreError(Exception):
-    """The database cannot be opened or migrated; the message names the path and what is wrong.
-
-    ``retryable`` is False when starting again cannot help until someone acts (permissions, a
-    damaged or too new database), True when it may (a full disk, a lock held elsewhere).
-    """
-
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
 class DamagedStoreError(StoreError):
     """The database file is damaged or empty. It was renamed to ``kept_as`` (with its -wal and
     -shm), so nothing overwrites it and the next start begins with an empty database."""
@@ -58,18 +43,16 @@ class DamagedStoreError(StoreError):
         self.kept_as = kept_as
 
 
-class Store:
+class SqliteStore(Store):
     """Owns one SQLite connection: transactions, reads and the schema version."""
 
     def __init__(self, conn: sqlite3.Connection, *, path: Path | None = None) -> None:
+        super().__init__()
         self._conn = conn
         self.path = path
-        self._lock = threading.RLock()
-        self._depth = 0  # nesting of transaction() on the thread holding the lock
-        self._if_rolled_back: list[Callable[[BaseException], None]] = []
 
     @classmethod
-    def open(cls, state_dir: Path, *, migrations: Sequence[Migration] = MIGRATIONS) -> Store:
+    def open(cls, state_dir: Path, *, migrations: Sequence[Migration] | None = None) -> SqliteStore:
         """Open (creating) ``state_dir/notifier.db`` and bring its schema up to date.
 
         Raise ``StoreError`` naming the path; a damaged or empty database is first moved aside
@@ -95,35 +78,31 @@ class Store:
                 raise _damaged(path, f"the database is damaged ({exc})") from None
             raise _sqlite_error(path, "cannot open the database", exc) from None
         store = cls(conn, path=path)
-        try:
-            store.migrate(migrations)
-        except StoreError:
-            store.close()
-            raise
-        return store
+        return store.migrated(migrations)
 
     @property
     def schema_version(self) -> int:
         with self._lock:
             return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
-    def migrate(self, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
+    def migrate(self, migrations: Sequence[Migration] | None = None) -> list[int]:
         """Apply every step newer than the database's version, each in its own transaction;
         return the versions applied. A database newer than this program is refused."""
+        steps = MIGRATIONS if migrations is None else migrations
         applied: list[int] = []
         current = self.schema_version
-        latest = max((m.version for m in migrations), default=0)
+        latest = max((m.version for m in steps), default=0)
         if current > latest:
             raise StoreError(
                 f"{self.path}: schema version {current} is newer than this notifier's "
                 f"({latest}); upgrade notifier or restore an older state directory"
             )
-        for step in sorted(migrations, key=lambda m: m.version):
+        for step in sorted(steps, key=lambda m: m.version):
             if step.version <= current:
                 continue
             try:
                 with self.transaction() as db:
-                    for statement in _statements(step.sql):
+                    for statement in split_statements(step.sql):
                         db.execute(statement)
                     db.execute(f"PRAGMA user_version = {int(step.version)}")
             except sqlite3.Error as exc:
@@ -133,48 +112,21 @@ class Store:
             applied.append(step.version)
         return applied
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT`` around the block (``ROLLBACK`` if it raises); a
-        block inside another on the same thread joins the outer transaction."""
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield self._conn
-                finally:
-                    self._depth -= 1
-                return
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                yield self._conn
-                self._depth = 0
-                self._conn.execute("COMMIT")
-            except BaseException as exc:
-                self._depth = 0
-                if self._conn.in_transaction:  # SQLite may have rolled back already (disk full)
-                    self._conn.execute("ROLLBACK")
-                hooks, self._if_rolled_back = self._if_rolled_back, []
-                for hook in hooks:
-                    hook(exc)
-                raise
-            self._if_rolled_back.clear()
+    def _begin(self) -> sqlite3.Connection:
+        self._conn.execute("BEGIN IMMEDIATE")
+        return self._conn
 
-    def if_rolled_back(self, hook: Callable[[BaseException], None]) -> None:
-        """Call ``hook`` with the error if the open transaction does not commit: how a
-        writer learns that what it wrote into a caller's transaction was lost."""
-        with self._lock:
-            if self._depth:
-                self._if_rolled_back.append(hook)
+    def _joined(self) -> sqlite3.Connection:
+        return self._conn
 
-    @property
-    def in_transaction(self) -> bool:
-        """True while the calling thread (or another) holds an open transaction."""
-        return self._depth > 0
+    def _commit(self) -> None:
+        self._conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:  # SQLite may have rolled back already (disk full)
+            self._conn.execute("ROLLBACK")
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        """Every row of one query, read under the lock (inside a transaction, it sees it)."""
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
 
@@ -272,7 +224,7 @@ def _with(companions: list[str]) -> str:
     return f" (with its {'/'.join(companions)})" if companions else ""
 
 
-def _statements(script: str) -> Iterator[str]:
+def split_statements(script: str) -> Iterator[str]:
     """Split a migration script into statements (``executescript`` would commit first)."""
     buffer = ""
     for line in script.splitlines(keepends=True):

@@ -178,8 +178,8 @@ class OrderCache:
         if len(rows) == self.capacity:
             with self._store.transaction() as db:
                 db.execute(
-                    """DELETE FROM fusion_orders WHERE rowid NOT IN
-                    (SELECT rowid FROM fusion_orders ORDER BY touched DESC LIMIT ?)""",
+                    """DELETE FROM fusion_orders WHERE (chain, order_hash) NOT IN
+                    (SELECT chain, order_hash FROM fusion_orders ORDER BY touched DESC LIMIT ?)""",
                     (self.capacity,),
                 )
 

@@ -1,0 +1,68 @@
+"""The daemon's two evaluation loops: events from the queue through the rule engine, in
+slices that let the event loop breathe, and the engine's timers (``for:``, ``repeat``,
+windows). A store that cannot write is reported once through ``store_failed``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from notifier.eventqueue import EventQueue
+from notifier.rules.engine import Engine
+
+__all__ = ["EVAL_SLICE", "consume", "run_timers"]
+
+log = logging.getLogger("notifier.daemon")
+
+EVAL_SLICE = 0.02  # seconds of evaluation after which the consumer lets the loop run
+
+
+async def consume(
+    queue: EventQueue,
+    engine: Engine,
+    store_failed: Callable[[BaseException], bool],
+    idle: asyncio.Event,
+    timer_changed: asyncio.Event,
+) -> None:
+    """Evaluate every event the sources queue; ``idle`` is set while the queue is empty."""
+    while True:
+        if not len(queue):
+            idle.set()
+        await queue.wait()
+        idle.clear()
+        before = engine.next_due()
+        slice_end = time.perf_counter() + EVAL_SLICE
+        for event in queue.drain():
+            try:
+                engine.handle(event)
+            except Exception as exc:
+                if not store_failed(exc):  # a store outage is said once
+                    log.exception("rule engine failed on %s; event skipped", type(event).__name__)
+            if time.perf_counter() > slice_end:  # a long batch: let the loop run between
+                await asyncio.sleep(0)
+                slice_end = time.perf_counter() + EVAL_SLICE
+        if engine.next_due() != before:
+            timer_changed.set()
+        if len(queue):
+            await asyncio.sleep(0)  # let the readers run between batches
+        # else queue.wait() above suspends anyway: no extra switch per batch
+
+
+async def run_timers(
+    engine: Engine, store_failed: Callable[[BaseException], bool], timer_changed: asyncio.Event
+) -> None:
+    """Tick the engine when its earliest timer is due, or sooner when ``timer_changed``."""
+    while True:
+        due = engine.next_due()
+        timeout = None if due is None else max(0.0, due - time.time())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(timer_changed.wait(), timeout)
+        timer_changed.clear()
+        try:
+            engine.tick()
+        except Exception as exc:
+            if not store_failed(exc):
+                log.exception("rule timer failed")
