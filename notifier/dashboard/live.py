@@ -119,6 +119,9 @@ class LiveHub:
         """Every section's current HTML (the page's first paint)."""
         return {name: html for name, (_, html) in self._html.items()}
 
+    def meta(self) -> dict[str, Any]:
+        return self._meta[1]
+
     def values(self, name: str) -> dict[str, Any]:
         return {key: value for key, (_, value) in self._values[name].items()}
 

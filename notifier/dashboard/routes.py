@@ -144,7 +144,7 @@ class Dashboard:
             open_reads=self.open_reads,
             sections=hub.page_sections() if self.open_reads else {},
             initial=_script_json(
-                {"prices": hub.values("prices"), "states": hub.values("states")}
+                {"prices": hub.values("prices"), "states": hub.values("states"), "meta": hub.meta()}
                 if self.open_reads
                 else {}
             ),

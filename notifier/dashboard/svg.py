@@ -178,9 +178,10 @@ def _time_axis(start: float, end: float, x: _Scale, zone: ZoneInfo) -> Iterable[
     while moment <= end:
         at = x(moment)
         label = datetime.fromtimestamp(moment, zone).strftime(fmt)
+        anchor = "end" if at > x.out_hi - 24 else "middle"  # the last label stays inside
         yield (
             f'<line class="grid" x1="{at:.1f}" x2="{at:.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}" '
             f'stroke="#8883"/><text class="tick" x="{at:.1f}" y="{HEIGHT - 6}" '
-            f'text-anchor="middle" font-size="11">{label}</text>'
+            f'text-anchor="{anchor}" font-size="11">{label}</text>'
         )
         moment += step

@@ -178,7 +178,7 @@
     const meta = message.meta;
     if (meta) {
       $("#summary").textContent = meta.summary;
-      if (notified !== null && meta.notified !== notified) loadNotifications();
+      if (meta.notified !== notified) loadNotifications();
       if (episodes !== null && meta.episodes !== episodes) charts.forEach((c) => { c.stale = true; });
       notified = meta.notified;
       episodes = meta.episodes;
@@ -320,10 +320,12 @@
   const when = (iso, rel) => (iso ? el("time", { datetime: iso, "data-rel": rel || null, text: iso }) : document.createTextNode("—"));
 
   let notificationsBusy = false;
+  let notificationsAgain = false; // a change arrived while loading: load once more after
   async function loadNotifications() {
     if (!has("notifications")) { clientNote($('[data-client="notifications"]'), { missing: true }, "notifications"); return; }
-    if (notificationsBusy) return;
+    if (notificationsBusy) { notificationsAgain = true; return; }
     notificationsBusy = true;
+    notificationsAgain = false;
     const box = $('[data-client="notifications"]');
     try {
       const result = await getJson("/api/v1/notifications?limit=30");
@@ -350,6 +352,7 @@
       clientNote(box, { error: String(error) }, "notifications");
     } finally {
       notificationsBusy = false;
+      if (notificationsAgain) loadNotifications();
     }
   }
 
@@ -431,6 +434,7 @@
   const initial = JSON.parse($("#initial").textContent || "{}");
   Object.assign(prices, initial.prices || {});
   for (const [rule, list] of Object.entries(initial.states || {})) if (list) states[rule] = list;
+  if (initial.meta) { notified = initial.meta.notified; episodes = initial.meta.episodes; }
   localize(document);
   watchCharts(document);
   indexStates();
