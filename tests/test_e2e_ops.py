@@ -386,7 +386,7 @@ async def test_status_shows_firing_and_pending_apart_and_no_secret(
         firing_table = out.split("FIRING: 1\n", 1)[1].split("\n\n", 1)[0]
         row = next(line for line in firing_table.splitlines() if "sol-above-200" in line)
         assert row.split()[:2] == ["sol-above-200", key]
-        assert row.endswith(" ago  price=201.5")
+        assert row.endswith(" ago  price=201.5  price 201.5 > 200")  # VALUE, then WHY
         assert "sol-above-150" not in firing_table
         pending_table = out.split("PENDING: 1\n", 1)[1].split("\n\n", 1)[0]
         row = next(line for line in pending_table.splitlines() if "sol-above-150" in line)

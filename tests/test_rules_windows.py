@@ -102,3 +102,34 @@ def test_why_shows_each_comparison_with_its_values(
     source: str, variables: dict[str, object], holding: bool, said: str
 ) -> None:
     assert Explainer(source).explain(variables, holding=holding) == said
+
+
+def test_two_rules_firing_on_one_quote_keep_their_own_why() -> None:
+    """The rules of a pair share one quote's variables; each alert keeps the why it fired with,
+    also after later quotes."""
+    from notifier.events import QuoteEvent
+    from notifier.notification import Notification
+    from notifier.rules.engine import Engine
+    from notifier.rules.ruleset import RuleSet
+
+    text = QUOTE.format(when="price > 150") + (
+        "  - id: v\n    on: quote\n    pair: {in: SOL, out: USDC, amount: 1}\n"
+        "    when: price < 300\n"
+    )
+    rules, errors = compile_text(text, "w.yaml")
+    assert errors == []
+    sent: list[Notification] = []
+
+    class Sink:
+        def enqueue(self, notification: Notification) -> bool:
+            sent.append(notification)
+            return True
+
+    engine = Engine(RuleSet(rules), Sink(), clock=lambda: 1_700_000_000.0)
+    for usdc in (200_000_000, 201_000_000):
+        engine.handle(QuoteEvent(SOL_USDC, usdc, 0, 1, 1, 1_700_000_000.0))
+    assert [n.why for n in sent] == ["price 200 > 150", "price 200 < 300"]
+    assert {a["rule"]: a["why"] for a in engine.alerts()} == {
+        "w": "price 200 > 150",
+        "v": "price 200 < 300",
+    }

@@ -92,7 +92,10 @@ class Announcer:
             dedup = f"{rule.id}|{st.key}|{transition}|{episode:.6f}"
             if transition == "repeat":
                 dedup += f"|{st.repeats}"
-        variables["why"] = why(rule, st, variables, transition)
+        # Its own copy: the rules of a pair share one quote's dict, and the state keeps it.
+        variables = {**variables, "why": why(rule, st, variables, transition)}
+        if transition != "event":
+            st.variables = variables
         message = notification(
             rule, st.key, variables, transition,
             now=now, dedup=dedup, on_error=self._on_error, episode=episode,

@@ -129,8 +129,8 @@ class AlertMachine:
                 self._fire(rule, st, variables, now)
         elif self._resolves(rule, variables):
             self._resolve(rule, st, variables, now)
-        else:
-            st.variables = variables
+        else:  # still firing: the latest values (a dict shared by the pair's rules: copied),
+            st.variables = {**variables, "why": st.variables.get("why")}  # and why it fired
 
     def activate(
         self, rule: Rule, st: AlertState | None, key: str, variables: dict[str, Any], now: float
