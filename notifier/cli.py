@@ -27,6 +27,14 @@ EX_CONFIG = 78
 log = logging.getLogger("notifier")
 
 
+def _counts(text: str) -> list[int]:
+    """``1000,100000`` (``_`` allowed in numbers) as a list of positive counts."""
+    counts = [int(part) for part in text.split(",") if part.strip()]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("expected counts such as 1000,10000,100000")
+    return counts
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="notifier",
@@ -88,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--quick", action="store_true", help="short runs (smoke test)")
     p.add_argument("--store", default=None, help="a postgresql:// URL to measure beside SQLite")
+    p.add_argument("--rules", type=_counts, help="cost curve of these rule counts: 1000,100000")
+    p.add_argument("--plot", type=Path, help="with --rules: draw the curve to this PNG")
     return parser
 
 
@@ -369,4 +379,4 @@ def _cmd_untrack(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from notifier.bench import run_bench
 
-    return asyncio.run(run_bench(json_path=args.json, quick=args.quick, store=args.store))
+    return asyncio.run(run_bench(args.json, args.quick, args.rules, args.plot, args.store))

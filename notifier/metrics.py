@@ -2,9 +2,50 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from collections.abc import Iterator
 
-__all__ = ["Metrics"]
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["FeedCount", "FeedCounts", "Metrics"]
+
+
+class FeedCount:
+    """One feed's events in plain numbers: counting one costs an add, not a locked counter."""
+
+    __slots__ = ("events", "last_event_at")
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.last_event_at: float | None = None
+
+
+class FeedCounts(Collector):
+    """``notifier_events_total{source}`` and ``notifier_feed_last_event_timestamp_seconds{feed}``,
+    read from each feed's `FeedCount` when scraped."""
+
+    def __init__(self) -> None:
+        self._feeds: dict[str, FeedCount] = {}
+
+    def feed(self, name: str) -> FeedCount:
+        return self._feeds.setdefault(name, FeedCount())
+
+    def collect(self) -> Iterator[Metric]:
+        events = CounterMetricFamily(
+            "notifier_events", "Events received from upstreams", labels=["source"]
+        )
+        last = GaugeMetricFamily(
+            "notifier_feed_last_event_timestamp_seconds",
+            "Unix time of the feed's last event",
+            labels=["feed"],
+        )
+        for name, count in sorted(self._feeds.items()):
+            events.add_metric([name], count.events)
+            if count.last_event_at is not None:
+                last.add_metric([name], count.last_event_at)
+        yield events
+        yield last
 
 
 class Metrics:
@@ -13,9 +54,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.events = Counter(
-            "notifier_events", "Events received from upstreams", ["source"], registry=r
-        )
+        self.events = FeedCounts()
+        r.register(self.events)
         self.frames_malformed = Counter(
             "notifier_frames_malformed",
             "Upstream frames logged and skipped",

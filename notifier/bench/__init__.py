@@ -12,9 +12,14 @@ __all__ = ["run_bench"]
 
 
 async def run_bench(
-    json_path: Path | None = None, quick: bool = False, store: str | None = None
+    json_path: Path | None = None,
+    quick: bool = False,
+    rules: list[int] | None = None,
+    plot: Path | None = None,
+    store: str | None = None,
 ) -> int:
-    """Run every benchmark, print the table, write ``json_path``; the exit code."""
+    """Run every benchmark (or the ``rules`` cost curve), print the table, write ``json_path``
+    and ``plot``; the exit code."""
     from notifier.bench.runner import run  # noqa: PLC0415 - see the module docstring
 
-    return await run(json_path, quick=quick, store=store)
+    return await run(json_path, quick=quick, rules=rules, plot=plot, store=store)

@@ -2,9 +2,11 @@
 
 The baseline the daemon's throughput is compared with: the same aiohttp websocket client, the
 same two connections subscribing the same 512 pairs, and per frame only ``orjson.loads``. Each
-line the bench writes to stdin is answered on stdout with ``{"frames": N}`` (frames parsed so
-far), so the bench reads both consumers the same way over the same window. Prints
-``{"subscribed": N}`` once every connection has its acknowledgement.
+line the bench writes to stdin is answered on stdout with ``{"frames": N, "reached_at": T}``
+(frames parsed so far, and ``time.time()`` when they first reached the target the line
+``target N`` set, or null), so the bench reads both consumers the same way over the same window.
+Prints ``{"subscribed": N, "ports": [...]}`` (its connections' local ports) once every
+connection has its acknowledgement.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import asyncio
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,8 @@ PER_CONNECTION = 256
 
 class _Counter:
     frames = 0
+    target = -1
+    reached_at: float | None = None
 
 
 async def _receive(
@@ -36,24 +41,27 @@ async def _receive(
     url: str,
     pairs: list[dict[str, Any]],
     counter: _Counter,
-    acked: asyncio.Queue[int],
+    acked: asyncio.Queue[tuple[int, int]],
 ) -> None:
     async with session.ws_connect(url, max_msg_size=1 << 20) as ws:
+        port = int(ws.get_extra_info("sockname")[1])
         await ws.send_str(orjson.dumps({"op": "subscribe", "pairs": pairs}).decode())
         async for message in ws:
             if message.type is not aiohttp.WSMsgType.TEXT:
                 break
             frame = orjson.loads(message.data)
             counter.frames += 1
+            if counter.frames == counter.target:
+                counter.reached_at = time.time()
             if frame.get("type") == "subscribed":
-                acked.put_nowait(int(frame.get("count", 0)))
+                acked.put_nowait((int(frame.get("count", 0)), port))
 
 
 async def _run(url: str, pairs: list[list[Any]]) -> None:
     wanted = [{"in": p[0], "out": p[1], "amount": p[2], "exactIn": p[3]} for p in pairs]
     chunks = [wanted[i : i + PER_CONNECTION] for i in range(0, len(wanted), PER_CONNECTION)]
     counter = _Counter()
-    acked: asyncio.Queue[int] = asyncio.Queue()
+    acked: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -63,10 +71,12 @@ async def _run(url: str, pairs: list[list[Any]]) -> None:
             asyncio.create_task(_receive(session, full_url, chunk, counter, acked))
             for chunk in chunks
         ]
-        subscribed = 0
+        subscribed, ports = 0, []
         for _ in chunks:
-            subscribed += await acked.get()
-        _answer({"subscribed": subscribed})
+            count, port = await acked.get()
+            subscribed += count
+            ports.append(port)
+        _answer({"subscribed": subscribed, "ports": ports})
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         tasks.append(asyncio.create_task(_answer_lines(reader, counter)))
@@ -80,11 +90,13 @@ async def _run(url: str, pairs: list[list[Any]]) -> None:
 
 
 async def _answer_lines(reader: asyncio.StreamReader, counter: _Counter) -> None:
-    while await reader.readline():  # one line in, one count out
-        _answer({"frames": counter.frames})
+    while line := await reader.readline():  # one line in, one count out
+        if line.startswith(b"target "):
+            counter.target, counter.reached_at = int(line.split()[1]), None
+        _answer({"frames": counter.frames, "reached_at": counter.reached_at})
 
 
-def _answer(value: dict[str, int]) -> None:
+def _answer(value: dict[str, Any]) -> None:
     sys.stdout.write(orjson.dumps(value).decode() + "\n")
     sys.stdout.flush()
 

@@ -87,14 +87,19 @@ class Harness:
         )
         return info
 
-    async def start_daemon(self, name: str, notify: NotifySocket) -> tuple[Child, float]:
+    async def start_daemon(
+        self,
+        name: str,
+        notify: NotifySocket,
+        timeout: float = START_TIMEOUT,  # noqa: ASYNC109 - a start with many rules is long
+    ) -> tuple[Child, float]:
         """Start ``notifier run`` on the test CPU; the child and its seconds to READY=1."""
         assert self.files is not None
         argv = ["python", "-m", "notifier.bench.daemonproc", "run", "-c", str(self.files.config)]
         env = {"NOTIFY_SOCKET": str(notify.path)}
         begun = time.perf_counter()
         child = await self.children.start(name, argv, cpu=self.test_cpu, env=env, stdout=False)
-        wait = asyncio.create_task(notify.wait_ready(START_TIMEOUT))
+        wait = asyncio.create_task(notify.wait_ready(timeout))
         exited = asyncio.create_task(child.process.wait())
         done, _ = await asyncio.wait([wait, exited], return_when=asyncio.FIRST_COMPLETED)
         if wait not in done:

@@ -14,7 +14,7 @@ import orjson
 
 from notifier import __version__
 
-__all__ = ["TARGETS", "Results", "machine_info", "render_table", "write_json"]
+__all__ = ["SCALE_TARGETS", "TARGETS", "Results", "machine_info", "render_table", "write_json"]
 
 TARGETS: dict[str, float] = {
     "throughput_frames_per_s": 20_000,
@@ -23,6 +23,12 @@ TARGETS: dict[str, float] = {
     "reload_p95_ms": 300.0,
     "memory_rss_mb": 100.0,
     "startup_s": 1.5,
+}
+
+# Issue #15, per rule count: burst-drain ratio, READY, RSS, reload p95, latency p99.
+SCALE_TARGETS: dict[int, dict[str, float]] = {
+    1_000: {"ratio": 0.6, "ready_s": 1.0, "rss_mb": 100.0, "latency_p99_ms": 5.0},
+    100_000: {"ratio": 0.4, "ready_s": 10.0, "rss_mb": 250.0, "reload_p95_ms": 300.0},
 }
 
 
@@ -41,6 +47,7 @@ class Results:
     store: dict[str, Any] = field(default_factory=dict)  # SQLite next to PostgreSQL
     startup: dict[str, Any] = field(default_factory=dict)
     disk: dict[str, Any] = field(default_factory=dict)
+    scale: list[dict[str, Any]] = field(default_factory=list)  # ``--rules``: one per count
     processes: list[dict[str, Any]] = field(default_factory=list)  # every child, once stopped
     daemon_exit_code: int | None = None
     error: str | None = None
@@ -77,12 +84,17 @@ class Results:
             "memory": self.memory,
             "startup": self.startup,
             "disk": self.disk,
+            **({"scale": self.scale, "scale_targets": _keyed(SCALE_TARGETS)} if self.scale else {}),
             "processes": self.processes,
             "targets": TARGETS,
             "met": self.verdicts(),
             "daemon_exit_code": self.daemon_exit_code,
             "error": self.error,
         }
+
+
+def _keyed(targets: dict[int, dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {str(count): figures for count, figures in targets.items()}
 
 
 def _at_least(value: float | None, target: str) -> bool | None:

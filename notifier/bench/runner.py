@@ -23,14 +23,24 @@ from notifier.bench.history import history_figures
 from notifier.bench.probes import LatencyCollector, NotifySocket, commit_latency_ms
 from notifier.bench.procs import Children, free_port
 from notifier.bench.report import Results, machine_info, render_table, write_json
+from notifier.bench.scale import scale_point
+from notifier.bench.scalereport import plot_scale, render_scale
 from notifier.bench.store import store_figures
 from notifier.bench.workload import LATENCY_IDLE, write_files
 
 __all__ = ["Plan", "run"]
 
 
-async def run(json_path: Path | None, *, quick: bool = False, store: str | None = None) -> int:
-    """Run every phase, print the table, write ``json_path``; 0 once every figure is measured."""
+async def run(
+    json_path: Path | None,
+    *,
+    quick: bool = False,
+    rules: list[int] | None = None,
+    plot: Path | None = None,
+    store: str | None = None,
+) -> int:
+    """Run every phase (with ``rules``: the cost curve of those rule counts instead), print the
+    table, write ``json_path`` (and ``plot``); 0 once every figure is measured."""
     plan = QUICK if quick else FULL
     results = Results(machine=machine_info(), plan=plan.name)
     own_cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
@@ -41,9 +51,10 @@ async def run(json_path: Path | None, *, quick: bool = False, store: str | None 
             children = Children(root)
             async with children, aiohttp.ClientSession(timeout=timeout) as http:
                 harness = Harness(root, children, http, plan, results)
-                results.store = store_figures(root, store, 300 if quick else 2000)
+                if not rules:
+                    results.store = store_figures(root, store, 300 if quick else 2000)
                 try:
-                    await _run_phases(harness)
+                    await (_scale_phases(harness, rules) if rules else _run_phases(harness))
                 except (RuntimeError, OSError, aiohttp.ClientError) as exc:
                     results.error = f"{type(exc).__name__}: {exc}"
                     say(f"bench failed: {results.error}")
@@ -54,11 +65,31 @@ async def run(json_path: Path | None, *, quick: bool = False, store: str | None 
     finally:
         if own_cpus is not None:
             os.sched_setaffinity(0, own_cpus)
-    sys.stdout.write(render_table(results))
+    sys.stdout.write(render_scale(results) if rules else render_table(results))
     sys.stdout.flush()
     if json_path is not None:
         write_json(results, json_path)
+    if plot is not None and results.scale and not plot_scale(results, plot):
+        say("no plot: matplotlib is not installed (pip install -e '.[bench]')")
     return 0 if results.error is None else 1
+
+
+async def _scale_phases(h: Harness, counts: list[int]) -> None:
+    """The ``--rules`` curve: one daemon after another, each with its count of rules."""
+    if h.sim_cpu is not None:
+        os.sched_setaffinity(0, {h.sim_cpu})
+    sim = await h.start_simulator()
+    async with LatencyCollector() as collector:
+        h.files = write_files(
+            h.root / "daemon",
+            quotes_url=sim["quotes_ws"],
+            http_port=free_port(),
+            notify_port=collector.port,
+            pairs=h.pairs,
+        )
+        await h.script_latency_pairs(LATENCY_IDLE)
+        for count in counts:
+            h.results.scale.append(await scale_point(h, count, collector))
 
 
 async def _run_phases(h: Harness) -> None:

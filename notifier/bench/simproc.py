@@ -8,6 +8,10 @@ not dropped), and two extra control routes:
   ``/_sim/quotes/flood``; without a rate it saturates instead (`BenchSimulator.saturate`).
   ``GET /_bench/flood`` answers ``{"running", "updates"}`` (quote updates pushed by the last
   flood), so the bench knows how many frames a consumer still has to read;
+- ``POST /_bench/burst {"frames", "ports", "exclude"}`` writes ``frames`` quote frames at once
+  to the connections whose client port is (``exclude``: is not) in ``ports``, shared between
+  them, each a material change of one of the connection's pairs, already framed, so the reader
+  alone sets the pace; answers ``{"written_at"}`` (``time.time()`` just before the write);
 - ``POST /_bench/send_times {"slots": [...]}`` answers the recorded send times of just those
   slots and forgets the rest, so a long flood's thousands of entries never cross the wire.
 
@@ -19,14 +23,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import signal
 import sys
+import time
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from notifier.bench.child import adopt
+from notifier.events import PairKey
 from notifier.simulator import Simulator
 from notifier.simulator.wire import json_response, loads_object
 
@@ -35,6 +42,17 @@ __all__ = ["BenchSimulator", "main"]
 QUEUE_FRAMES = 4_000_000  # per connection; ~1 GB at worst, only reached by a stalled reader
 SLICE_S = 0.25
 HEADROOM = 1.25
+BURST_SLOTS = 900_000_000  # burst frames carry slots of their own, past the simulator's
+
+
+def _text_frame(payload: bytes) -> bytes:
+    """One unmasked, uncompressed websocket text frame (RFC 6455 §5.2), as a server sends."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 1 << 16:
+        return bytes((0x81, 126)) + size.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + size.to_bytes(8, "big") + payload
 
 
 class BenchSimulator(Simulator):
@@ -44,6 +62,7 @@ class BenchSimulator(Simulator):
         super().__init__(**options)
         self._flood: asyncio.Task[int] | None = None
         self._flood_updates = 0
+        self._burst_slot = BURST_SLOTS
 
     def app(self) -> web.Application:
         app = super().app()
@@ -52,6 +71,7 @@ class BenchSimulator(Simulator):
                 web.post("/_bench/flood", self._start_flood),
                 web.get("/_bench/flood", self._flood_state),
                 web.post("/_bench/send_times", self._send_times),
+                web.post("/_bench/burst", self._burst),
             ]
         )
         return app
@@ -95,6 +115,47 @@ class BenchSimulator(Simulator):
                 return json_response({"ok": False, "error": repr(flood.exception())}, 500)
             self._flood_updates = flood.result()
         return json_response({"ok": True, "running": running, "updates": self._flood_updates})
+
+    async def _burst(self, request: web.Request) -> web.StreamResponse:
+        body = loads_object(await request.read()) or {}
+        frames, exclude = int(body.get("frames", 0)), bool(body.get("exclude", False))
+        ports = {int(p) for p in body.get("ports", [])}
+        targets = [
+            (peer, sorted(pairs))
+            for peer, pairs in self.quotes.subscriptions().items()
+            if pairs and (peer.port in ports) is not exclude
+        ]
+        if not targets or frames <= 0:
+            return json_response({"ok": False, "error": "no connection to burst to"}, 409)
+        blobs = []
+        for n, (peer, pairs) in enumerate(targets):
+            share = frames // len(targets) + (1 if n < frames % len(targets) else 0)
+            blobs.append((peer, b"".join(self._burst_frames(pairs, share))))
+        written_at = time.time()
+        for peer, blob in blobs:
+            peer.write_now(blob)
+        return json_response({"ok": True, "written_at": written_at, "connections": len(blobs)})
+
+    def _burst_frames(self, pairs: list[PairKey], count: int) -> list[bytes]:
+        """``count`` websocket text frames of quotes of ``pairs`` in turn, each a change."""
+        out = []
+        for i, pair in zip(range(count), itertools.cycle(pairs), strict=False):
+            current = self.quotes.quote(*pair[:3])
+            self._burst_slot += 1
+            payload = orjson.dumps(
+                {
+                    "type": "quote",
+                    "in": pair[0],
+                    "out": pair[1],
+                    "amount": pair[2],
+                    "amountOut": str(current.amount_out + (i // len(pairs)) % 2),
+                    "priceImpactBps": current.price_impact_bps,
+                    "hops": current.hops,
+                    "slot": self._burst_slot,
+                }
+            )
+            out.append(_text_frame(payload))
+        return out
 
     async def _send_times(self, request: web.Request) -> web.StreamResponse:
         body = loads_object(await request.read()) or {}

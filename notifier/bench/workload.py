@@ -28,6 +28,7 @@ __all__ = [
     "latency_title_slot",
     "reload_rule_yaml",
     "rules_yaml",
+    "scale_rule_files",
     "window_rules_yaml",
     "write_files",
 ]
@@ -96,6 +97,47 @@ def rules_yaml(pairs: list[PairKey]) -> str:
             if i % 7 == 3:
                 lines.append("    until: price > 1.0e-11")
     return "\n".join(lines) + "\n"
+
+
+FILE_RULES = 1_000  # rules per file of a ``--rules`` run: a file stays far below 1 MB
+
+
+def scale_rule_files(pairs: list[PairKey], count: int) -> dict[str, str]:
+    """``count`` quote rules spread evenly over ``pairs``, in files of ``FILE_RULES``, plus the
+    latency rules in a file of their own.
+
+    The mix of ``rules_yaml``, at every size: ``above`` and ``below`` thresholds, each at its own
+    level and all far from any quoted price (so none fires), every seventh ``below`` with an
+    ``until:`` band, and every tenth rule a ``when:`` expression instead of a threshold.
+    """
+    files: dict[str, str] = {}
+    for start in range(0, count, FILE_RULES):
+        lines = ["# notifier bench: generated load rules", "rules:"]
+        for i in range(start, min(count, start + FILE_RULES)):
+            pair, level = pairs[i % len(pairs)], 1 + i // len(pairs)
+            lines += [f"  - id: s{i:06d}", "    on: quote", f"    pair: {_pair_yaml(pair)}"]
+            if i % 10 == 5:
+                lines.append(f"    when: price > {level}.0e12 and price_impact_bps < 5000")
+            elif i % 2:
+                lines.append(f"    above: {level}.0e12")
+            else:
+                lines.append(f"    below: {level}.0e-15")
+                if i % 7 == 3:
+                    lines.append(f"    until: price > {level}.0e-14")
+        files[f"load-{start // FILE_RULES:03d}.yaml"] = "\n".join(lines) + "\n"
+    lines = ["rules:"]
+    for i, pair in enumerate(pairs[:LATENCY_PAIRS]):
+        lines += [
+            f"  - id: latency-{i}",
+            "    on: quote",
+            f"    pair: {_pair_yaml(pair)}",
+            f"    above: {LATENCY_THRESHOLD}",
+            f"    notify: [{LATENCY_TAG}]",
+            f'    title: "{_TITLE_PREFIX}{{{{ slot }}}}"',
+            '    body: "{{ now }}"',
+        ]
+    files["latency.yaml"] = "\n".join(lines) + "\n"
+    return files
 
 
 WINDOW_RULE_COUNT = 200

@@ -291,9 +291,10 @@ class PairSeries:
                 index = bucket.index
             elif not tier.oldest() <= index <= tier.head:
                 continue
-            before = tier.get(index - 1)  # its last price was in force when ``index`` began
-            if before is not None:
-                return before.last
+            if tier.oldest() < index <= tier.head + 1:  # the bucket before ``index`` is kept:
+                held = tier.last[tier.slot(index - 1)]  # its last price held when ``index`` began
+                if not math.isnan(held):  # NaN: a gap in a history restored from the store
+                    return held
             if level >= 1 and level + 1 < len(self.tiers):
                 # ``index`` is the ring's oldest: what it pushed out went to the tier above,
                 # whose newest data ends where this ring begins.

@@ -88,8 +88,11 @@ class WindowStat:
 
     def _open(self) -> list[Bucket]:
         """What is not in the deques yet: the bucket being folded and the open buckets."""
-        found = list(self.series.open_buckets(self.level))
-        return found if self._pending is None else [self._pending, *found]
+        tiers = self.series.tiers
+        found = [t.open for t in tiers[: self.level + 1] if t.open is not None]
+        if self._pending is not None:
+            found.append(self._pending)
+        return found
 
     def close(self) -> None:
         """Stop listening: the rules that read this window are gone."""
@@ -110,10 +113,12 @@ class WindowStat:
 
     def _expire(self, before: int) -> None:
         """Drop closed buckets with an index below ``before``."""
+        areas = self._areas
+        if not areas or areas[0][0] >= before:
+            return  # the oldest kept bucket is still inside: so is everything else
         for column in (self._lows, self._highs):
             while column and column[0][0] < before:
                 column.popleft()
-        areas = self._areas
         while areas and areas[0][0] < before:
             self._sum -= areas.popleft()[1]
             self._updates += 1

@@ -22,6 +22,7 @@ from notifier.rules.sandbox import (
     compile_expression,
     compile_template,
 )
+from notifier.rules.thresholds import Threshold, simple_threshold
 from notifier.rules.vocabulary import (
     COMMON_VARIABLES,
     DEFAULT_BODIES,
@@ -90,6 +91,7 @@ class QuoteRule(Rule):
     decimals_out: int | None
     symbol_in: str
     symbol_out: str
+    threshold: Threshold | None = None  # its condition is ``price OP constant`` (thresholds.py)
 
     @property
     def pricing(self) -> Pricing:
@@ -232,10 +234,13 @@ def compile_rule(
         "resolved": spec.resolved,
     }
     if isinstance(spec, QuoteSpec):
+        threshold = simple_threshold(spec.when) if spec.when and not history.used else None
         if spec.above is not None:
+            threshold = (">", spec.above)
             common["when"] = _threshold(operator.gt, spec.above)
             common["explain_when"] = Explainer(f"price > {spec.above!r}")
         elif spec.below is not None:
+            threshold = ("<", spec.below)
             common["when"] = _threshold(operator.lt, spec.below)
             common["explain_when"] = Explainer(f"price < {spec.below!r}")
         token_in = tokens.resolve(spec.pair.in_)
@@ -258,6 +263,7 @@ def compile_rule(
             decimals_out=token_out.decimals if token_out else None,
             symbol_in=token_in.symbol if token_in else spec.pair.in_[:8],
             symbol_out=token_out.symbol if token_out else spec.pair.out[:8],
+            threshold=threshold,
         )
     if isinstance(spec, IntentSpec):
         if spec.overdue is not None:

@@ -65,8 +65,10 @@ class Engine:
         on_disabled: Callable[[DisabledRule], None] | None = None,
         on_failed: Callable[[Rule, RuleError], None] | None = None,
         history: HistoryBook | None = None,
+        index_thresholds: bool = True,
     ) -> None:
         self.rules = rules
+        self._indexed = index_thresholds  # False: every quote scans all its pair's rules
         self._routing = rules  # ``rules`` without the disabled ones: what events reach
         self._tokens = tokens or TokenTable()
         self._store = store
@@ -207,7 +209,9 @@ class Engine:
         key = pair.key
         machine = self._machine
         states = machine.states
-        for rule, state_key in pair.rules:
+        rules = pair.rules
+        for i in pair.index.visit(price, states.by_key.get(key)):
+            rule, state_key = rules[i]
             if state_key in states:
                 machine.evaluate(rule, key, variables, now)
                 continue
@@ -230,7 +234,7 @@ class Engine:
             rules = self._routing.by_pair.get(pair)
             if not rules:
                 return None
-            found = self._quote_pairs[pair] = QuotePair(rules)
+            found = self._quote_pairs[pair] = QuotePair(rules, indexed=self._indexed)
         return found
 
     def _on_order(self, event: OrderEvent) -> None:

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -21,6 +18,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
+from notifier.rules.fastyaml import fast_parse
 from notifier.rules.model import (
     RULE_SPEC,
     FeedSpec,
@@ -28,7 +26,16 @@ from notifier.rules.model import (
     OrderSpec,
     PairSpec,
     QuoteSpec,
-    RuleSpec,
+)
+from notifier.rules.parsed import (
+    MAX_DEPTH,
+    MAX_INT_DIGITS,
+    Location,
+    ParsedFile,
+    ParsedRule,
+    RuleError,
+    fingerprint,
+    plain,
 )
 
 __all__ = [
@@ -51,49 +58,9 @@ RULE_KINDS = frozenset({"quote", "order", "intent", "feed"})
 
 # Limits that keep one hostile or mistaken file from stalling or exhausting the loader.
 MAX_FILE_BYTES = 1_000_000  # the default of the ``rules_max_bytes`` setting
-MAX_DEPTH = 50  # nested values, scalars included; a rule needs 5
 MAX_ALIAS_VALUES = 10_000  # values that aliases (``*name``) may add to a file by expanding
-MAX_INT_DIGITS = 100  # uint256 has 78
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _INT_TAG = "tag:yaml.org,2002:int"
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Location:
-    path: str
-    line: int  # 1-based
-    col: int  # 1-based
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}"
-
-    def shifted(self, lines: int) -> Location:
-        return Location(self.path, self.line + lines, self.col if lines == 0 else 1)
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class RuleError:
-    location: Location
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.location}: {self.message}"
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedRule:
-    spec: RuleSpec
-    location: Location  # the rule's list item
-    fingerprint: str  # hash of the rule's data: unchanged text keeps its state on reload
-    positions: dict[str, Location] = field(default_factory=dict)  # key -> value location
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedFile:
-    path: Path
-    digest: str
-    rules: tuple[ParsedRule, ...] = ()
-    errors: tuple[RuleError, ...] = ()
 
 
 def list_rule_files(directory: Path, *, missing_ok: bool = True) -> list[Path]:
@@ -106,19 +73,6 @@ def list_rule_files(directory: Path, *, missing_ok: bool = True) -> list[Path]:
         for p in directory.iterdir()
         if p.suffix in RULE_SUFFIXES and not p.name.startswith(".") and p.is_file()
     )
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, bool) or node is None:
-        return node
-    for kind in (int, float, str):
-        if isinstance(node, kind):
-            return kind(node)
-    return node
 
 
 def _locate(root: Any, loc: Sequence[int | str], path: str, *, key: bool) -> Location:
@@ -278,8 +232,15 @@ def _load_yaml(text: str, path: str) -> CommentedMap | RuleError | None:
     return RuleError(Location(path, 1, 1), "a rule file is a mapping with a 'rules:' list")
 
 
-def parse_text(text: str, path: str) -> tuple[list[ParsedRule], list[RuleError]]:
-    """Parse one file's text; returns the valid rules and every error found."""
+def parse_text(
+    text: str, path: str, *, precise: bool = False
+) -> tuple[list[ParsedRule], list[RuleError]]:
+    """Parse one file's text; returns the valid rules and every error found. A plain, valid
+    file takes the fast path (``fastyaml``) unless ``precise``; the rest is read by ruamel."""
+    if not precise:
+        fast = fast_parse(text, path)
+        if fast is not None:
+            return fast, []
     root = _load_yaml(text, path)
     if root is None:
         return [], []
@@ -303,7 +264,7 @@ def parse_text(text: str, path: str) -> tuple[list[ParsedRule], list[RuleError]]
     for i, item in enumerate(items):
         # Each rule on its own: one bad rule must not hide the errors of the others.
         try:
-            spec = RULE_SPEC.validate_python(_plain(item))
+            spec = RULE_SPEC.validate_python(plain(item))
         except ValidationError as exc:
             errors += _partial(root, exc, path, ("rules", i))
             continue
@@ -311,7 +272,7 @@ def parse_text(text: str, path: str) -> tuple[list[ParsedRule], list[RuleError]]
             ParsedRule(
                 spec=spec,
                 location=_locate(root, ("rules", i), path, key=False),
-                fingerprint=_fingerprint(item),
+                fingerprint=fingerprint(item),
                 positions=_positions(item, path),
             )
         )
@@ -353,15 +314,6 @@ def _partial(
             message = f"{field_name}: {message}"
         errors.append(RuleError(where, message))
     return sorted(set(errors))
-
-
-def _fingerprint(item: Any) -> str:
-    data = _plain(item)
-    try:
-        raw = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # an integer beyond 64 bits: orjson refuses it, json does not
-        raw = json.dumps(data, sort_keys=True, default=str).encode()
-    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 def parse_file(

@@ -16,6 +16,7 @@ from notifier.rules.messages import Transition
 from notifier.rules.ruleset import RuleSet
 from notifier.rules.sandbox import SandboxError
 from notifier.rules.state import AlertState, StateStore, alert_views
+from notifier.rules.thresholds import StateTable
 from notifier.rules.variables import refreshed
 
 __all__ = ["AlertMachine", "truthy"]
@@ -54,7 +55,7 @@ class AlertMachine:
         self._store = store
         self._metrics = metrics
         self._on_error = on_error
-        self.states: dict[tuple[str, str], AlertState] = {}
+        self.states = StateTable()
         self.timers: list[tuple[float, str, str]] = []
         self.on_transition: Callable[[str, str, str, float], None] = lambda *_: None
 

@@ -11,6 +11,7 @@ from typing import Any
 from notifier.events import FeedEvent, IntentEvent, OrderEvent, QuoteEvent
 from notifier.history.pricing import quote_amounts, scale
 from notifier.rules.compiled import FeedRule, IntentRule, QuoteRule, Rule
+from notifier.rules.thresholds import PairIndex
 from notifier.tokens import TokenTable
 
 __all__ = ["QuotePair", "feed_variables", "intent_variables", "order_variables", "refreshed"]
@@ -23,6 +24,7 @@ class QuotePair:
     __slots__ = (
         "amount",
         "exact_in",
+        "index",
         "key",
         "last",
         "name",
@@ -33,10 +35,12 @@ class QuotePair:
         "symbols",
     )
 
-    def __init__(self, rules: list[QuoteRule]) -> None:
+    def __init__(self, rules: list[QuoteRule], *, indexed: bool = True) -> None:
         first = rules[0]
         self.key = first.key
         self.rules = [(rule, (rule.id, self.key)) for rule in rules]
+        thresholds = [rule.threshold if indexed else None for rule in rules]
+        self.index = PairIndex([rule.id for rule in rules], thresholds)
         self.amount = int(first.pair[2])
         self.exact_in = first.pair[3]
         self.scale_in = scale(first.decimals_in)

@@ -59,17 +59,17 @@ class WindowFunctions:
 
     def change(self, window: str, pair: str | None = None) -> float | None:
         series = self.series(pair)
-        then = self.price_at(window, pair)
-        if series is None or series.price is None or then is None:
+        if series is None or series.price is None:
             return None
-        return series.price - then
+        then = series.price_at(self.clock() - self.seconds(window))
+        return None if then is None else series.price - then
 
     def pct_change(self, window: str, pair: str | None = None) -> float | None:
         series = self.series(pair)
-        then = self.price_at(window, pair)
-        if series is None or series.price is None or not then:
+        if series is None or series.price is None:
             return None
-        return (series.price / then - 1) * 100
+        then = series.price_at(self.clock() - self.seconds(window))
+        return (series.price / then - 1) * 100 if then else None
 
     def _stat_of(self, window: str, pair: str | None) -> Any:
         key = self.own if pair is None else self.pairs.get(pair)

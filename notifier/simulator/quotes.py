@@ -191,6 +191,10 @@ class QuoteStream:
             return len(self._subs.get(peer, ()))
         return sum(len(subs) for subs in self._subs.values())
 
+    def subscriptions(self) -> dict[Peer, frozenset[PairKey]]:
+        """Each open connection's subscribed pairs."""
+        return {peer: frozenset(pairs) for peer, pairs in self._subs.items()}
+
     def subscribed_pairs(self) -> set[PairKey]:
         """Every pair that at least one connection subscribes."""
         return {pair for pair, peers in self._by_pair.items() if peers}

@@ -78,6 +78,18 @@ class Peer:
             return False
         return True
 
+    @property
+    def port(self) -> int | None:
+        """The client's TCP port (its side of the connection), or None once closed."""
+        peer = self._transport.get_extra_info("peername") if self._transport else None
+        return int(peer[1]) if peer else None
+
+    def write_now(self, data: bytes) -> None:
+        """Hand ready-made websocket frames to the transport at once, past the queue (bench
+        bursts: the reader, not this writer, sets the pace)."""
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
     def send_json(self, value: Any, tag: int | None = None) -> bool:
         """Queue one JSON object as a text frame."""
         return self.send(orjson.dumps(value), tag)

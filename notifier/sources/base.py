@@ -84,11 +84,10 @@ class FeedHealth:
         self.detail = "starting"
         self.reconnects = 0
         self.errors = 0
-        self.last_event_at: float | None = None
         self._sink = sink
         self._metrics = metrics
-        # Looked up once: ``event`` runs per frame, and a ``labels()`` call costs ~0.7 µs.
-        self._events = metrics.events.labels(name)
+        # ``event`` runs per frame: plain numbers, exported when scraped (``FeedCounts``).
+        self._count = metrics.events.feed(name)
         self._malformed = metrics.frames_malformed.labels(name)
         self._reconnects = metrics.feed_reconnects.labels(name)
 
@@ -100,10 +99,15 @@ class FeedHealth:
         self._metrics.feed_up.labels(self.name).set(1 if up else 0)
         self._sink.emit(FeedEvent(feed=self.name, up=up, detail=detail, at=time.time()))
 
+    @property
+    def last_event_at(self) -> float | None:
+        return self._count.last_event_at
+
     def event(self, at: float | None = None) -> None:
         """Count one event handed to the sink at ``at`` (default: now)."""
-        self.last_event_at = time.time() if at is None else at
-        self._events.inc()
+        count = self._count
+        count.last_event_at = time.time() if at is None else at
+        count.events += 1
 
     def malformed(self) -> None:
         self.errors += 1

@@ -1,0 +1,90 @@
+"""What reading a rule file yields — places, errors, parsed rules — shared by the precise loader
+(``loader``, ruamel) and its fast path (``fastyaml``, libyaml)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from notifier.rules.model import RuleSpec
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_INT_DIGITS",
+    "Location",
+    "ParsedFile",
+    "ParsedRule",
+    "RuleError",
+    "fingerprint",
+    "plain",
+]
+
+MAX_DEPTH = 50  # nested values, scalars included; a rule needs 5
+MAX_INT_DIGITS = 100  # uint256 has 78
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Location:
+    path: str
+    line: int  # 1-based
+    col: int  # 1-based
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}"
+
+    def shifted(self, lines: int) -> Location:
+        return Location(self.path, self.line + lines, self.col if lines == 0 else 1)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RuleError:
+    location: Location
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRule:
+    spec: RuleSpec
+    location: Location  # the rule's list item
+    fingerprint: str  # hash of the rule's data: unchanged text keeps its state on reload
+    positions: dict[str, Location] = field(default_factory=dict)  # key -> value location
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFile:
+    path: Path
+    digest: str
+    rules: tuple[ParsedRule, ...] = ()
+    errors: tuple[RuleError, ...] = ()
+
+
+def plain(node: Any) -> Any:
+    """Loaded YAML as plain dicts, lists and scalars (keys as strings)."""
+    if isinstance(node, dict):
+        return {str(k): plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [plain(v) for v in node]
+    if isinstance(node, bool) or node is None:
+        return node
+    for kind in (int, float, str):
+        if isinstance(node, kind):
+            return kind(node)
+    return node
+
+
+def fingerprint(item: Any) -> str:
+    """A hash of the rule's data: unchanged text keeps its state on reload."""
+    data = plain(item)
+    try:
+        raw = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an integer beyond 64 bits: orjson refuses it, json does not
+        raw = json.dumps(data, sort_keys=True, default=str).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
