@@ -16,6 +16,7 @@ from typing import Any
 
 from notifier import __version__
 from notifier.config import ConfigError, Settings
+from notifier.dashboard import Dashboard
 from notifier.dispatch import Dispatcher
 from notifier.evaluation import consume, run_timers
 from notifier.eventqueue import EventQueue
@@ -144,10 +145,11 @@ class Daemon:
         tb = self.talkback = TalkbackService(
             self.store, s, self.engine, self.dispatcher, clock=self.clock
         )
+        dash = self.dashboard = Dashboard(self, token=tb.token, open_reads=tb.api.open_reads)
         self._create_sources(first)
         if s.http.listen:
             try:
-                self.http = HttpApi(self, tb.http_settings(s.http), [tb.install])
+                self.http = HttpApi(self, tb.http_settings(s.http), [tb.install, dash.install])
                 await self.http.start()
             except (ConfigError, HttpError, OSError) as exc:  # each message names http.listen
                 raise StartupError(str(exc)) from exc

@@ -95,3 +95,20 @@ def test_a_demo_without_rule_files_fails_before_starting(tmp_path: Path) -> None
     assert result.returncode == 1
     assert f"no rule files (*.yaml, *.yml) in {tmp_path}" in result.stderr
     assert "done" not in result.stderr
+
+
+def test_the_installed_package_ships_the_dashboard_assets(installed: Path, tmp_path: Path) -> None:
+    """The wheel carries the dashboard's templates and static files (package data), and its
+    page template loads from the installed package."""
+    code = (
+        "from importlib import resources\n"
+        "from jinja2 import Environment, PackageLoader\n"
+        "base = resources.files('notifier.dashboard')\n"
+        "print(*sorted(p.name for d in ('static', 'templates') for p in (base / d).iterdir()))\n"
+        "Environment(loader=PackageLoader('notifier.dashboard', 'templates'))"
+        ".get_template('page.html')\n"
+    )
+    names = sh(installed / "python", "-c", code, cwd=tmp_path).split()
+    for name in ("dashboard.js", "dashboard.css", "favicon.svg", "page.html", "feeds.html",
+                 "alerts.html", "pairs.html", "rules.html", "_macros.html"):  # fmt: skip
+        assert name in names

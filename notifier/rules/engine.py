@@ -92,6 +92,10 @@ class Engine:
         if store is not None:
             self._restore(store.load())
 
+    def observe_transitions(self, hook: Callable[[str, str, str, float], None]) -> None:
+        """``hook(rule_id, key, "firing" | "resolved", at)`` on each transition (the dashboard)."""
+        self._machine.on_transition = hook
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def _restore(self, states: list[AlertState]) -> None:

@@ -57,6 +57,7 @@ class AlertMachine:
         self._on_error = on_error
         self.states = StateTable()
         self.timers: list[tuple[float, str, str]] = []
+        self.on_transition: Callable[[str, str, str, float], None] = lambda *_: None
 
     def next_due(self) -> float | None:
         return self.timers[0][0] if self.timers else None
@@ -174,6 +175,7 @@ class AlertMachine:
     def _fire(self, rule: Rule, st: AlertState, variables: dict[str, Any], now: float) -> None:
         in_cooldown = bool(rule.cooldown) and st.last_fired and now - st.last_fired < rule.cooldown
         st.state, st.since, st.variables, st.repeats = "firing", now, variables, 0
+        self.on_transition(rule.id, st.key, "firing", now)
         st.silenced = bool(in_cooldown)
         if not in_cooldown:
             st.last_fired = now  # the cooldown counts from the last firing that notified
@@ -189,6 +191,7 @@ class AlertMachine:
         notify = rule.resolved and not st.silenced
         fired_at = st.since
         st.state, st.variables = "inactive", variables
+        self.on_transition(rule.id, st.key, "resolved", now)
         if notify:
             self._notify(rule, st, variables, "resolved", now, save=False, episode=fired_at)
         self._clear(st)

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["OPEN_PATHS", "TalkbackApi", "bearer_ok", "silence_json"]
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})  # "/": the dashboard's page, no data
+OPEN_PREFIXES = ("/a/", "/dashboard/static/")  # action links carry their own token
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -81,9 +82,14 @@ class TalkbackApi:
         app.router.add_get("/api/v1/notifications", self._notifications)
         self._service.pages.install(app)
 
+    @property
+    def open_reads(self) -> bool:
+        """Reading needs no token (a loopback listen address)."""
+        return self._open_reads
+
     @web.middleware
     async def _access(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self._open_reads or request.path in OPEN_PATHS or request.path.startswith("/a/"):
+        if self._open_reads or request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIXES):
             return await handler(request)
         if bearer_ok(request.headers.get("Authorization"), self._token):
             return await handler(request)
