@@ -262,15 +262,21 @@ class RuleRepository:
     ) -> dict[Path, list[RuleError]]:
         """Settle the owners of the ids of ``settle`` (every path, or the touched ones when
         they are ``alone``: the other owners stand); each file's duplicate-id errors."""
-        owners = self._claimed if alone else {}
-        for rule_id in [i for i, c in owners.items() if c.path in settle] if alone else ():
-            del owners[rule_id]
         running = before.ruleset if before else None
-        owners.update(self._settle_owners(settle, running, {p: i for i, p in enumerate(paths)}))
+        settled = self._settle_owners(settle, running, {p: i for i, p in enumerate(paths)})
+        if alone:
+            owners, mine = self._claimed, set(settle)
+            for rule_id in [i for i, c in owners.items() if c.path in mine]:
+                del owners[rule_id]
+                del self._owners[rule_id]
+            owners.update(settled)
+            self._owners.update((rule_id, claim.path) for rule_id, claim in settled.items())
+        else:
+            owners = settled
+            self._owners = {rule_id: claim.path for rule_id, claim in owners.items()}
         duplicates = self._duplicated if alone else {}
         duplicates.update({p: self._duplicates(p, owners) for p in settle})
         self._claimed, self._duplicated = owners, duplicates
-        self._owners = {rule_id: claim.path for rule_id, claim in owners.items()}
         if not alone:
             self._refused = {}  # else it was empty (no file in error) and stays so for others
         for path in settle:
