@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import msgspec
+
 __all__ = [
     "FINAL_ORDER_EVENTS",
     "INTENT_STATUSES",
@@ -74,9 +76,12 @@ def validate_intent_id(intent_id: str) -> str:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class QuoteEvent:
-    """One Argyros quote push for a subscribed pair."""
+class QuoteEvent(msgspec.Struct, frozen=True, gc=False):
+    """One Argyros quote push for a subscribed pair.
+
+    A msgspec struct rather than a frozen dataclass: one is built per quote frame, and a
+    struct is built in a tenth of the time (same fields, equality, hashing and immutability).
+    """
 
     pair: PairKey
     amount_out: int

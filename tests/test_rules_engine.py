@@ -1036,3 +1036,32 @@ def test_an_overdue_rule_without_a_title_says_overdue() -> None:
         "overdue: intent i1 overdue (Deposited after 30 min)",
         "RESOLVED overdue: intent i1 overdue (Finished after 40 min)",
     ]
+
+
+def test_a_swap_that_keeps_a_pairs_rule_objects_behaves_as_a_fresh_build() -> None:
+    """A reload hands unchanged files' rules over as the same objects, and the engine then
+    keeps that pair's index; it must behave as an engine given freshly compiled rules."""
+    other = ABOVE.replace("sol-above-200", "ten-below").replace("above: 200", "below: 100")
+    other = other.replace("amount: 1}", "amount: 10}")
+    texts = [ABOVE + other.removeprefix("rules:\n"), ABOVE.replace("above: 200", "above: 300")]
+    texts += [texts[0], ABOVE, texts[0]]
+    kept, fresh = Rig(texts[0]), Rig(texts[0])
+    compiled = {text: ruleset(text) for text in texts}
+    for step, text in enumerate(texts):
+        if step:
+            old = kept.engine.rules.rules
+            new = compiled[text].rules.values()
+            # as the repository does: a rule whose text is unchanged stays the same object
+            same = [
+                old.get(r.id) if r.id in old and old[r.id].fingerprint == r.fingerprint else r
+                for r in new
+            ]
+            kept.engine.swap(RuleSet([r for r in same if r is not None]))
+            fresh.engine.swap(ruleset(text))
+        for price in (150, 250, 350, 90, 250):
+            for rig in (kept, fresh):
+                rig.quote(price)
+                rig.quote(price / 2, SOL_USDC_10)
+    assert kept.titles == fresh.titles
+    assert len(kept.titles) >= 2
+    assert kept.evaluations("quote") == fresh.evaluations("quote")

@@ -172,6 +172,41 @@ async def test_malformed_and_error_frames_are_skipped() -> None:
             assert stream.status().reconnects == 0
 
 
+async def test_frames_of_every_shape_take_the_same_way_as_before() -> None:
+    """The typed fast decoder and the dict reading agree: numbers or digit strings, extra
+    fields ignored; floats, booleans, lists where strings belong and unknown types are
+    malformed; acks are not."""
+    async with Simulator(random_walk=False) as sim:
+        wanted = pair(1)
+        async with running(sim, pairs=[wanted]) as (stream, sink, metrics):
+            await wait_until(lambda: quoted(sink, wanted))
+            head = f'{{"type":"quote","in":"{SOL}","out":"{USDC}","amount":"{wanted[2]}",'
+            for peer in sim.quotes._peers:
+                peer.send(
+                    (
+                        head + '"amountOut":777,"priceImpactBps":" 4","hops":"2","slot":9,'
+                        '"extra":[1,{"a":null}]}'
+                    ).encode()
+                )
+                peer.send((head + '"amountOut":1.5,"priceImpactBps":0,"hops":1,"slot":1}').encode())
+                peer.send(
+                    (head + '"amountOut":5,"priceImpactBps":0,"hops":true,"slot":1}').encode()
+                )
+                peer.send(
+                    b'{"type":"quote","in":["x"],"out":"b","amount":"1","amountOut":"1",'
+                    b'"priceImpactBps":0,"hops":1,"slot":1}'
+                )
+                peer.send(b'{"type":"subscribed","count":{"odd":1}}')
+                peer.send(b'{"type":"pong"}')
+            await wait_until(lambda: counter(metrics, "notifier_frames_malformed", "quote") >= 4)
+            sim.quotes.set_quote(SOL, USDC, wanted[2], 31337)
+            await wait_until(lambda: any(e.amount_out == 31337 for e in quoted(sink, wanted)))
+            odd = [e for e in quoted(sink, wanted) if e.amount_out == 777]
+            assert [(e.price_impact_bps, e.hops, e.slot) for e in odd] == [(4, 2, 9)]
+            assert counter(metrics, "notifier_frames_malformed", "quote") == 4
+            assert stream.status().reconnects == 0
+
+
 async def test_api_key_never_reaches_the_logs(caplog: pytest.LogCaptureFixture) -> None:
     """Neither a working nor a rejected key shows up in any log line."""
     caplog.set_level(logging.DEBUG)

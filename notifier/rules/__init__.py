@@ -183,6 +183,9 @@ class RuleRepository:
         self._errors: dict[Path, tuple[RuleError, ...]] = {}  # the current text's own errors
         self._owners: dict[str, Path] = {}  # id -> the file that has it
         self._refused: dict[str, set[Path]] = {}  # id -> files in error for bringing it again
+        self._claimed: dict[str, _Claim] = {}  # id -> the place that has it, at the last reload
+        self._duplicated: dict[Path, list[RuleError]] = {}  # per file, at the last reload
+        self._kept: dict[Path, list[Rule]] = {}  # per file, the rules it runs
         self._current: ReloadResult | None = None
         self._lock = threading.Lock()
 
@@ -198,15 +201,18 @@ class RuleRepository:
         """Raises ``RulesDirError``, changing nothing, when the directory cannot be listed."""
         paths = _rule_paths(self.directory)
         changed = set(paths) != set(self._digests)
+        touched: list[Path] = []  # files whose bytes changed
         new_errors: list[RuleError] = []
         for gone in set(self._digests) - set(paths):
-            for table in (self._digests, self._good, self._parsed, self._compiled, self._errors):
+            tables = (self._digests, self._good, self._parsed, self._compiled, self._errors)
+            for table in (*tables, self._kept):
                 table.pop(gone, None)
         for path in paths:
             parsed = parse_file(path, self._parsed.get(path), self.max_bytes)
             if parsed is self._parsed.get(path):
                 continue  # same bytes: not parsed again, its rules keep their objects
             changed = True
+            touched.append(path)
             self._digests[path] = parsed.digest
             self._parsed[path] = parsed
             self._compiled[path], errors = _compile_file(
@@ -217,21 +223,22 @@ class RuleRepository:
         if not changed and self._current is not None:
             return ReloadResult(self._current.ruleset, self._current.files, changed=False)
         before = self._current
-        owners = self._settle_owners(paths, before.ruleset if before else None)
-        duplicates = {p: self._duplicates(p, owners) for p in paths}
-        self._owners = {rule_id: claim.path for rule_id, claim in owners.items()}
-        self._refused = {}
-        for path in paths:
-            for rule in self._parsed[path].rules:
-                if owners[rule.spec.id].path != path:
-                    self._refused.setdefault(rule.spec.id, set()).add(path)
+        alone = self._alone(paths, touched, before)
+        duplicates = self._settle(paths, touched if alone else paths, before, alone=alone)
+        previous = {f.path: f for f in before.files} if alone and before else {}
         active: list[Rule] = []
         files = []
         for path in paths:
+            report = previous.get(str(path)) if path not in touched else None
+            if report is not None:  # untouched, and no id of it moved: as it was
+                active += self._kept[path]
+                files.append(report)
+                continue
             errors = [*self._errors[path], *duplicates[path]]
             if not errors:
                 self._good[path] = self._compiled[path]
             kept = [r for r in self._good.get(path, []) if self._owners.get(r.id) == path]
+            self._kept[path] = kept
             active += kept
             report = FileReport(
                 str(path),
@@ -250,7 +257,54 @@ class RuleRepository:
         )
         return self._current
 
-    def _settle_owners(self, paths: list[Path], running: RuleSet | None) -> dict[str, _Claim]:
+    def _settle(
+        self, paths: list[Path], settle: list[Path], before: ReloadResult | None, *, alone: bool
+    ) -> dict[Path, list[RuleError]]:
+        """Settle the owners of the ids of ``settle`` (every path, or the touched ones when
+        they are ``alone``: the other owners stand); each file's duplicate-id errors."""
+        running = before.ruleset if before else None
+        settled = self._settle_owners(settle, running, {p: i for i, p in enumerate(paths)})
+        if alone:
+            owners, mine = self._claimed, set(settle)
+            for rule_id in [i for i, c in owners.items() if c.path in mine]:
+                del owners[rule_id]
+                del self._owners[rule_id]
+            owners.update(settled)
+            self._owners.update((rule_id, claim.path) for rule_id, claim in settled.items())
+        else:
+            owners = settled
+            self._owners = {rule_id: claim.path for rule_id, claim in owners.items()}
+        duplicates = self._duplicated if alone else {}
+        duplicates.update({p: self._duplicates(p, owners) for p in settle})
+        self._claimed, self._duplicated = owners, duplicates
+        if not alone:
+            self._refused = {}  # else it was empty (no file in error) and stays so for others
+        for path in settle:
+            for rule in self._parsed[path].rules:
+                if owners[rule.spec.id].path != path:
+                    self._refused.setdefault(rule.spec.id, set()).add(path)
+        return duplicates
+
+    def _alone(self, paths: list[Path], touched: list[Path], before: ReloadResult | None) -> bool:
+        """Whether only the ``touched`` files need their ids settled: the same files as at the
+        last reload, none in error then (so each other id had one claim), and no id of a
+        touched file (its text's or its last good version's) held by an untouched file."""
+        if before is None or not touched or any(f.failed for f in before.files):
+            return False
+        if [Path(f.path) for f in before.files] != paths:
+            return False
+        mine = set(touched)
+        for path in touched:
+            rules = [r.spec.id for r in self._parsed[path].rules]
+            for rule_id in [*rules, *(r.id for r in self._good.get(path, []))]:
+                claim = self._claimed.get(rule_id)
+                if claim is not None and claim.path not in mine:
+                    return False
+        return True
+
+    def _settle_owners(
+        self, paths: list[Path], running: RuleSet | None, index: dict[Path, int]
+    ) -> dict[str, _Claim]:
         """The owner of every id. A file in error runs its last good version, whose ids it
         then uses too; that can take an id from a file, putting that file in error in turn,
         never take a file out of error. Each file enters the error set once and adds its
@@ -266,7 +320,6 @@ class RuleRepository:
                 return current
             return None
 
-        index = {path: i for i, path in enumerate(paths)}
         in_error = {p for p in paths if self._errors[p]}
         for path in paths:
             for rule_id, new in self._claims(path, index[path], good=path in in_error):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from notifier.events import PairKey
@@ -92,22 +93,35 @@ class QuoteRule(Rule):
     symbol_in: str
     symbol_out: str
     threshold: Threshold | None = None  # its condition is ``price OP constant`` (thresholds.py)
+    _pricing: Pricing | None = field(default=None, init=False, repr=False)
 
     @property
     def pricing(self) -> Pricing:
-        return Pricing(
-            int(self.pair[2]),
-            self.pair[3],
-            scale(self.decimals_in),
-            scale(self.decimals_out),
-            f"{self.symbol_in}/{self.symbol_out}",
-        )
+        """Built once, and shared by the rules of a pair (a rule set reads it per rule)."""
+        found = self._pricing
+        if found is None:
+            found = self._pricing = _pricing(
+                self.pair, self.decimals_in, self.decimals_out, self.symbol_in, self.symbol_out
+            )
+        return found
 
     @property
     def key(self) -> str:
         """The state key of this pair, readable in status: ``SOL/USDC:1000000000``."""
         mode = "" if self.pair[3] else ":exact-out"
         return f"{self.symbol_in}/{self.symbol_out}:{self.pair[2]}{mode}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _pricing(
+    pair: PairKey,
+    decimals_in: int | None,
+    decimals_out: int | None,
+    symbol_in: str,
+    symbol_out: str,
+) -> Pricing:
+    name = f"{symbol_in}/{symbol_out}"
+    return Pricing(int(pair[2]), pair[3], scale(decimals_in), scale(decimals_out), name)
 
 
 @dataclass(eq=False, slots=True)

@@ -79,6 +79,7 @@ class Engine:
         self._quote_evaluations = self._metrics.rule_evaluations.labels("quote")
         self._last_price: dict[PairKey, float] = {}
         self._quote_pairs: dict[PairKey, QuotePair] = {}  # built lazily for ``_pairs_of``
+        self._stale_pairs: dict[PairKey, QuotePair] = {}  # those of the rule set before
         self._pairs_of: RuleSet | None = None
         self._last_intent: dict[str, IntentEvent] = {}
         announcer = Announcer(sink, store, self._expr_error)
@@ -227,14 +228,17 @@ class Engine:
 
     def _quote_pair(self, pair: PairKey) -> QuotePair | None:
         """The pair's rules and constants, built once per rule set; None when no rule wants it."""
-        if self._pairs_of is not self._routing:
-            self._quote_pairs, self._pairs_of = {}, self._routing
+        if self._pairs_of is not self._routing:  # a new rule set: unchanged pairs carry over
+            self._stale_pairs, self._quote_pairs = self._quote_pairs, {}
+            self._pairs_of = self._routing
         found = self._quote_pairs.get(pair)
         if found is None:
             rules = self._routing.by_pair.get(pair)
             if not rules:
                 return None
-            found = self._quote_pairs[pair] = QuotePair(rules, indexed=self._indexed)
+            old = self._stale_pairs.pop(pair, None)
+            found = QuotePair.carried(old, rules, indexed=self._indexed)
+            self._quote_pairs[pair] = found
         return found
 
     def _on_order(self, event: OrderEvent) -> None:

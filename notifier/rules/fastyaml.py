@@ -13,6 +13,7 @@ same results.
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import yaml
@@ -162,16 +163,17 @@ def _at(path: str, mark: Any, *, block: bool = False) -> Location:
 def _positions(node: yaml.Node, path: str) -> dict[str, Location]:
     """What the precise loader's ``_positions`` finds: each key's value, one level down."""
     found: dict[str, Location] = {}
+    intern = sys.intern  # the same few keys in every rule: one string each, not one a rule
     for key, value in node.value:
-        name = str(key.value)
+        name = intern(str(key.value))
         block = isinstance(value, yaml.ScalarNode) and value.style in ("|", ">")
         found[name] = _at(path, value.start_mark, block=block)
         if isinstance(value, yaml.MappingNode):
             for sub_key, sub in value.value:
-                found[f"{name}.{sub_key.value}"] = _at(path, sub.start_mark)
+                found[intern(f"{name}.{sub_key.value}")] = _at(path, sub.start_mark)
         elif isinstance(value, yaml.SequenceNode):
             for i, sub in enumerate(value.value):
-                found[f"{name}.{i}"] = _at(path, sub.start_mark)
+                found[intern(f"{name}.{i}")] = _at(path, sub.start_mark)
     return found
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from notifier.events import Interest, PairKey
 from notifier.history.pricing import Pricing
 from notifier.rules.compiled import FeedRule, IntentRule, OrderRule, QuoteRule, Rule
+from notifier.rules.windowcalls import NO_HISTORY
 from notifier.tokens import address_key
 
 __all__ = ["RuleSet"]
@@ -43,6 +44,10 @@ class RuleSet:
 
     def _index_history(self, rule: Rule) -> None:
         use = rule.history
+        if use is NO_HISTORY:  # most rules: only a quote rule's own pair
+            if isinstance(rule, QuoteRule) and rule.pair not in self.pricing:
+                self.pricing[rule.pair] = rule.pricing
+            return
         for written, ref in use.pairs.items():
             self.pricing.setdefault(ref.key, ref.pricing)
             self.pair_names[written] = ref.key

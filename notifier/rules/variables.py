@@ -50,6 +50,22 @@ class QuotePair:
         self.reads_history = any(rule.history.used for rule in rules)
         self.last: dict[str, Any] | None = None  # the last quote's variables, for the clock
 
+    @classmethod
+    def carried(
+        cls, old: QuotePair | None, rules: list[QuoteRule], *, indexed: bool = True
+    ) -> QuotePair:
+        """``old`` again, as if built anew, when it holds the very same rules (a reload that
+        left this pair alone), so a reload costs only the pairs it changed; else a new one.
+        ``indexed`` must be what ``old`` was built with (an engine's setting never changes)."""
+        if (
+            old is None
+            or len(old.rules) != len(rules)
+            or any(mine is not rule for (mine, _), rule in zip(old.rules, rules, strict=True))
+        ):
+            return cls(rules, indexed=indexed)
+        old.last = None
+        return old
+
     def variables(self, event: QuoteEvent, previous: float | None) -> dict[str, Any]:
         """A new dict per quote: a state keeps the variables it fired or resolved with."""
         amount_out = event.amount_out

@@ -19,7 +19,7 @@ from notifier.rules.loader import Location, RuleError
 from notifier.rules.windowfns import PAIR_FUNCTIONS, WINDOW_FUNCTIONS
 from notifier.tokens import TokenTable, is_base58_address
 
-__all__ = ["PairRef", "WindowUse", "parse_pair", "window_use"]
+__all__ = ["NO_HISTORY", "PairRef", "WindowUse", "parse_pair", "window_use"]
 
 _PAIR = re.compile(r"^\s*([^/@\s]+)\s*/\s*([^/@\s]+)\s*(?:@\s*([0-9]+(?:\.[0-9]+)?)\s*)?$")
 
@@ -48,6 +48,9 @@ class WindowUse:
     @property
     def reads(self) -> frozenset[PairKey]:
         return frozenset(ref.key for ref in self.pairs.values())
+
+
+NO_HISTORY = WindowUse()  # the use of a rule that reads no history (never mutated)
 
 
 def parse_pair(text: str, tokens: TokenTable) -> PairRef:
@@ -100,6 +103,8 @@ def window_use(
         for call in tree.find_all(nodes.Call):
             if isinstance(call.node, nodes.Name) and call.node.name in PAIR_FUNCTIONS:
                 found.check(name, call.node.name, call, _located(where, text, call))
+    if not (found.pairs or found.windows or found.clocked):
+        return NO_HISTORY, found.errors  # most rules: one shared object, not a dict each
     return WindowUse(found.pairs, frozenset(found.windows), found.clocked), found.errors
 
 

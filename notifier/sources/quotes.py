@@ -20,6 +20,7 @@ from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
+import msgspec
 import orjson
 
 from notifier.backoff import BackoffPolicy
@@ -41,6 +42,36 @@ WireKey = tuple[str, str, str]  # (in, out, amount): all a quote push identifies
 
 def _wire(pair: PairKey) -> WireKey:
     return (pair[0], pair[1], pair[2])
+
+
+class _Quote(msgspec.Struct, tag_field="type", tag="quote", rename={"in_mint": "in"}, gc=False):
+    """A well-formed quote push, as the fast decoder reads it (unknown fields are ignored)."""
+
+    in_mint: str
+    out: str
+    amount: str
+    amountOut: int | str  # the wire names, as they come
+    priceImpactBps: int | str
+    hops: int | str
+    slot: int | str
+
+
+class _Ack(msgspec.Struct, tag_field="type", tag="subscribed", gc=False):
+    count: Any = None
+
+
+class _Nack(msgspec.Struct, tag_field="type", tag="unsubscribed", gc=False):
+    count: Any = None
+
+
+class _Error(msgspec.Struct, tag_field="type", tag="error", gc=False):
+    message: Any = None
+
+
+# Decodes a well-formed frame straight into a struct; anything it refuses (bad JSON, a missing
+# field, a wrong type, an unknown ``type``) takes the orjson path, which says what is wrong.
+_decode = msgspec.json.Decoder(_Quote | _Ack | _Nack | _Error).decode
+_FRAME_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 
 
 def _as_int(value: Any) -> int:
@@ -262,6 +293,34 @@ class QuoteStream:
     def _on_frame(self, connection: _Connection, data: str | bytes) -> None:
         """Parse one frame and hand a quote to the sink; never awaits."""
         try:
+            frame = _decode(data)
+        except _FRAME_ERRORS:
+            self._on_odd_frame(connection, data)
+            return
+        if type(frame) is _Quote:
+            try:
+                amount_out = _as_int(frame.amountOut)
+                impact = _as_int(frame.priceImpactBps)
+                hops = _as_int(frame.hops)
+                slot = _as_int(frame.slot)
+            except ValueError as exc:  # a digit string that is not one
+                self._malformed(connection, f"bad quote ({describe_error(exc)})", data)
+                return
+            pair = connection.pairs.get((frame.in_mint, frame.out, frame.amount))
+            if pair is None:
+                return  # unsubscribed meanwhile, or not ours
+            at = time.time()
+            self._health.event(at)
+            self._sink.emit(QuoteEvent(pair, amount_out, impact, hops, slot, at))
+        elif type(frame) is _Error:
+            self._upstream_error(connection, frame.message)
+        else:
+            kind = "subscribed" if type(frame) is _Ack else "unsubscribed"
+            log.debug("quote connection #%d: %s %s", connection.index, kind, frame.count)
+
+    def _on_odd_frame(self, connection: _Connection, data: str | bytes) -> None:
+        """A frame the fast decoder refused: read it as a dict to say what is wrong with it."""
+        try:
             frame = orjson.loads(data)
         except orjson.JSONDecodeError:
             self._malformed(connection, "not JSON", data)
@@ -275,15 +334,15 @@ class QuoteStream:
         elif kind in ("subscribed", "unsubscribed"):
             log.debug("quote connection #%d: %s %s", connection.index, kind, frame.get("count"))
         elif kind == "error":
-            self._health.errors += 1
-            self._limited.warning(
-                "error",
-                "quote connection #%d: upstream error: %.200r",
-                connection.index,
-                frame.get("message"),
-            )
+            self._upstream_error(connection, frame.get("message"))
         else:
             self._malformed(connection, f"unknown type {kind!r}", data)
+
+    def _upstream_error(self, connection: _Connection, message: Any) -> None:
+        self._health.errors += 1
+        self._limited.warning(
+            "error", "quote connection #%d: upstream error: %.200r", connection.index, message
+        )
 
     def _on_quote(self, connection: _Connection, frame: dict[str, Any], data: str | bytes) -> None:
         try:
@@ -305,16 +364,7 @@ class QuoteStream:
             return  # unsubscribed meanwhile, or not ours
         at = time.time()
         self._health.event(at)
-        self._sink.emit(
-            QuoteEvent(
-                pair=pair,
-                amount_out=amount_out,
-                price_impact_bps=impact,
-                hops=hops,
-                slot=slot,
-                at=at,
-            )
-        )
+        self._sink.emit(QuoteEvent(pair, amount_out, impact, hops, slot, at))
 
     def _malformed(self, connection: _Connection, why: str, data: str | bytes) -> None:
         self._health.malformed()
