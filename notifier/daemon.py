@@ -18,6 +18,7 @@ from notifier import __version__
 from notifier.config import ConfigError, Settings
 from notifier.dashboard import Dashboard
 from notifier.dispatch import Dispatcher
+from notifier.errorreports import ErrorReports
 from notifier.evaluation import consume, run_timers
 from notifier.eventqueue import EventQueue
 from notifier.events import Interest
@@ -268,24 +269,13 @@ class Daemon:
             return  # said once; the watcher looks for the directory to come back
         self.rules_dir_error = problem
         log.error("%s; the last rules loaded keep running until it is back", problem)
-        directory = self.settings.rules_dir
-        self.dispatcher.report_error(
-            f"rules-dir-gone|{directory}|{time.time()}",
-            f"notifier: rules dir {directory} is gone",
-            f"{problem}. The rules loaded last keep running, with their state; notifier "
-            "reloads as soon as the directory is back.",
-        )
+        ErrorReports(self.dispatcher).rules_dir_gone(self.settings.rules_dir, problem)
         self._publish_status()
 
     def _rules_dir_back(self) -> None:
         self.rules_dir_error = None
-        directory = self.settings.rules_dir
-        log.info("rules dir %s is back; reloading", directory)
-        self.dispatcher.report_error(
-            f"rules-dir-back|{directory}|{time.time()}",
-            f"notifier: rules dir {directory} is back",
-            f"{directory} can be read again; its rules are loaded.",
-        )
+        log.info("rules dir %s is back; reloading", self.settings.rules_dir)
+        ErrorReports(self.dispatcher).rules_dir_back(self.settings.rules_dir)
 
     def _apply(self, result: ReloadResult, started: float, reason: str) -> ReloadResult:
         if result.changed:
@@ -311,44 +301,16 @@ class Daemon:
             )  # fmt: skip
         for error in result.new_errors:
             log.error("%s", error)
-        if result.new_errors:
-            body = "\n".join(str(e) for e in result.new_errors)
-            digest = ",".join(sorted({f.digest[:12] for f in failed}))
-            paths = {e.location.path for e in result.new_errors}
-            outcomes = "; ".join(
-                f"{Path(f.path).name} {f.outcome}" for f in failed if f.path in paths
-            )
-            self.dispatcher.report_error(
-                f"rule-errors|{digest}",
-                f"notifier: {len(result.new_errors)} rule error(s); {outcomes}",
-                body,
-            )
-        for path in result.fixed:  # once per fix: the errors_to tags heard of the errors
+        for path in result.fixed:
             log.info("%s: fixed, loaded again", path)
-            self.dispatcher.report_error(
-                f"rule-fixed|{path}|{time.time()}",
-                f"notifier: {path} fixed, loaded again",
-                f"{path} has no errors any more; its rules run.",
-            )
+        ErrorReports(self.dispatcher).reloaded(result)
         self._publish_status()
 
     def _rule_failed(self, rule: Rule, error: RuleError) -> None:
-        """A rule's expression or template raised: ``errors_to`` hears at most once an hour
-        per rule (the engine decides when)."""
-        self.dispatcher.report_error(
-            f"rule-failed|{rule.id}|{int(time.time() // 3600)}",
-            f"notifier: rule {rule.id} failed",
-            f"{error}\nIt counts as false until fixed; this is said at most once an hour.",
-        )
+        ErrorReports(self.dispatcher).rule_failed(rule, error)
 
     def _rule_disabled(self, disabled: DisabledRule) -> None:
-        """One message to ``errors_to`` per disabled rule text (the engine logged it)."""
-        rule = disabled.rule
-        self.dispatcher.report_error(
-            f"rule-disabled|{rule.id}|{rule.fingerprint}",
-            f"notifier: rule {rule.id} disabled",
-            f"{disabled.error}\nIt stays disabled until {rule.location.path} changes.",
-        )
+        ErrorReports(self.dispatcher).rule_disabled(disabled)
         self._publish_status()
 
     def _interest(self, result: ReloadResult) -> Interest:
