@@ -52,6 +52,7 @@ __all__ = [
     "DaemonView",
     "HttpApi",
     "HttpError",
+    "NotActiveError",
     "control_access",
     "is_loopback",
     "validate_label",
@@ -69,6 +70,10 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 class HttpError(Exception):
     """The HTTP API cannot listen (address in use, no permission, unknown host)."""
+
+
+class NotActiveError(Exception):
+    """This member of an HA group is a standby: it changes nothing (the active one does)."""
 
 
 class DaemonView(Protocol):
@@ -299,7 +304,10 @@ class HttpApi:
             label = validate_label(await self._body_label(request))
         except (TypeError, ValueError) as exc:
             return _error(400, str(exc))
-        created = self._view.track_intent(intent_id, label)
+        try:
+            created = self._view.track_intent(intent_id, label)
+        except NotActiveError as exc:
+            return _json({"error": str(exc), "role": "standby"}, status=503)
         body = {"id": intent_id, "tracked": True, "created": created, "label": label}
         return _json(body, status=201 if created else 200)
 
@@ -311,8 +319,11 @@ class HttpApi:
             intent_id = validate_intent_id(request.match_info["id"])
         except ValueError as exc:
             return _error(400, str(exc))
-        if not self._view.untrack_intent(intent_id):
-            return _error(404, f"intent {intent_id} is not tracked")
+        try:
+            if not self._view.untrack_intent(intent_id):
+                return _error(404, f"intent {intent_id} is not tracked")
+        except NotActiveError as exc:
+            return _json({"error": str(exc), "role": "standby"}, status=503)
         return _json({"id": intent_id, "tracked": False})
 
     @staticmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -467,3 +468,28 @@ def test_render_status_says_the_rules_dir_is_gone() -> None:
         "  /etc/notifier/rules: rules_dir: no such directory: the rules loaded last keep running\n"
         in text
     )
+
+
+async def test_a_standby_refuses_intent_changes_with_503_naming_its_role(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """An HA standby changes nothing: track and untrack answer 503 with its role, not 500."""
+    from notifier.config import Settings
+    from notifier.ha.standby import StandbyView
+
+    (tmp_path / "rules").mkdir()
+    settings = Settings(rules_dir=tmp_path / "rules", state_dir=tmp_path / "state")
+    view = StandbyView(settings, Metrics(), lambda: {"holder": "other"})
+    api = HttpApi(view, HttpSettings(listen="127.0.0.1:0", token=SecretStr(TOKEN)))
+    await api.start()
+    try:
+        url = f"{api.bound_url}/api/v1/intents/{INTENT}"
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        for method in ("PUT", "DELETE"):
+            async with http.request(method, url, headers=headers) as response:
+                assert response.status == 503
+                body = await response.json()
+                assert body["role"] == "standby"
+                assert "active member" in body["error"]
+    finally:
+        await api.stop()

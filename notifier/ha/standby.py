@@ -10,6 +10,7 @@ from typing import Any
 
 from notifier import __version__
 from notifier.config import Settings
+from notifier.http import NotActiveError
 from notifier.metrics import Metrics
 from notifier.rules import ReloadResult, RuleRepository
 from notifier.rules.bounds import Budget
@@ -32,7 +33,11 @@ class StandbyView:
         self.started_at = time.time()
         budget = Budget(cpu=settings.limits.eval_cpu, memory=int(settings.limits.eval_memory))
         self.repository = RuleRepository(
-            settings.rules_dir, settings.token_table(), budget, max_bytes=settings.rules_max_bytes
+            settings.rules_dir,
+            settings.token_table(),
+            budget,
+            max_bytes=settings.rules_max_bytes,
+            max_window=settings.history.max_window,
         )
         self.last_reload: ReloadResult | None = None
 
@@ -71,7 +76,7 @@ class StandbyView:
         return []
 
     def track_intent(self, intent_id: str, label: str | None) -> bool:
-        raise RuntimeError("this member is a standby: ask the active member")
+        raise NotActiveError("this member is a standby: ask the active member")
 
     def untrack_intent(self, intent_id: str) -> bool:
-        raise RuntimeError("this member is a standby: ask the active member")
+        raise NotActiveError("this member is a standby: ask the active member")
