@@ -74,20 +74,25 @@ async def run(
     return 0 if results.error is None else 1
 
 
+async def _prepare_daemon(h: Harness, sim: dict[str, str], collector: LatencyCollector) -> None:
+    """The daemon's config, rules and channel, and the latency pairs quoted idle."""
+    h.files = write_files(
+        h.root / "daemon",
+        quotes_url=sim["quotes_ws"],
+        http_port=free_port(),
+        notify_port=collector.port,
+        pairs=h.pairs,
+    )
+    await h.script_latency_pairs(LATENCY_IDLE)
+
+
 async def _scale_phases(h: Harness, counts: list[int]) -> None:
     """The ``--rules`` curve: one daemon after another, each with its count of rules."""
     if h.sim_cpu is not None:
         os.sched_setaffinity(0, {h.sim_cpu})
     sim = await h.start_simulator()
     async with LatencyCollector() as collector:
-        h.files = write_files(
-            h.root / "daemon",
-            quotes_url=sim["quotes_ws"],
-            http_port=free_port(),
-            notify_port=collector.port,
-            pairs=h.pairs,
-        )
-        await h.script_latency_pairs(LATENCY_IDLE)
+        await _prepare_daemon(h, sim, collector)
         for count in counts:
             h.results.scale.append(await scale_point(h, count, collector))
 
@@ -106,14 +111,7 @@ async def _run_phases(h: Harness) -> None:
     say(f"SQLite commit (WAL, synchronous=FULL) here: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     sim = await h.start_simulator()
     async with LatencyCollector() as collector:
-        h.files = write_files(
-            h.root / "daemon",
-            quotes_url=sim["quotes_ws"],
-            http_port=free_port(),
-            notify_port=collector.port,
-            pairs=h.pairs,
-        )
-        await h.script_latency_pairs(LATENCY_IDLE)
+        await _prepare_daemon(h, sim, collector)
         startups = [await phases.startup_run(h, i) for i in range(h.plan.startup_runs)]
         await phases.bare_throughput(h)
         async with NotifySocket(h.root / "notify-main.sock") as notify:

@@ -12,7 +12,6 @@ from typing import Any
 from notifier.metrics import Metrics
 from notifier.rules.announce import Announcer
 from notifier.rules.compiled import FeedRule, IntentRule, Rule
-from notifier.rules.messages import Transition
 from notifier.rules.ruleset import RuleSet
 from notifier.rules.sandbox import SandboxError
 from notifier.rules.state import AlertState, StateStore, alert_views
@@ -80,7 +79,7 @@ class AlertMachine:
                 st.repeats += 1
                 st.silenced = False  # the user now knows it fires: its resolve is news too
                 variables = refreshed(rule, st.variables, now)
-                self._notify(rule, st, variables, "repeat", now, save=True)
+                self._announcer.notify(rule, st, variables, "repeat", now, save=True)
                 self.schedule(_repeat_due(rule, st), rule.id, key)
 
     def schedule(self, at: float, rule_id: str, key: str) -> None:
@@ -182,7 +181,7 @@ class AlertMachine:
         if in_cooldown:
             self._save(st)
         else:
-            self._notify(rule, st, variables, "firing", now, save=True)
+            self._announcer.notify(rule, st, variables, "firing", now, save=True)
         if rule.repeat:
             self.schedule(now + rule.repeat, rule.id, st.key)
         self.update_firing_metric()
@@ -193,7 +192,9 @@ class AlertMachine:
         st.state, st.variables = "inactive", variables
         self.on_transition(rule.id, st.key, "resolved", now)
         if notify:
-            self._notify(rule, st, variables, "resolved", now, save=False, episode=fired_at)
+            self._announcer.notify(
+                rule, st, variables, "resolved", now, save=False, episode=fired_at
+            )
         self._clear(st)
         self.update_firing_metric()
 
@@ -220,7 +221,7 @@ class AlertMachine:
             self.states[(rule.id, key)] = st
         else:
             st = AlertState(rule.id, key, rule.fingerprint, "inactive", now)
-        self._notify(
+        self._announcer.notify(
             rule,
             st,
             variables,
@@ -233,22 +234,6 @@ class AlertMachine:
     def _save(self, st: AlertState) -> None:
         if self._store is not None:
             self._store.save(st)
-
-    def _notify(
-        self,
-        rule: Rule,
-        st: AlertState,
-        variables: dict[str, Any],
-        transition: Transition,
-        now: float,
-        *,
-        save: bool,
-        dedup: str | None = None,
-        episode: float | None = None,
-    ) -> None:
-        self._announcer.notify(
-            rule, st, variables, transition, now, save=save, dedup=dedup, episode=episode
-        )
 
     def alerts(self) -> list[dict[str, Any]]:
         """Firing and pending (rule, key) states, for status and ``/api/v1/alerts``."""
