@@ -105,6 +105,9 @@ def test_price_at_is_a_price_in_force_within_the_resolution(
 @given(STREAMS, st.floats(min_value=0.0, max_value=30.0), WINDOWS)
 @example(stream=[(3599.0, 1.0)], lag=2.0, window=5400.0)  # a long window's first bucket
 @example(stream=[(0.0, 2.0), (0.0, 1.0)], lag=1.1, window=1.0)  # a start on a boundary
+@example(  # a constant price over a long window: its oldest bucket holds 3 of its 3.6 s
+    stream=[(0.0, 1.0), (3599.0, 1.0), (3599.0, 1.0)], lag=0.0, window=5400.0
+)
 def test_min_max_and_average_match_the_reference(
     stream: list[tuple[float, float]], lag: float, window: float
 ) -> None:
@@ -132,6 +135,25 @@ def test_min_max_and_average_match_the_reference(
     slack = (max(wide) - min(wide)) * (2 * width / max(window, width)) + 1e-6 * max(wide)
     candidates = [reference.average(b, now) for b in (now - window - width, now - window)]
     assert min(candidates) - slack <= average <= max(candidates) + slack
+
+
+@PROPERTIES
+@given(st.lists(GAPS, min_size=1, max_size=60), st.floats(min_value=0.0, max_value=30.0), WINDOWS)
+@example(gaps=[0.0, 9000.0], lag=0.0, window=5400.0)  # a gap filled in at once
+def test_a_constant_price_averages_to_itself(gaps: list[float], lag: float, window: float) -> None:
+    """However the buckets cut the window, a price that never moved averages to itself: the
+    covered time and the areas summed must describe the same stretch."""
+    book = HistoryBook()
+    pair: PairKey = ("A", "B", "1", True)
+    book.watch({pair: Pricing(1, True, None, None, "A/B")})
+    series, _, now = fed([(gap, 123.25) for gap in gaps], lag)
+    book.series[pair] = series
+    stat = book.stat(pair, window)
+    assert stat is not None
+    assert stat.low(now) == stat.high(now) == 123.25
+    average = stat.average(now)
+    assert average is not None
+    assert abs(average - 123.25) <= 1e-9 * 123.25, average
 
 
 @PROPERTIES

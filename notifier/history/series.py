@@ -17,7 +17,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["Bucket", "PairSeries", "Tier", "tier_layout"]
+__all__ = ["Bucket", "PairSeries", "Tier", "data_begin", "tier_layout"]
 
 FINE_WIDTH = 0.1  # seconds: the finest tier, for windows up to a minute
 FINE_SPAN = 60.0
@@ -127,6 +127,19 @@ class Tier:
         self.head = head
 
 
+def data_begin(index: int, width: float) -> float:
+    """Where the data of bucket ``index`` of a tier ``width`` wide begins. Up to a second it
+    is the bucket's own start; a coarse bucket holds the whole seconds whose midpoints fall in
+    it (``PairSeries._fold``), so its data begins at the first of them."""
+    return index * width if width <= 1.0 else float(math.ceil(index * width - 0.5))
+
+
+def _whole_second(at: float) -> float:
+    """The second boundary a coarse tier's data starts or ends at for a nominal time ``at``
+    (a 1-second bucket's start, or a coarse bucket's, whose data begins at ``data_begin``)."""
+    return float(math.ceil(at - 0.5))
+
+
 Listener = Callable[[Bucket], None]
 
 
@@ -221,25 +234,35 @@ class PairSeries:
                 self._stretch(level + 1, start * width, skip_to * width, price)
             tier.clear(skip_to - 1)
             start = skip_to
-        area = price * width
+        if width <= 1.0:
+            area = price * width
+            for index in range(start, stop):
+                self._close(level, Bucket(index, price, price, price, area))
+            return
+        begin = data_begin(start, width)
         for index in range(start, stop):
-            self._close(level, Bucket(index, price, price, price, area))
+            end = data_begin(index + 1, width)
+            self._close(level, Bucket(index, price, price, price, price * (end - begin)))
+            begin = end
 
     def _stretch(self, level: int, begin: float, end: float, price: float) -> None:
         """``price`` was in force over ``[begin, end)``: merge it into ``level``'s buckets."""
         tier = self.tiers[level]
         width = tier.width
-        first = math.floor(begin / width)
-        last = max(first, math.ceil(end / width) - 1)
-        self._merge(
-            level,
-            Bucket(first, price, price, price, price * (min(end, (first + 1) * width) - begin)),
-        )
+        if width <= 1.0:
+            first = math.floor(begin / width)
+            last = max(first, math.ceil(end / width) - 1)
+        else:  # whole seconds, each in the bucket that holds its midpoint (``data_begin``)
+            begin, end = _whole_second(begin), _whole_second(end)
+            first = math.floor((begin + 0.5) / width)
+            last = max(first, math.floor((end - 0.5) / width))
+        first_end = min(end, data_begin(first + 1, width))
+        self._merge(level, Bucket(first, price, price, price, price * (first_end - begin)))
         if last > first:
             assert tier.open is not None
             self._close(level, tier.open)
             self._constant(level, first + 1, last, price)
-            tier.open = Bucket(last, price, price, price, price * (end - last * width))
+            tier.open = Bucket(last, price, price, price, price * (end - data_begin(last, width)))
 
     def _fold_fine(self, part: Bucket) -> None:
         """``_fold`` of a 100 ms bucket into the 1-second tier: the hot case, inlined."""

@@ -12,7 +12,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 
-from notifier.history.series import Bucket, PairSeries
+from notifier.history.series import Bucket, PairSeries, data_begin
 
 __all__ = ["WindowStat"]
 
@@ -34,6 +34,7 @@ class WindowStat:
         "_highs",
         "_lows",
         "_pending",
+        "_pending_begin",
         "_sum",
         "_updates",
         "level",
@@ -50,10 +51,13 @@ class WindowStat:
         self.level = min(level, 1)  # the tier whose closes feed it
         self._lows: deque[tuple[int, float]] = deque()
         self._highs: deque[tuple[int, float]] = deque()
-        self._areas: deque[tuple[int, float]] = deque()
+        # (index, area, where its data begins): a long window's bucket folds whole finer
+        # buckets by their start, so its data may begin after the bucket does.
+        self._areas: deque[tuple[int, float, float]] = deque()
         self._sum = 0.0
         self._updates = 0
         self._pending: Bucket | None = None  # a long window's bucket being folded
+        self._pending_begin = 0.0  # where the first bucket folded into it begins
         self._backfill(level)
         feed = self._push if level <= 1 else self._fold
         self._detach: Callable[[], None] = series.listen(self.level, feed)
@@ -85,8 +89,9 @@ class WindowStat:
             pending.area += bucket.area
             return
         if pending is not None:
-            self._push(pending)
+            self._push(pending, self._pending_begin)
         self._pending = Bucket(index, bucket.last, bucket.low, bucket.high, bucket.area)
+        self._pending_begin = data_begin(bucket.index, width)
 
     def _open(self) -> list[Bucket]:
         """What is not in the deques yet: the bucket being folded and the open buckets."""
@@ -100,7 +105,7 @@ class WindowStat:
         """Stop listening: the rules that read this window are gone."""
         self._detach()
 
-    def _push(self, bucket: Bucket) -> None:
+    def _push(self, bucket: Bucket, begin: float | None = None) -> None:
         index = bucket.index
         lows, highs = self._lows, self._highs
         while lows and lows[-1][1] >= bucket.low:
@@ -109,7 +114,7 @@ class WindowStat:
         while highs and highs[-1][1] <= bucket.high:
             highs.pop()
         highs.append((index, bucket.high))
-        self._areas.append((index, bucket.area))
+        self._areas.append((index, bucket.area, index * self.width if begin is None else begin))
         self._sum += bucket.area
         self._expire(index - math.ceil(self.window / self.width))
 
@@ -125,7 +130,7 @@ class WindowStat:
             self._sum -= areas.popleft()[1]
             self._updates += 1
         if self._updates >= RESUM_EVERY:
-            self._sum, self._updates = math.fsum(a for _, a in areas), 0
+            self._sum, self._updates = math.fsum(a for _, a, _ in areas), 0
 
     def _start(self, now: float) -> int:
         self.series.advance(now)
@@ -162,9 +167,9 @@ class WindowStat:
         self._start(now)
         total = self._sum + sum(bucket.area for bucket in self._open())
         if self._areas:
-            begin = self._areas[0][0] * self.width
+            begin = self._areas[0][2]
         elif self._pending is not None:
-            begin = self._pending.index * self.width
+            begin = self._pending_begin
         else:
             begin = _open_begin(series, self.level)
         covered = now - max(begin, series.first_at)
