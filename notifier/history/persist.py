@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 BLOCKS_PER_RING = 10
 SAVE_INTERVAL = 5.0  # seconds of history a crash may lose; a clean stop saves everything
-BATCH_BYTES = 1 << 20  # of blocks per transaction of a periodic save
+BATCH_BYTES = 1 << 18  # bytes of blocks per transaction of a periodic save (a small peak)
 
 
 def pair_text(pair: PairKey) -> str:
