@@ -33,14 +33,15 @@ class EventQueue:
         self.received += 1
         if self._record is not None:
             self._record.write(event)
-        if isinstance(event, QuoteEvent):
+        if isinstance(event, QuoteEvent):  # once per quote frame: each name looked up once
             if self._history is not None:
                 self._history.record(event)
-            if event.pair in self._latest:
+            pair, latest = event.pair, self._latest
+            if pair in latest:
                 self.conflated += 1
             else:
-                self._items.append(event.pair)
-            self._latest[event.pair] = event
+                self._items.append(pair)
+            latest[pair] = event
         else:
             self._items.append(event)
         self._ready.set()

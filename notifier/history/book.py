@@ -38,7 +38,7 @@ class HistoryBook:
             if pair not in self.series:
                 self.series[pair] = PairSeries(self.max_window)
         self._recorders = {
-            pair: (found.price, self.series[pair].record) for pair, found in pricing.items()
+            pair: (found.pricer(), self.series[pair].record) for pair, found in pricing.items()
         }
 
     def record(self, event: QuoteEvent) -> None:

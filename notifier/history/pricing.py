@@ -3,6 +3,7 @@ known, else in smallest units. One function, so history and rule variables agree
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = ["Pricing", "quote_amounts", "scale"]
@@ -41,6 +42,20 @@ class Pricing:
         return quote_amounts(self.amount, self.exact_in, self.scale_in, self.scale_out, amount_out)[
             2
         ]
+
+    def pricer(self) -> Callable[[int], float | None]:
+        """``price`` as a function of its own, for the history (every quote): the operations of
+        ``quote_amounts`` in the same order, so the same bits, without the amounts."""
+        amount, scale_in, scale_out = self.amount, self.scale_in, self.scale_out
+        if scale_in is None or scale_out is None:  # prices in smallest units
+            if self.exact_in:
+                return lambda out: out / amount if amount else None
+            return lambda out: amount / out if out else None
+        if self.exact_in:
+            human_in = amount / scale_in
+            return lambda out: out / scale_out / human_in if human_in else None
+        human_out = amount / scale_out
+        return lambda out: human_out / (out / scale_in) if out / scale_in else None
 
 
 def scale(decimals: int | None) -> float | None:
