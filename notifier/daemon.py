@@ -27,8 +27,8 @@ from notifier.metrics import Metrics
 from notifier.recorder import Recorder
 from notifier.reloading import RuleReloading
 from notifier.rules import ReloadResult, RuleRepository, RulesDirError
-from notifier.rules.bounds import Budget
 from notifier.rules.engine import Engine
+from notifier.rules.metering import Budget
 from notifier.rules.state import StateStore
 from notifier.sources import SOURCES, Source, SourceContext, load_plugins
 from notifier.statusdoc import alerts_json, feed_json, intents_json, pairs_json, rules_json
