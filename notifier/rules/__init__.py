@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from notifier.history.book import DEFAULT_MAX_WINDOW
-from notifier.rules.bounds import DEFAULT_BUDGET, Budget
 from notifier.rules.compiled import CompileError, Rule, compile_rule
 from notifier.rules.engine import Engine
 from notifier.rules.loader import (
@@ -26,6 +25,7 @@ from notifier.rules.loader import (
     list_rule_files,
     parse_file,
 )
+from notifier.rules.metering import DEFAULT_BUDGET, Budget
 from notifier.rules.ruleset import RuleSet
 from notifier.rules.state import StateStore
 from notifier.tokens import TokenTable
