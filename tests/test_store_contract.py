@@ -95,6 +95,23 @@ def test_if_rolled_back_hears_a_lost_transaction_only(store: Store) -> None:
     assert not store.in_transaction
 
 
+def test_after_commit_runs_once_the_outer_transaction_committed(store: Store) -> None:
+    ran: list[str] = []
+    store.after_commit(lambda: ran.append("no transaction: at once"))
+    with store.transaction():
+        with store.transaction():
+            store.after_commit(lambda: ran.append("joined"))
+        store.after_commit(lambda: ran.append("outer"))
+        assert ran == ["no transaction: at once"]
+    assert ran == ["no transaction: at once", "joined", "outer"]
+    with contextlib.suppress(RuntimeError), store.transaction():
+        store.after_commit(lambda: ran.append("rolled back"))
+        raise RuntimeError("boom")
+    with store.transaction():
+        pass
+    assert ran == ["no transaction: at once", "joined", "outer"]
+
+
 def test_transactions_from_two_threads_never_interleave(store: Store) -> None:
     holding, release = threading.Event(), threading.Event()
     order: list[str] = []

@@ -6,8 +6,8 @@ Each stage is a small module this class schedules: ``outbox`` (durable rows and 
 (what it held back), ``launch`` (a due row to its sends), ``lanes`` (per channel: sends at a
 time, worker threads, backoff), ``send`` (one apprise call per channel, with a timeout),
 ``retry`` (full-jitter backoff until ``delivery.retry_for``, then dead-letter and report to
-the ``errors_to`` tags). A row is started on the event loop's next turn after the enqueuing
-transaction, never before it committed.
+the ``errors_to`` tags). A row's sends start as soon as the transaction that wrote it
+committed (``Store.after_commit``), never before.
 """
 
 from __future__ import annotations
@@ -96,7 +96,6 @@ class Dispatcher:
         self._stopped = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
-        self._start_soon_pending = False
         self._running = False
         self._stopping = False
         self._next_prune = 0.0
@@ -165,17 +164,7 @@ class Dispatcher:
         """
         if not self._settings.errors_to:
             return False
-        row = NewRow(
-            key=f"error:{key}",
-            kind="error",
-            rule_id="notifier",
-            title=title,
-            body=body,
-            severity="failure",
-            tags=tuple(self._settings.errors_to),
-            created_at=self._now(),
-        )
-        return self._add(row)
+        return self._add(NewRow.error(key, title, body, self._settings.errors_to, self._now()))
 
     def reload_channels(self) -> list[str]:
         """Rebuild the apprise generation from ``apprise_config`` (the constructor loads the
@@ -184,21 +173,9 @@ class Dispatcher:
         A config that yields no channel at all does not replace a working one.
         """
         loaded = self._channels.load_again(self._settings.apprise_config)
-        if loaded.apprise_count or not self._channels.apprise_count:
+        if self._channels.replaced_by(loaded, self._settings.apprise_config):
             self._channels = loaded
             self._lanes.keep_only(c.key for c in loaded.channels)
-            log.info(
-                "apprise config %s: %d channel(s), %d problem(s)",
-                self._settings.apprise_config,
-                len(loaded),
-                len(loaded.errors),
-            )
-        else:
-            log.warning(
-                "apprise config %s has no usable channel; keeping the previous %d",
-                self._settings.apprise_config,
-                len(self._channels),
-            )
         self.channel_errors = list(loaded.errors)
         self.wake()
         return list(loaded.errors)
@@ -344,6 +321,8 @@ class Dispatcher:
                 self._store.if_rolled_back(functools.partial(self._outage.lost, row))
                 row_id = self._outbox.add(row, now)
                 route = None if row_id is None else self._admit(row_id, row.title, row.tags, now)
+                if row_id is not None and route is not None:
+                    self._store.after_commit(functools.partial(self._committed, row_id))
         except sqlite3.OperationalError as exc:
             self._outage.failed(exc)
             return self._outage.hold(row)
@@ -353,34 +332,27 @@ class Dispatcher:
             return False
         self._metrics.notifications.labels("queued").inc()
         self._refresh_pending()
-        if route is not None:
-            self._start_soon()
-        self.wake()  # also covers what the pick-up does not start (no room, other thread)
+        self.wake()  # also covers what ``_committed`` does not start (no room, other thread)
         return True
 
     def _poke(self) -> None:
         self._settled.clear()
         self._wake.set()
 
-    def _start_soon(self) -> None:
-        """Start due rows on the loop's next turn, ahead of the delivery loop's wake-up.
-
-        Called on the loop's thread, a callback scheduled now runs after the current one
-        returns, so after the enqueuing transaction (the engine's, which does not await inside
-        it) committed; ``_start_due`` still refuses to start anything while a transaction is
-        open. From any other thread the delivery loop's wake-up does it.
-        """
-        loop = self._loop
-        if loop is None or not self._running or threading.get_ident() != self._loop_thread:
+    def _committed(self, row_id: int) -> None:
+        """The row's transaction committed: start its sends now, from the committing code
+        (the engine's), instead of on a later turn of the event loop. Off the loop's thread,
+        or when anything stands in the way, the woken delivery loop starts it."""
+        if not self._running or self._stopping or self._loop_thread != threading.get_ident():
             return
-        if not self._start_soon_pending:
-            self._start_soon_pending = True
-            loop.call_soon(self._started_soon)
-
-    def _started_soon(self) -> None:
-        self._start_soon_pending = False
-        if not self._stopping:
-            self._start_due(self._now())  # if refused, the woken delivery loop re-checks
+        try:
+            if self._outage.current is None and not self._outbox.uncommitted:
+                row = self._outbox.get(row_id)
+                if row is not None and row.state == "pending":
+                    self._launch.start(row, self._now())
+        except Exception:  # the engine called this: never fail it; the loop retries the row
+            log.exception("starting the sends of outbox row %d failed; retrying", row_id)
+            self._poke()
 
     def _start_due(self, now: float) -> bool:
         """Start every due send there is lane room for. False, starting none, while a

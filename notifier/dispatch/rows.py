@@ -117,6 +117,22 @@ class NewRow:
     source: str | None = None
 
     @classmethod
+    def error(
+        cls, key: str, title: str, body: str, tags: Iterable[str], created_at: float
+    ) -> NewRow:
+        """The row of a message to the ``errors_to`` tags, deduplicated on ``key``."""
+        return cls(
+            key=f"error:{key}",
+            kind="error",
+            rule_id="notifier",
+            title=title,
+            body=body,
+            severity="failure",
+            tags=tuple(tags),
+            created_at=created_at,
+        )
+
+    @classmethod
     def of(cls, n: Notification) -> NewRow:
         """The row of a rule's notification."""
         return cls(

@@ -67,6 +67,7 @@ class Store(ABC):
         self._lock = threading.RLock()
         self._depth = 0  # nesting of transaction() on the thread holding the lock
         self._if_rolled_back: list[Callable[[BaseException], None]] = []
+        self._after_commit: list[Callable[[], None]] = []
         self.path: Path | None = None
 
     @classmethod
@@ -138,11 +139,15 @@ class Store(ABC):
             except BaseException as exc:
                 self._depth = 0
                 self._rollback()
+                self._after_commit.clear()
                 hooks, self._if_rolled_back = self._if_rolled_back, []
                 for hook in hooks:
                     hook(exc)
                 raise
             self._if_rolled_back.clear()
+            committed, self._after_commit = self._after_commit, []
+        for then in committed:  # outside the lock: other threads may write meanwhile
+            then()
 
     @abstractmethod
     def _joined(self) -> Connection:
@@ -154,6 +159,16 @@ class Store(ABC):
         with self._lock:
             if self._depth:
                 self._if_rolled_back.append(hook)
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` on this thread once the open transaction committed (now, with none
+        open); never if it rolls back. How a writer acts on what is durable at once, without
+        waiting for the caller's outer transaction to say so. ``hook`` must not raise."""
+        with self._lock:
+            if self._depth:
+                self._after_commit.append(hook)
+                return
+        hook()
 
     @property
     def in_transaction(self) -> bool:
