@@ -239,14 +239,19 @@ def _state(series: PairSeries) -> dict[str, Any]:
 
 
 def _pack(tier: Tier, block: int, size: int) -> bytes:
-    columns = [array("d", [math.nan]) * size for _ in range(4)]
-    for bucket in tier.buckets(block * size, block * size + size - 1):
-        offset = bucket.index - block * size
-        for column, value in zip(
-            columns, (bucket.last, bucket.low, bucket.high, bucket.area), strict=True
-        ):
-            column[offset] = value
-    return b"".join(column.tobytes() for column in columns)
+    """The block's four columns, copied as slices of the ring (NaN where no bucket is kept)."""
+    start = block * size
+    low, high = max(start, tier.oldest()), min(start + size - 1, tier.head)
+    packed = []
+    for ring in (tier.last, tier.low, tier.high, tier.area):
+        column = array("d", [math.nan]) * size
+        if low <= high:
+            at, slot, count = low - start, tier.slot(low), high - low + 1
+            first = min(count, len(ring) - slot)  # the ring may wrap inside the block
+            column[at : at + first] = ring[slot : slot + first]
+            column[at + first : at + count] = ring[: count - first]
+        packed.append(column.tobytes())
+    return b"".join(packed)
 
 
 def _fill(tier: Tier, blocks: list[tuple[int, bytes]]) -> None:
