@@ -156,8 +156,10 @@ class HistoryStore:
         return saves
 
     def _write(self, saves: list[_PairSave]) -> int:
-        """Write collected saves in one transaction (any thread); returns blocks written."""
-        with self._store.transaction() as db:
+        """Write collected saves in one transaction (any thread); returns blocks written.
+        Its commit does not wait for the disk: a crash may lose the last seconds of history
+        anyway, and the outbox's next commit (which does wait) makes it safe too."""
+        with self._store.transaction(durable=False) as db:
             for save in saves:
                 if save.blocks:
                     db.executemany(
