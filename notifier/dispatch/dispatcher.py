@@ -36,6 +36,7 @@ from notifier.dispatch.lanes import Lanes
 from notifier.dispatch.launch import Launcher, Stage
 from notifier.dispatch.outage import StoreOutage
 from notifier.dispatch.outbox import NewRow, Outbox
+from notifier.dispatch.pool import prompt_switches
 from notifier.dispatch.ratelimit import Admission, Admit, RateLimiter
 from notifier.dispatch.retry import RetryPolicy
 from notifier.durations import format_duration
@@ -81,6 +82,7 @@ class Dispatcher:
         delivery = settings.delivery
         self._retry = RetryPolicy(delivery.retry_for, delivery.backoff_cap, rng)
         self._lanes = Lanes(delivery.concurrency, delivery.backoff_cap, rng)
+        prompt_switches()  # a send's threads get the GIL within 1 ms of a busy loop
         self._store = store
         self._outbox = Outbox(store)
         self._limiter = RateLimiter(
