@@ -20,6 +20,7 @@ from notifier.dashboard import Dashboard
 from notifier.dispatch import Dispatcher
 from notifier.evaluation import consume, run_timers
 from notifier.eventqueue import EventQueue
+from notifier.heap import release_heap, settle_heap
 from notifier.history.book import HistoryBook
 from notifier.history.persist import HistoryStore
 from notifier.http import HttpApi, HttpError
@@ -151,6 +152,7 @@ class Daemon(RuleReloading):
         self._spawn_tasks(tb)
         self._announced = True
         self.systemd.ready()
+        asyncio.get_running_loop().call_soon(settle_heap)  # right after READY, once
         self._publish_status()
         log.info(
             "notifier %s started: %d rules, sources %s, http %s",
@@ -224,6 +226,7 @@ class Daemon(RuleReloading):
             self._record.close()
         if hasattr(self, "store") and self._given_store is None:
             self.store.close()
+        release_heap()
         if self._announced:  # a refused start-up is one line, written by the CLI
             log.info("notifier stopped")
 

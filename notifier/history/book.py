@@ -4,7 +4,7 @@ their persistence in the store (``persist.py``)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from notifier.events import PairKey, QuoteEvent
 from notifier.history.pricing import Pricing
@@ -16,6 +16,7 @@ __all__ = ["DEFAULT_MAX_WINDOW", "HistoryBook"]
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_WINDOW = 7 * 86400.0
+Recorder = Callable[[float, float], None]  # ``PairSeries.record``
 
 
 class HistoryBook:
@@ -26,6 +27,8 @@ class HistoryBook:
         self.series: dict[PairKey, PairSeries] = {}
         self.pricing: dict[PairKey, Pricing] = {}
         self._stats: dict[tuple[PairKey, float], WindowStat] = {}
+        # Per watched pair, what ``record`` needs in one lookup (it runs for every quote).
+        self._recorders: dict[PairKey, tuple[Callable[[int], float | None], Recorder]] = {}
 
     def watch(self, pricing: Mapping[PairKey, Pricing]) -> None:
         """The pairs the rules read now; their series start (or carry on) here. Series of
@@ -34,15 +37,18 @@ class HistoryBook:
         for pair in pricing:
             if pair not in self.series:
                 self.series[pair] = PairSeries(self.max_window)
+        self._recorders = {
+            pair: (found.price, self.series[pair].record) for pair, found in pricing.items()
+        }
 
     def record(self, event: QuoteEvent) -> None:
         """A quote of a watched pair enters its history; others are ignored."""
-        pricing = self.pricing.get(event.pair)
-        if pricing is None:
+        found = self._recorders.get(event.pair)
+        if found is None:
             return
-        price = pricing.price(event.amount_out)
+        price = found[0](event.amount_out)
         if price is not None:
-            self.series[event.pair].record(event.at, price)
+            found[1](event.at, price)
 
     def advance(self, now: float) -> None:
         """Close every bucket that ended by ``now`` (the clock moves windows too)."""

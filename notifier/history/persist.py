@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 from array import array
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 BLOCKS_PER_RING = 10
 SAVE_INTERVAL = 5.0  # seconds of history a crash may lose; a clean stop saves everything
-SLICE_PAIRS = 32  # pairs a periodic save reads and writes at a time
+BATCH_BYTES = 1 << 18  # bytes of blocks per transaction of a periodic save (a small peak)
 
 
 def pair_text(pair: PairKey) -> str:
@@ -45,12 +46,37 @@ def _block_size(tier: Tier) -> int:
     return max(1, tier.capacity // BLOCKS_PER_RING)
 
 
+_UPSERT_BLOCK = (
+    "INSERT INTO quote_history (pair, level, block, data) VALUES (?,?,?,?)"
+    " ON CONFLICT (pair, level, block) DO UPDATE SET data = excluded.data"
+)
+_DELETE_BLOCKS = "DELETE FROM quote_history WHERE pair = ? AND level = ? AND block < ?"
+_UPSERT_PAIR = (
+    "INSERT INTO quote_history_pairs (pair, state, saved_at) VALUES (?,?,?)"
+    " ON CONFLICT (pair) DO UPDATE SET state = excluded.state, saved_at = excluded.saved_at"
+)
+
+
+class _Batch:
+    """Rows of one transaction, and each (pair, level)'s head once they are written."""
+
+    __slots__ = ("blocks", "marks", "rows", "size")
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, tuple[Any, ...]]] = []
+        self.marks: dict[tuple[PairKey, int], int] = {}
+        self.size = 0  # bytes of blocks
+        self.blocks = 0
+
+
 class HistoryStore:
     """Saves and restores a ``HistoryBook``; remembers what each save already wrote."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._saved: dict[tuple[PairKey, int], int] = {}  # (pair, level) -> head written
+        # Held while a batch is packed and until it is written (maybe by a worker thread).
+        self._writing = threading.Lock()
 
     def load(self, book: HistoryBook) -> int:
         """Restore every saved pair the book watches; returns how many were restored."""
@@ -89,11 +115,13 @@ class HistoryStore:
             self._saved[(pair, level)] = tier.head
 
     def save(self, book: HistoryBook) -> int:
-        """Write what changed since the last save, in one transaction; returns blocks written."""
-        saves = self._collect(book, list(book.series))
-        written = self._write(saves)
-        self._mark(saves)
-        return written
+        """Write what changed since the last save; returns blocks written."""
+        with self._writing:  # after a save still in flight on a worker thread
+            written = 0
+            for batch in self._batches(book):
+                self._write(batch)
+                written += batch.blocks
+            return written
 
     def save_quietly(self, book: HistoryBook) -> None:
         """``save``, logging a failure instead of raising it (at stop: the rest goes on)."""
@@ -102,87 +130,82 @@ class HistoryStore:
         except Exception as exc:
             log.warning("quote history not saved: %s", exc)
 
-    async def save_in_slices(self, book: HistoryBook) -> int:
-        """``save`` without stalling the event loop: ``SLICE_PAIRS`` pairs at a time, each
-        slice read on the loop (the book changes only there) and written in its own short
-        transaction on a worker thread, so the loop evaluates quotes meanwhile and waits for
-        the store (its own commits) at most one slice."""
-        pairs = list(book.series)
-        written = 0
-        for first in range(0, len(pairs), SLICE_PAIRS):
-            saves = self._collect(book, pairs[first : first + SLICE_PAIRS])
-            if saves:
-                written += await asyncio.to_thread(self._write, saves)
-                self._mark(saves)
-            else:
-                await asyncio.sleep(0)
-        return written
-
     async def keep_saved(self, book: HistoryBook, interval: float = SAVE_INTERVAL) -> None:
         """Save every ``interval`` and prune what no rule reads, until cancelled. A failed
-        save is logged and tried again next time (the store's outage handling reports it)."""
+        save is logged and tried again next time (the store's outage handling reports it).
+
+        The event loop only packs the changed blocks, a batch at a time; a worker thread
+        writes and commits each batch, so quotes keep flowing through the fsync."""
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval)
-            try:
-                await self.save_in_slices(book)
-            except Exception as exc:
-                log.warning("quote history not saved: %s", exc)
+            for batch in self._batches(book):
+                self._writing.acquire()  # released by the worker (or a cancel while queued)
+                try:
+                    done = loop.run_in_executor(None, self._write_quietly, batch)
+                except BaseException:
+                    self._writing.release()
+                    raise
+                # Cancelled here (a stop), the worker still finishes and releases the lock:
+                # ``save`` waits for it, so an older batch never lands after a newer one.
+                if not await done:
+                    break
             try:
                 self.prune(book, time.time())
             except Exception as exc:
                 log.warning("old quote history not pruned: %s", exc)
 
-    def _collect(self, book: HistoryBook, pairs: list[PairKey]) -> list[_PairSave]:
-        """What a save of ``pairs`` writes: the blocks changed since the last save, packed
-        now (on the loop's thread, which alone changes the book)."""
-        saves = []
-        for pair in pairs:
-            series = book.series.get(pair)
-            if series is None or series.first_at is None:
+    def _batches(self, book: HistoryBook) -> Iterator[_Batch]:
+        """What changed since the last save, pair by pair, in batches of about ``BATCH_BYTES``
+        of blocks (each its own transaction: a pair's rows are always in one)."""
+        batch = _Batch()
+        for pair, series in list(book.series.items()):
+            if series.first_at is None:
                 continue
-            save = _PairSave(pair_text(pair), orjson.dumps(_state(series)), series.last_at)
-            for level, tier in enumerate(series.tiers):
-                if not len(tier.last):
-                    continue
-                size = _block_size(tier)
-                since = max(self._saved.get((pair, level), tier.oldest() - 1), tier.oldest() - 1)
-                if since >= tier.head:
-                    continue
-                for block in range((since + 1) // size, tier.head // size + 1):
-                    save.blocks.append((save.text, level, block, _pack(tier, block, size)))
-                save.cut.append((save.text, level, tier.oldest() // size))
-                save.heads[(pair, level)] = tier.head
-            saves.append(save)
-        return saves
+            self._collect(pair, series, batch)
+            if batch.size >= BATCH_BYTES:
+                yield batch
+                batch = _Batch()
+        if batch.rows:
+            yield batch
 
-    def _write(self, saves: list[_PairSave]) -> int:
-        """Write collected saves in one transaction (any thread); returns blocks written.
-        Its commit does not wait for the disk: a crash may lose the last seconds of history
-        anyway, and the outbox's next commit (which does wait) makes it safe too."""
-        with self._store.transaction(durable=False) as db:
-            for save in saves:
-                if save.blocks:
-                    db.executemany(
-                        "INSERT INTO quote_history (pair, level, block, data) VALUES (?,?,?,?)"
-                        " ON CONFLICT (pair, level, block) DO UPDATE SET data = excluded.data",
-                        save.blocks,
-                    )
-                if save.cut:
-                    db.executemany(
-                        "DELETE FROM quote_history WHERE pair = ? AND level = ? AND block < ?",
-                        save.cut,
-                    )
-                db.execute(
-                    "INSERT INTO quote_history_pairs (pair, state, saved_at) VALUES (?,?,?)"
-                    " ON CONFLICT (pair) DO UPDATE SET state = excluded.state,"
-                    " saved_at = excluded.saved_at",
-                    (save.text, save.state, save.saved_at),
-                )
-        return sum(len(save.blocks) for save in saves)
+    def _collect(self, pair: PairKey, series: PairSeries, batch: _Batch) -> None:
+        text = pair_text(pair)
+        for level, tier in enumerate(series.tiers):
+            if not len(tier.last):
+                continue
+            size = _block_size(tier)
+            since = max(self._saved.get((pair, level), tier.oldest() - 1), tier.oldest() - 1)
+            if since >= tier.head:
+                continue
+            for block in range((since + 1) // size, tier.head // size + 1):
+                data = _pack(tier, block, size)
+                batch.rows.append((_UPSERT_BLOCK, (text, level, block, data)))
+                batch.size += len(data)
+                batch.blocks += 1
+            batch.rows.append((_DELETE_BLOCKS, (text, level, tier.oldest() // size)))
+            batch.marks[(pair, level)] = tier.head
+        state = (text, orjson.dumps(_state(series)), series.last_at)
+        batch.rows.append((_UPSERT_PAIR, state))
 
-    def _mark(self, saves: list[_PairSave]) -> None:
-        for save in saves:
-            self._saved.update(save.heads)
+    def _write(self, batch: _Batch, *, durable: bool = True) -> None:
+        with self._store.transaction(durable=durable) as db:
+            for sql, params in batch.rows:
+                db.execute(sql, params)
+        self._saved.update(batch.marks)
+
+    def _write_quietly(self, batch: _Batch) -> bool:
+        """``_write`` on a worker thread, which then releases ``_writing``; False on failure."""
+        try:
+            # Not waiting for the disk: a crash may lose the last seconds of history anyway,
+            # and the next durable commit (an outbox row, the stop's save) makes it safe.
+            self._write(batch, durable=False)
+        except Exception as exc:
+            log.warning("quote history not saved: %s", exc)
+            return False
+        finally:
+            self._writing.release()
+        return True
 
     def prune(self, book: HistoryBook, now: float) -> int:
         """Delete the saved history of pairs no rule reads whose newest quote is older than the
@@ -198,19 +221,6 @@ class HistoryStore:
             book.series.pop(pair, None)
             gone += 1
         return gone
-
-
-@dataclass(slots=True)
-class _PairSave:
-    """One pair's part of a save: its state row, the blocks to upsert and, per tier, the
-    block below which the ring has left (deleted), and the heads it brings up to date."""
-
-    text: str
-    state: bytes
-    saved_at: float | None
-    blocks: list[tuple[str, int, int, bytes]] = field(default_factory=list)
-    cut: list[tuple[str, int, int]] = field(default_factory=list)
-    heads: dict[tuple[PairKey, int], int] = field(default_factory=dict)
 
 
 def _state(series: PairSeries) -> dict[str, Any]:
@@ -240,20 +250,29 @@ def _state(series: PairSeries) -> dict[str, Any]:
     }
 
 
+def _ring(tier: Tier, column: array[float], start: int, stop: int) -> array[float]:
+    """The values of closed buckets ``start … stop`` (all kept) of one column, in index order:
+    one slice of the ring, or two where it wraps."""
+    slot = tier.slot(start)
+    end = slot + stop - start + 1
+    if end <= len(column):
+        return column[slot:end]
+    return column[slot:] + column[: end - len(column)]
+
+
 def _pack(tier: Tier, block: int, size: int) -> bytes:
-    """The block's four columns, copied as slices of the ring (NaN where no bucket is kept)."""
-    start = block * size
-    low, high = max(start, tier.oldest()), min(start + size - 1, tier.head)
-    packed = []
-    for ring in (tier.last, tier.low, tier.high, tier.area):
-        column = array("d", [math.nan]) * size
-        if low <= high:
-            at, slot, count = low - start, tier.slot(low), high - low + 1
-            first = min(count, len(ring) - slot)  # the ring may wrap inside the block
-            column[at : at + first] = ring[slot : slot + first]
-            column[at + first : at + count] = ring[: count - first]
-        packed.append(column.tobytes())
-    return b"".join(packed)
+    first = block * size
+    start, stop = max(first, tier.oldest()), min(first + size - 1, tier.head)
+    if start > stop:
+        return (array("d", [math.nan]) * (4 * size)).tobytes()
+    before, after = (
+        array("d", [math.nan]) * (start - first),
+        array("d", [math.nan]) * (first + size - 1 - stop),
+    )
+    return b"".join(
+        (before + _ring(tier, column, start, stop) + after).tobytes()
+        for column in (tier.last, tier.low, tier.high, tier.area)
+    )
 
 
 def _fill(tier: Tier, blocks: list[tuple[int, bytes]]) -> None:
@@ -261,12 +280,37 @@ def _fill(tier: Tier, blocks: list[tuple[int, bytes]]) -> None:
         values = array("d")
         values.frombytes(data)
         size = len(values) // 4
-        for offset in range(size):
-            index = block * size + offset
-            if index < tier.oldest() or index > tier.head or math.isnan(values[offset]):
-                continue
-            slot = tier.slot(index)
-            tier.last[slot] = values[offset]
-            tier.low[slot] = values[size + offset]
-            tier.high[slot] = values[2 * size + offset]
-            tier.area[slot] = values[3 * size + offset]
+        first = block * size
+        start, stop = max(first, tier.oldest()), min(first + size - 1, tier.head)
+        if start > stop:
+            continue
+        last = values[start - first : stop - first + 1]
+        if math.isnan(sum(last)) or not _put(tier, start, stop, values, size=size, first=first):
+            _fill_each(tier, start, stop, values, size=size, first=first)
+
+
+def _put(tier: Tier, start: int, stop: int, values: array[float], *, size: int, first: int) -> bool:
+    """Copy a block with no gap into the ring as slices; False where the ring would wrap."""
+    slot = tier.slot(start)
+    end = slot + stop - start + 1
+    if end > len(tier.last):
+        return False
+    for n, column in enumerate((tier.last, tier.low, tier.high, tier.area)):
+        offset = n * size + start - first
+        column[slot:end] = values[offset : offset + stop - start + 1]
+    return True
+
+
+def _fill_each(
+    tier: Tier, start: int, stop: int, values: array[float], *, size: int, first: int
+) -> None:
+    """The block value by value: a NaN ``last`` is a bucket the save did not have."""
+    for index in range(start, stop + 1):
+        offset = index - first
+        if math.isnan(values[offset]):
+            continue
+        slot = tier.slot(index)
+        tier.last[slot] = values[offset]
+        tier.low[slot] = values[size + offset]
+        tier.high[slot] = values[2 * size + offset]
+        tier.area[slot] = values[3 * size + offset]

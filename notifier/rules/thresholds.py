@@ -72,7 +72,7 @@ class StateTable(dict[tuple[str, str], AlertState]):
 class PairIndex:
     """One pair's rules by position: the general ones, and the thresholds sorted per operator."""
 
-    __slots__ = ("general", "position", "sorted")
+    __slots__ = ("general", "position", "quiet", "sorted")
 
     def __init__(self, ids: Sequence[str], thresholds: Sequence[Threshold | None]) -> None:
         self.position = {rule_id: i for i, rule_id in enumerate(ids)}
@@ -85,10 +85,20 @@ class PairIndex:
             op: ([c for c, _ in entries], [i for _, i in entries])
             for op, entries in ((op, sorted(entries)) for op, entries in by_op.items())
         }
+        # A price within these bounds holds no comparison (the common case: thresholds far
+        # from the price): the lowest ``>`` and ``>=`` constants, the highest ``<`` and ``<=``.
+        lowest = [self.sorted[op][0][0] if self.sorted[op][0] else math.inf for op in (">", ">=")]
+        highest = [
+            self.sorted[op][0][-1] if self.sorted[op][0] else -math.inf for op in ("<", "<=")
+        ]
+        self.quiet = (lowest[0], lowest[1], highest[0], highest[1])
 
     def holding(self, price: float) -> list[int]:
         """Positions of the threshold rules whose comparison holds at ``price``."""
         if math.isnan(price):  # every comparison is false
+            return []
+        above, at_least, below, at_most = self.quiet
+        if price <= above and price < at_least and price >= below and price > at_most:
             return []
         limits, at = self.sorted[">"]
         found = at[: bisect_left(limits, price)]
