@@ -7,8 +7,10 @@ complete new ``RuleSet`` to swap in whole.
 
 from __future__ import annotations
 
+import gc
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,6 +124,20 @@ def _compile_file(
     return rules, errors
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a reload builds its objects: each collection walks
+    every object alive, and 100,000 rules make them slow and frequent (≈ 3 s of a 8 s load).
+    Reference counting frees memory as usual; the collector runs again after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 @dataclass(frozen=True, slots=True)
 class _Claim:
     """One place a file uses an id: in its current text, or in the last good version it runs."""
@@ -194,7 +210,7 @@ class RuleRepository:
         return self._current
 
     def reload(self) -> ReloadResult:
-        with self._lock:
+        with self._lock, _collector_paused():
             return self._reload()
 
     def _reload(self) -> ReloadResult:

@@ -80,9 +80,10 @@ def plain(node: Any) -> Any:
     return node
 
 
-def fingerprint(item: Any) -> str:
-    """A hash of the rule's data: unchanged text keeps its state on reload."""
-    data = plain(item)
+def fingerprint(item: Any, *, is_plain: bool = False) -> str:
+    """A hash of the rule's data: unchanged text keeps its state on reload. ``is_plain``: the
+    data is already plain dicts, lists and exact scalar types (``plain`` would copy it as is)."""
+    data = item if is_plain else plain(item)
     try:
         raw = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # an integer beyond 64 bits: orjson refuses it, json does not
