@@ -146,3 +146,22 @@ def test_plain_generated_files_take_the_line_path(data: st.DataObject) -> None:
         if data.draw(st.booleans()):
             lines.append(f"    notify: [{data.draw(st.sampled_from(['on', 'desk', 'yes']))}]")
     assert _same("\n".join(lines) + "\n")
+
+
+def test_compiled_rules_keep_every_place_compactly() -> None:
+    """A compiled rule answers each place its parsed rule had, as a ``Places`` mapping."""
+    from notifier.rules.compiled import compile_rule
+    from notifier.rules.parsed import Places
+    from notifier.tokens import TokenTable
+
+    text = (
+        "rules:\n  - id: a\n    on: quote\n    pair: {in: SOL, out: USDC, amount: 1}\n"
+        "    when: price > 5\n    notify: [x, y]\n"
+    )
+    (parsed,) = line_parse(text, "r.yaml") or []
+    rule = compile_rule(parsed, TokenTable())
+    assert isinstance(rule.positions, Places)
+    assert rule.positions == parsed.positions
+    assert dict(rule.positions) == parsed.positions
+    assert rule.positions["notify.1"] == parsed.positions["notify.1"]
+    assert rule.positions.get("title") is None

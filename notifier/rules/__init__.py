@@ -11,7 +11,7 @@ import gc
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from notifier.history.book import DEFAULT_MAX_WINDOW
@@ -124,6 +124,16 @@ def _compile_file(
     return rules, errors
 
 
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """A rule of a file's current text, as ids are settled: its id, where that id is written,
+    its fingerprint (the parsed spec itself is not kept once compiled)."""
+
+    id: str
+    place: Location
+    fingerprint: str
+
+
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """No cyclic garbage collection while a reload builds its objects: each collection walks
@@ -194,7 +204,8 @@ class RuleRepository:
         self._budget = budget  # what each evaluation of a rule may spend ([limits])
         self._digests: dict[Path, str] = {}
         self._good: dict[Path, list[Rule]] = {}
-        self._parsed: dict[Path, ParsedFile] = {}
+        self._parsed: dict[Path, ParsedFile] = {}  # digest and errors; its rules dropped
+        self._written: dict[Path, tuple[_Written, ...]] = {}  # the current text's rules
         self._compiled: dict[Path, list[Rule]] = {}  # the current text's rules
         self._errors: dict[Path, tuple[RuleError, ...]] = {}  # the current text's own errors
         self._owners: dict[str, Path] = {}  # id -> the file that has it
@@ -221,7 +232,7 @@ class RuleRepository:
         new_errors: list[RuleError] = []
         for gone in set(self._digests) - set(paths):
             tables = (self._digests, self._good, self._parsed, self._compiled, self._errors)
-            for table in (*tables, self._kept):
+            for table in (*tables, self._kept, self._written):
                 table.pop(gone, None)
         for path in paths:
             parsed = parse_file(path, self._parsed.get(path), self.max_bytes)
@@ -230,9 +241,12 @@ class RuleRepository:
             changed = True
             touched.append(path)
             self._digests[path] = parsed.digest
-            self._parsed[path] = parsed
             self._compiled[path], errors = _compile_file(
                 parsed, self._tokens, self._budget, self.max_window
+            )
+            self._parsed[path] = replace(parsed, rules=())
+            self._written[path] = tuple(
+                _Written(r.spec.id, id_place(r), r.fingerprint) for r in parsed.rules
             )
             self._errors[path] = tuple(sorted(errors))
             new_errors += errors
@@ -296,9 +310,9 @@ class RuleRepository:
         if not alone:
             self._refused = {}  # else it was empty (no file in error) and stays so for others
         for path in settle:
-            for rule in self._parsed[path].rules:
-                if owners[rule.spec.id].path != path:
-                    self._refused.setdefault(rule.spec.id, set()).add(path)
+            for written in self._written[path]:
+                if owners[written.id].path != path:
+                    self._refused.setdefault(written.id, set()).add(path)
         return duplicates
 
     def _alone(self, paths: list[Path], touched: list[Path], before: ReloadResult | None) -> bool:
@@ -311,7 +325,7 @@ class RuleRepository:
             return False
         mine = set(touched)
         for path in touched:
-            rules = [r.spec.id for r in self._parsed[path].rules]
+            rules = [r.id for r in self._written[path]]
             for rule_id in [*rules, *(r.id for r in self._good.get(path, []))]:
                 claim = self._claimed.get(rule_id)
                 if claim is not None and claim.path not in mine:
@@ -354,7 +368,7 @@ class RuleRepository:
 
     def _claims(self, path: Path, index: int, *, good: bool) -> list[tuple[str, _Claim]]:
         """The ids ``path`` uses: its text's, then (``good``) those of its last good version."""
-        places = [(r.spec.id, id_place(r), r.fingerprint) for r in self._parsed[path].rules]
+        places = [(r.id, r.place, r.fingerprint) for r in self._written[path]]
         if good:
             places += [(r.id, id_place(r), r.fingerprint) for r in self._good.get(path, [])]
         return [
@@ -365,10 +379,10 @@ class RuleRepository:
     def _duplicates(self, path: Path, owners: dict[str, _Claim]) -> list[RuleError]:
         """An error at each ``id:`` of this file's text that is not the place owning the id."""
         errors = []
-        for rule in self._parsed[path].rules:
-            owner, place = owners[rule.spec.id], id_place(rule)
+        for rule in self._written[path]:
+            owner, place = owners[rule.id], rule.place
             if owner.place != place:
-                message = f"duplicate rule id {rule.spec.id!r} (first at {owner.place})"
+                message = f"duplicate rule id {rule.id!r} (first at {owner.place})"
                 errors.append(RuleError(place, message))
         return errors
 

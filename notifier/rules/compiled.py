@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -15,6 +16,7 @@ from notifier.notification import Severity
 from notifier.rules.checks import CompileError, maker_errors, quote_token_errors, raw_amount
 from notifier.rules.loader import Location, ParsedRule, RuleError
 from notifier.rules.model import FeedSpec, IntentSpec, OrderSpec, QuoteSpec
+from notifier.rules.parsed import Places
 from notifier.rules.sandbox import (
     DEFAULT_BUDGET,
     Budget,
@@ -223,7 +225,7 @@ def compile_rule(
         "tags": tuple(spec.notify or ()),
         "severity": spec.severity,
         "cooldown": spec.cooldown or 0.0,
-        "positions": parsed.positions,
+        "positions": Places.of(parsed.positions, parsed.location.path),
         "history": history,
         "explain_when": _explainer(spec.when),
     }
@@ -249,14 +251,10 @@ def compile_rule(
     }
     if isinstance(spec, QuoteSpec):
         threshold = simple_threshold(spec.when) if spec.when and not history.used else None
-        if spec.above is not None:
-            threshold = (">", spec.above)
-            common["when"] = _threshold(operator.gt, spec.above)
-            common["explain_when"] = Explainer(f"price > {spec.above!r}")
-        elif spec.below is not None:
-            threshold = ("<", spec.below)
-            common["when"] = _threshold(operator.lt, spec.below)
-            common["explain_when"] = Explainer(f"price < {spec.below!r}")
+        for op, limit in ((">", spec.above), ("<", spec.below)):
+            if limit is not None:
+                threshold, common["when"], common["explain_when"] = _limit(op, limit, repr(limit))
+                break
         token_in = tokens.resolve(spec.pair.in_)
         token_out = tokens.resolve(spec.pair.out)
         mint_in = token_in.address if token_in else spec.pair.in_
@@ -272,11 +270,11 @@ def compile_rule(
             kind="state",
             **common,
             **state,
-            pair=(mint_in, mint_out, raw, spec.pair.exact_in),
+            pair=_pair_key(mint_in, mint_out, raw, spec.pair.exact_in),
             decimals_in=token_in.decimals if token_in else None,
             decimals_out=token_out.decimals if token_out else None,
-            symbol_in=token_in.symbol if token_in else spec.pair.in_[:8],
-            symbol_out=token_out.symbol if token_out else spec.pair.out[:8],
+            symbol_in=sys.intern(token_in.symbol if token_in else spec.pair.in_[:8]),
+            symbol_out=sys.intern(token_out.symbol if token_out else spec.pair.out[:8]),
             threshold=threshold,
         )
     if isinstance(spec, IntentSpec):
@@ -307,7 +305,28 @@ def _sources(parsed: ParsedRule) -> list[tuple[str, str, bool, Location]]:
 
 
 def _explainer(source: str | None) -> Explainer | None:
-    return None if source is None else Explainer(source)
+    return None if source is None else _shared_explainer(source)
+
+
+# Rules written alike share their parts: 100,000 rules hold a few hundred thresholds, pairs
+# and conditions. Each part is immutable (an Explainer only caches its own parse).
+@functools.lru_cache(maxsize=4096)
+def _shared_explainer(source: str) -> Explainer:
+    return Explainer(source)
+
+
+@functools.lru_cache(maxsize=4096)
+def _limit(op: str, limit: float, shown: str) -> tuple[Threshold, Predicate, Explainer]:
+    """``above:``/``below:``'s index entry, predicate and explainer (``shown``: the limit's
+    repr, so that 0.0 and -0.0 stay apart)."""
+    compare = operator.gt if op == ">" else operator.lt
+    return (op, limit), _threshold(compare, limit), Explainer(f"price {op} {shown}")
+
+
+@functools.lru_cache(maxsize=65536)
+def _pair_key(mint_in: str, mint_out: str, raw: str, exact_in: bool) -> PairKey:
+    """One tuple (and one string of each mint) for all the rules of a pair."""
+    return (mint_in, mint_out, raw, exact_in)
 
 
 def _default_title(spec: QuoteSpec | OrderSpec | IntentSpec | FeedSpec) -> str:
