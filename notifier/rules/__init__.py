@@ -212,7 +212,7 @@ class RuleRepository:
         self._refused: dict[str, set[Path]] = {}  # id -> files in error for bringing it again
         self._claimed: dict[str, _Claim] = {}  # id -> the place that has it, at the last reload
         self._duplicated: dict[Path, list[RuleError]] = {}  # per file, at the last reload
-        self._kept: dict[Path, list[Rule]] = {}  # per file, the rules it runs
+        self._parts: dict[Path, RuleSet] = {}  # per file, the rules it runs, indexed
         self._current: ReloadResult | None = None
         self._lock = threading.Lock()
 
@@ -232,7 +232,7 @@ class RuleRepository:
         new_errors: list[RuleError] = []
         for gone in set(self._digests) - set(paths):
             tables = (self._digests, self._good, self._parsed, self._compiled, self._errors)
-            for table in (*tables, self._kept, self._written):
+            for table in (*tables, self._written, self._parts):
                 table.pop(gone, None)
         for path in paths:
             parsed = parse_file(path, self._parsed.get(path), self.max_bytes)
@@ -256,20 +256,17 @@ class RuleRepository:
         alone = self._alone(paths, touched, before)
         duplicates = self._settle(paths, touched if alone else paths, before, alone=alone)
         previous = {f.path: f for f in before.files} if alone and before else {}
-        active: list[Rule] = []
         files = []
         for path in paths:
             report = previous.get(str(path)) if path not in touched else None
             if report is not None:  # untouched, and no id of it moved: as it was
-                active += self._kept[path]
                 files.append(report)
                 continue
             errors = [*self._errors[path], *duplicates[path]]
             if not errors:
                 self._good[path] = self._compiled[path]
             kept = [r for r in self._good.get(path, []) if self._owners.get(r.id) == path]
-            self._kept[path] = kept
-            active += kept
+            self._parts[path] = RuleSet(kept)
             report = FileReport(
                 str(path),
                 self._digests[path],
@@ -283,7 +280,11 @@ class RuleRepository:
         failed_before = {f.path for f in before.files if f.failed} if before else set()
         fixed = tuple(f.path for f in files if f.path in failed_before and not f.failed)
         self._current = ReloadResult(
-            RuleSet(active), tuple(files), True, tuple(sorted(set(new_errors))), fixed
+            RuleSet.joined(self._parts[p] for p in paths),
+            tuple(files),
+            True,
+            tuple(sorted(set(new_errors))),
+            fixed,
         )
         return self._current
 
