@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -172,6 +173,7 @@ async def _run(settings: Settings, record: Path | None) -> int:
         await daemon.shutdown(grace=1.0)
         _refusal(str(exc))
         return EX_ERRORS if exc.retryable else EX_CONFIG
+    gc.freeze()  # what start-up built lives long: full collections skip it (0.7 s at 100k rules)
     try:
         await daemon.run(stop)
     finally:

@@ -211,6 +211,7 @@ class RuleRepository:
         self._owners: dict[str, Path] = {}  # id -> the file that has it
         self._refused: dict[str, set[Path]] = {}  # id -> files in error for bringing it again
         self._claimed: dict[str, _Claim] = {}  # id -> the place that has it, at the last reload
+        self._held: dict[Path, list[str]] = {}  # per file, the ids it has (``_claimed`` by file)
         self._duplicated: dict[Path, list[RuleError]] = {}  # per file, at the last reload
         self._parts: dict[Path, RuleSet] = {}  # per file, the rules it runs, indexed
         self._current: ReloadResult | None = None
@@ -296,15 +297,18 @@ class RuleRepository:
         running = before.ruleset if before else None
         settled = self._settle_owners(settle, running, {p: i for i, p in enumerate(paths)})
         if alone:
-            owners, mine = self._claimed, set(settle)
-            for rule_id in [i for i, c in owners.items() if c.path in mine]:
-                del owners[rule_id]
-                del self._owners[rule_id]
+            owners = self._claimed
+            for path in settle:
+                for rule_id in self._held.pop(path, ()):
+                    del owners[rule_id]
+                    del self._owners[rule_id]
             owners.update(settled)
             self._owners.update((rule_id, claim.path) for rule_id, claim in settled.items())
         else:
-            owners = settled
+            owners, self._held = settled, {}
             self._owners = {rule_id: claim.path for rule_id, claim in owners.items()}
+        for rule_id, claim in settled.items():
+            self._held.setdefault(claim.path, []).append(rule_id)
         duplicates = self._duplicated if alone else {}
         duplicates.update({p: self._duplicates(p, owners) for p in settle})
         self._claimed, self._duplicated = owners, duplicates
