@@ -63,17 +63,22 @@ def _scalar(text: str, *, flow: bool = False) -> Any:
 
 
 _Place = tuple[str, int]  # the path, the 1-based line
+_Flow = tuple[Any, tuple[tuple[str, int], ...]]  # the value; each entry's key or index, offset
+_CACHE_LIMIT = 20_000
+_flows: dict[str, _Flow] = {}  # flow text -> what it reads (the rules of a pair repeat it)
 
 
-def _flow(text: str, col: int, name: str, places: dict[str, Location], at: _Place) -> Any:
-    """A flow mapping ``{k: v, …}`` or list ``[v, …]`` of scalars, written on one line."""
+def _flow_text(text: str) -> _Flow:
+    """A flow mapping ``{k: v, …}`` or list ``[v, …]`` of scalars, written on one line; its
+    value and the offset of each entry's value in ``text``."""
     closing = "}" if text[0] == "{" else "]"
     if text[-1] != closing or len(text) < 3:
         raise _Unusual
-    inner, start = text[1:-1], col + 1
+    inner = text[1:-1]
     pos = len(inner) - len(inner.lstrip(" "))
     out_map: dict[str, Any] = {}
     out_list: list[Any] = []
+    offsets: list[tuple[str, int]] = []
     while True:
         key = None
         if closing == "}":
@@ -86,8 +91,7 @@ def _flow(text: str, col: int, name: str, places: dict[str, Location], at: _Plac
         sep = _SEP.search(inner, pos)
         end = sep.start() if sep else len(inner.rstrip(" "))
         value = _scalar(inner[pos:end], flow=True)
-        sub = sys.intern(f"{name}.{key if key is not None else len(out_list)}")
-        places[sub] = Location(at[0], at[1], start + pos + 1)
+        offsets.append((key if key is not None else str(len(out_list)), pos + 1))
         if key is not None:
             out_map[key] = value
         else:
@@ -99,7 +103,21 @@ def _flow(text: str, col: int, name: str, places: dict[str, Location], at: _Plac
         pos = sep.end()
         if pos >= len(inner):
             raise _Unusual  # a trailing comma
-    return out_map if closing == "}" else out_list
+    return (out_map if closing == "}" else out_list), tuple(offsets)
+
+
+def _flow(text: str, col: int, name: str, places: dict[str, Location], at: _Place) -> Any:
+    found = _flows.get(text)
+    if found is None:
+        found = _flow_text(text)
+        if len(_flows) > _CACHE_LIMIT:
+            _flows.clear()
+        _flows[text] = found
+    value, offsets = found
+    intern = sys.intern
+    for sub, offset in offsets:
+        places[intern(f"{name}.{sub}")] = Location(at[0], at[1], col + offset + 1)
+    return value.copy()  # each rule its own: what a parse of its text gives
 
 
 def _value(text: str, col: int, name: str, places: dict[str, Location], at: _Place) -> Any:
@@ -117,6 +135,13 @@ def _blocks(lines: list[str]) -> tuple[int, list[list[_Entry]]]:
     seen_rules = False
     dash = indent = -1
     for number, line in enumerate(lines):
+        entry = _ENTRY.fullmatch(line) if seen_rules else None  # most lines: one key
+        if entry is not None:
+            if not rules or len(entry.group(1)) != indent:
+                raise _Unusual
+            _, key, between, value = entry.groups()
+            rules[-1].append((number, indent + len(key) + 1 + len(between), key, value))
+            continue
         if _SKIP.fullmatch(line):
             continue
         if not seen_rules:
@@ -133,11 +158,7 @@ def _blocks(lines: list[str]) -> tuple[int, list[list[_Entry]]]:
                 raise _Unusual
             rules.append([(number, indent + len(key) + 1 + len(between), key, value)])
             continue
-        entry = _ENTRY.fullmatch(line)
-        if entry is None or not rules or len(entry.group(1)) != indent:
-            raise _Unusual
-        _, key, between, value = entry.groups()
-        rules[-1].append((number, indent + len(key) + 1 + len(between), key, value))
+        raise _Unusual
     if not rules:
         raise _Unusual
     return indent, rules

@@ -79,8 +79,8 @@ class Places(Mapping[str, Location]):
 
     @classmethod
     def of(cls, found: Mapping[str, Location], path: str) -> Mapping[str, Location]:
-        """``found`` compacted; as it is if a place lies in another file (never, in practice)."""
-        if isinstance(found, Places) or any(loc.path != path for loc in found.values()):
+        """``found`` compacted: places a parser found in the file at ``path``."""
+        if isinstance(found, Places):
             return found
         keys = tuple(found)
         shared = _SHAPES.get(keys)
