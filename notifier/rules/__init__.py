@@ -18,6 +18,7 @@ from notifier.history.book import DEFAULT_MAX_WINDOW
 from notifier.rules.bounds import DEFAULT_BUDGET, Budget
 from notifier.rules.compiled import CompileError, Rule, compile_rule
 from notifier.rules.engine import Engine
+from notifier.rules.filestat import Seen
 from notifier.rules.loader import (
     MAX_FILE_BYTES,
     Location,
@@ -155,10 +156,10 @@ class _Claim:
     path: Path
     place: Location  # the `id:` value
     fingerprint: str
-    order: tuple[int, int]  # the file's index in path order, the claim's index in the file
+    order: int  # the file's index in path order, then the claim's index in the file (32 bits)
 
 
-_Rank = tuple[bool, bool, bool, tuple[int, int]]
+_Rank = tuple[bool, bool, bool, int]
 
 
 def _ranking(
@@ -214,6 +215,7 @@ class RuleRepository:
         self._held: dict[Path, list[str]] = {}  # per file, the ids it has (``_claimed`` by file)
         self._duplicated: dict[Path, list[RuleError]] = {}  # per file, at the last reload
         self._parts: dict[Path, RuleSet] = {}  # per file, the rules it runs, indexed
+        self._seen: dict[Path, Seen] = {}  # per file, its status when last read
         self._current: ReloadResult | None = None
         self._lock = threading.Lock()
 
@@ -233,11 +235,15 @@ class RuleRepository:
         new_errors: list[RuleError] = []
         for gone in set(self._digests) - set(paths):
             tables = (self._digests, self._good, self._parsed, self._compiled, self._errors)
-            for table in (*tables, self._written, self._parts):
+            for table in (*tables, self._written, self._parts, self._seen):
                 table.pop(gone, None)
         for path in paths:
-            parsed = parse_file(path, self._parsed.get(path), self.max_bytes)
-            if parsed is self._parsed.get(path):
+            last, seen = self._parsed.get(path), self._seen.get(path)
+            if last is not None and seen is not None and seen.unchanged(path):
+                continue  # not touched since it was read: its rules keep their objects
+            self._seen[path] = Seen.before_reading(path)
+            parsed = parse_file(path, last, self.max_bytes)
+            if parsed is last:
                 continue  # same bytes: not parsed again, its rules keep their objects
             changed = True
             touched.append(path)
@@ -377,7 +383,7 @@ class RuleRepository:
         if good:
             places += [(r.id, id_place(r), r.fingerprint) for r in self._good.get(path, [])]
         return [
-            (rule_id, _Claim(path, place, fingerprint, (index, i)))
+            (rule_id, _Claim(path, place, fingerprint, index << 32 | i))
             for i, (rule_id, place, fingerprint) in enumerate(places)
         ]
 

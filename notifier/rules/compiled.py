@@ -189,6 +189,13 @@ def _located(exc: SandboxError, name: str, parsed: ParsedRule) -> CompileError:
     return CompileError([RuleError(where, f"{name}: {exc}")])
 
 
+@functools.cache
+def _names(on: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The variables a rule of kind ``on`` reads in expressions, and in templates."""
+    known = VARIABLES[on] | COMMON_VARIABLES
+    return known, known | TEMPLATE_VARIABLES
+
+
 def compile_rule(
     parsed: ParsedRule,
     tokens: TokenTable,
@@ -198,8 +205,7 @@ def compile_rule(
     """Turn a validated spec into a ready rule whose expressions and templates each run
     under ``budget``; raises ``CompileError`` with located errors."""
     spec = parsed.spec
-    known = VARIABLES[spec.on] | COMMON_VARIABLES
-    texts = known | TEMPLATE_VARIABLES
+    known, texts = _names(spec.on)
     errors = _source_errors(parsed, known, budget)
     if isinstance(spec, QuoteSpec):
         errors += quote_token_errors(parsed, spec, tokens)

@@ -88,7 +88,8 @@ class Places(Mapping[str, Location]):
             shared = keys
             if len(_SHAPES) < _SHAPES_LIMIT:
                 _SHAPES[keys] = keys
-        coords = array("I", [n for loc in found.values() for n in (loc.line, loc.col)])
+        numbers = [n for loc in found.values() for n in (loc.line, loc.col)]
+        coords = array("H" if max(numbers, default=0) < 1 << 16 else "I", numbers)
         return cls(path, shared, coords)
 
     def __getitem__(self, key: str) -> Location:
