@@ -214,7 +214,7 @@ class RuleRepository:
         self._claimed: dict[str, _Claim] = {}  # id -> the place that has it, at the last reload
         self._held: dict[Path, list[str]] = {}  # per file, the ids it has (``_claimed`` by file)
         self._duplicated: dict[Path, list[RuleError]] = {}  # per file, at the last reload
-        self._parts: dict[Path, RuleSet] = {}  # per file, the rules it runs, indexed
+        self._kept: dict[Path, list[Rule]] = {}  # per file, the rules it runs
         self._seen: dict[Path, Seen] = {}  # per file, its status when last read
         self._current: ReloadResult | None = None
         self._lock = threading.Lock()
@@ -235,7 +235,7 @@ class RuleRepository:
         new_errors: list[RuleError] = []
         for gone in set(self._digests) - set(paths):
             tables = (self._digests, self._good, self._parsed, self._compiled, self._errors)
-            for table in (*tables, self._written, self._parts, self._seen):
+            for table in (*tables, self._written, self._kept, self._seen):
                 table.pop(gone, None)
         for path in paths:
             last, seen = self._parsed.get(path), self._seen.get(path)
@@ -263,6 +263,7 @@ class RuleRepository:
         alone = self._alone(paths, touched, before)
         duplicates = self._settle(paths, touched if alone else paths, before, alone=alone)
         previous = {f.path: f for f in before.files} if alone and before else {}
+        replaced = {p: self._kept.get(p, []) for p in touched} if alone else {}
         files = []
         for path in paths:
             report = previous.get(str(path)) if path not in touched else None
@@ -273,7 +274,7 @@ class RuleRepository:
             if not errors:
                 self._good[path] = self._compiled[path]
             kept = [r for r in self._good.get(path, []) if self._owners.get(r.id) == path]
-            self._parts[path] = RuleSet(kept)
+            self._kept[path] = kept
             report = FileReport(
                 str(path),
                 self._digests[path],
@@ -287,13 +288,35 @@ class RuleRepository:
         failed_before = {f.path for f in before.files if f.failed} if before else set()
         fixed = tuple(f.path for f in files if f.path in failed_before and not f.failed)
         self._current = ReloadResult(
-            RuleSet.joined(self._parts[p] for p in paths),
+            self._ruleset(paths, before, replaced),
             tuple(files),
             True,
             tuple(sorted(set(new_errors))),
             fixed,
         )
         return self._current
+
+    def _ruleset(
+        self, paths: list[Path], before: ReloadResult | None, replaced: dict[Path, list[Rule]]
+    ) -> RuleSet:
+        """The rules every file runs, in path order: the running set with the ``replaced``
+        files' rules (their rules before) swapped, when that is exact; else built anew."""
+        number = {p: i for i, p in enumerate(paths)}
+        was = {id(r): number[p] for p, rules in replaced.items() for r in rules}
+        owners = self._owners
+
+        def rank(rule: Rule) -> int:
+            found = was.get(id(rule))
+            return number[owners[rule.id]] if found is None else found
+
+        ruleset = before.ruleset if before is not None and replaced else None
+        for path, old in replaced.items():
+            if ruleset is None:
+                break
+            ruleset = ruleset.replaced(old, self._kept[path], rank, number[path])
+        if ruleset is None:
+            ruleset = RuleSet(r for p in paths for r in self._kept[p])
+        return ruleset
 
     def _settle(
         self, paths: list[Path], settle: list[Path], before: ReloadResult | None, *, alone: bool
