@@ -11,12 +11,12 @@ import gc
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from notifier.history.book import DEFAULT_MAX_WINDOW
 from notifier.rules.bounds import DEFAULT_BUDGET, Budget
-from notifier.rules.compiled import CompileError, Rule, compile_rule
+from notifier.rules.compiled import Rule, compile_file
 from notifier.rules.engine import Engine
 from notifier.rules.filestat import Seen
 from notifier.rules.loader import (
@@ -29,6 +29,7 @@ from notifier.rules.loader import (
     list_rule_files,
     parse_file,
 )
+from notifier.rules.results import FileReport, ReloadResult
 from notifier.rules.ruleset import RuleSet
 from notifier.rules.state import StateStore
 from notifier.tokens import TokenTable
@@ -64,65 +65,6 @@ def _rule_paths(directory: Path) -> list[Path]:
     except OSError as exc:
         reason = exc.strerror or str(exc)
     raise RulesDirError(f"{directory}: rules_dir: {reason}")
-
-
-@dataclass(frozen=True, slots=True)
-class FileReport:
-    path: str
-    digest: str
-    rules: tuple[str, ...]  # ids active from this file (the last good version if it failed)
-    errors: tuple[RuleError, ...] = ()
-    loaded: bool = True  # False: in error and never good, so none of its rules run
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.errors)
-
-    @property
-    def outcome(self) -> str:
-        """What a failure means for the running rules, in the words errors_to and status use."""
-        if not self.failed:
-            return "loaded"
-        return "last good version kept" if self.loaded else "not loaded"
-
-
-@dataclass(frozen=True, slots=True)
-class ReloadResult:
-    ruleset: RuleSet
-    files: tuple[FileReport, ...]
-    changed: bool  # False when every file's bytes were unchanged
-    new_errors: tuple[RuleError, ...] = field(default=())  # errors not reported before
-    fixed: tuple[str, ...] = field(default=())  # files in error before that now load cleanly
-
-    @property
-    def errors(self) -> list[RuleError]:
-        return [e for f in self.files for e in f.errors]
-
-
-def _compile_file(
-    parsed: ParsedFile,
-    tokens: TokenTable,
-    budget: Budget = DEFAULT_BUDGET,
-    max_window: float = DEFAULT_MAX_WINDOW,
-) -> tuple[list[Rule], list[RuleError]]:
-    rules: list[Rule] = []
-    errors = list(parsed.errors)
-    for item in parsed.rules:
-        try:
-            rule = compile_rule(item, tokens, budget, max_window)
-        except CompileError as exc:
-            errors.extend(exc.errors)
-            continue
-        except RecursionError:  # e.g. `when:` nested in hundreds of parentheses
-            errors.append(RuleError(item.location, "cannot compile this rule: nested too deeply"))
-            continue
-        except Exception as exc:  # a compiler defect must stay this rule's error
-            message = f"cannot compile this rule: {type(exc).__name__}: {exc}"[:300]
-            errors.append(RuleError(item.location, message))
-            continue
-        if item.spec.enabled:
-            rules.append(rule)
-    return rules, errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +190,7 @@ class RuleRepository:
             changed = True
             touched.append(path)
             self._digests[path] = parsed.digest
-            self._compiled[path], errors = _compile_file(
+            self._compiled[path], errors = compile_file(
                 parsed, self._tokens, self._budget, self.max_window
             )
             self._parsed[path] = replace(parsed, rules=())
@@ -431,6 +373,6 @@ def check_files(
     parsed = [parse_file(p, max_bytes=max_bytes) for p in paths]
     errors: list[RuleError] = []
     for item in parsed:
-        errors += _compile_file(item, tokens, max_window=max_window)[1]
+        errors += compile_file(item, tokens, max_window=max_window)[1]
     errors += duplicate_ids(parsed)
     return sorted(set(errors))

@@ -14,7 +14,7 @@ from notifier.history.book import DEFAULT_MAX_WINDOW
 from notifier.history.pricing import Pricing, scale
 from notifier.notification import Severity
 from notifier.rules.checks import CompileError, maker_errors, quote_token_errors, raw_amount
-from notifier.rules.loader import Location, ParsedRule, RuleError
+from notifier.rules.loader import Location, ParsedFile, ParsedRule, RuleError
 from notifier.rules.model import FeedSpec, IntentSpec, OrderSpec, QuoteSpec
 from notifier.rules.parsed import Places
 from notifier.rules.sandbox import (
@@ -51,6 +51,7 @@ __all__ = [
     "Predicate",
     "QuoteRule",
     "Rule",
+    "compile_file",
     "compile_rule",
 ]
 
@@ -347,3 +348,30 @@ def _threshold(compare: Callable[[Any, Any], bool], limit: float) -> Predicate:
         return price is not None and compare(price, limit)
 
     return predicate
+
+
+def compile_file(
+    parsed: ParsedFile,
+    tokens: TokenTable,
+    budget: Budget = DEFAULT_BUDGET,
+    max_window: float = DEFAULT_MAX_WINDOW,
+) -> tuple[list[Rule], list[RuleError]]:
+    """A file's enabled rules, compiled, and every error of its rules (its own first)."""
+    rules: list[Rule] = []
+    errors = list(parsed.errors)
+    for item in parsed.rules:
+        try:
+            rule = compile_rule(item, tokens, budget, max_window)
+        except CompileError as exc:
+            errors.extend(exc.errors)
+            continue
+        except RecursionError:  # e.g. `when:` nested in hundreds of parentheses
+            errors.append(RuleError(item.location, "cannot compile this rule: nested too deeply"))
+            continue
+        except Exception as exc:  # a compiler defect must stay this rule's error
+            message = f"cannot compile this rule: {type(exc).__name__}: {exc}"[:300]
+            errors.append(RuleError(item.location, message))
+            continue
+        if item.spec.enabled:
+            rules.append(rule)
+    return rules, errors
