@@ -165,3 +165,13 @@ def test_compiled_rules_keep_every_place_compactly() -> None:
     assert dict(rule.positions) == parsed.positions
     assert rule.positions["notify.1"] == parsed.positions["notify.1"]
     assert rule.positions.get("title") is None
+
+
+def test_places_beyond_16_bits_keep_their_numbers() -> None:
+    from notifier.rules.parsed import Location, Places
+
+    found = {"id": Location("r.yaml", 70_000, 5), "on": Location("r.yaml", 70_001, 99_999)}
+    places = Places.of(found, "r.yaml")
+    assert dict(places) == found
+    small = {"id": Location("r.yaml", 3, 5)}
+    assert dict(Places.of(small, "r.yaml")) == small

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import threading
+from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -23,6 +24,7 @@ from notifier.rules.loader import (
     MAX_FILE_BYTES,
     Location,
     ParsedFile,
+    ParsedRule,
     RuleError,
     duplicate_ids,
     id_place,
@@ -67,14 +69,29 @@ def _rule_paths(directory: Path) -> list[Path]:
     raise RulesDirError(f"{directory}: rules_dir: {reason}")
 
 
-@dataclass(frozen=True, slots=True)
-class _Written:
-    """A rule of a file's current text, as ids are settled: its id, where that id is written,
-    its fingerprint (the parsed spec itself is not kept once compiled)."""
+def _packed(place: Location) -> int:
+    """A place in a known file as one int: its line, then 32 bits of column."""
+    return place.line << 32 | place.col
 
-    id: str
-    place: Location
-    fingerprint: str
+
+def _unpacked(path: Path, place: int) -> Location:
+    return Location(str(path), place >> 32, place & 0xFFFFFFFF)
+
+
+@dataclass(frozen=True, slots=True)
+class _Text:
+    """A file's current text as ids are settled: each rule's id, the place of its ``id:``
+    (packed) and its fingerprint, side by side (not an object a rule; the parsed specs are
+    not kept once compiled)."""
+
+    ids: tuple[str, ...]
+    places: array[int]
+    fingerprints: tuple[str, ...]
+
+    @classmethod
+    def of(cls, rules: tuple[ParsedRule, ...]) -> _Text:
+        places = array("Q", [_packed(id_place(r)) for r in rules])
+        return cls(tuple(r.spec.id for r in rules), places, tuple(r.fingerprint for r in rules))
 
 
 @contextmanager
@@ -96,7 +113,7 @@ class _Claim:
     """One place a file uses an id: in its current text, or in the last good version it runs."""
 
     path: Path
-    place: Location  # the `id:` value
+    place: int  # the `id:` value's, packed
     fingerprint: str
     order: int  # the file's index in path order, then the claim's index in the file (32 bits)
 
@@ -148,7 +165,7 @@ class RuleRepository:
         self._digests: dict[Path, str] = {}
         self._good: dict[Path, list[Rule]] = {}
         self._parsed: dict[Path, ParsedFile] = {}  # digest and errors; its rules dropped
-        self._written: dict[Path, tuple[_Written, ...]] = {}  # the current text's rules
+        self._written: dict[Path, _Text] = {}  # the current text's rules
         self._compiled: dict[Path, list[Rule]] = {}  # the current text's rules
         self._errors: dict[Path, tuple[RuleError, ...]] = {}  # the current text's own errors
         self._owners: dict[str, Path] = {}  # id -> the file that has it
@@ -194,9 +211,7 @@ class RuleRepository:
                 parsed, self._tokens, self._budget, self.max_window
             )
             self._parsed[path] = replace(parsed, rules=())
-            self._written[path] = tuple(
-                _Written(r.spec.id, id_place(r), r.fingerprint) for r in parsed.rules
-            )
+            self._written[path] = _Text.of(parsed.rules)
             self._errors[path] = tuple(sorted(errors))
             new_errors += errors
         if not changed and self._current is not None:
@@ -286,9 +301,9 @@ class RuleRepository:
         if not alone:
             self._refused = {}  # else it was empty (no file in error) and stays so for others
         for path in settle:
-            for written in self._written[path]:
-                if owners[written.id].path != path:
-                    self._refused.setdefault(written.id, set()).add(path)
+            for rule_id in self._written[path].ids:
+                if owners[rule_id].path != path:
+                    self._refused.setdefault(rule_id, set()).add(path)
         return duplicates
 
     def _alone(self, paths: list[Path], touched: list[Path], before: ReloadResult | None) -> bool:
@@ -301,7 +316,7 @@ class RuleRepository:
             return False
         mine = set(touched)
         for path in touched:
-            rules = [r.id for r in self._written[path]]
+            rules = self._written[path].ids
             for rule_id in [*rules, *(r.id for r in self._good.get(path, []))]:
                 claim = self._claimed.get(rule_id)
                 if claim is not None and claim.path not in mine:
@@ -344,9 +359,11 @@ class RuleRepository:
 
     def _claims(self, path: Path, index: int, *, good: bool) -> list[tuple[str, _Claim]]:
         """The ids ``path`` uses: its text's, then (``good``) those of its last good version."""
-        places = [(r.id, r.place, r.fingerprint) for r in self._written[path]]
+        text = self._written[path]
+        places = list(zip(text.ids, text.places, text.fingerprints, strict=True))
         if good:
-            places += [(r.id, id_place(r), r.fingerprint) for r in self._good.get(path, [])]
+            good_rules = self._good.get(path, [])
+            places += [(r.id, _packed(id_place(r)), r.fingerprint) for r in good_rules]
         return [
             (rule_id, _Claim(path, place, fingerprint, index << 32 | i))
             for i, (rule_id, place, fingerprint) in enumerate(places)
@@ -355,11 +372,13 @@ class RuleRepository:
     def _duplicates(self, path: Path, owners: dict[str, _Claim]) -> list[RuleError]:
         """An error at each ``id:`` of this file's text that is not the place owning the id."""
         errors = []
-        for rule in self._written[path]:
-            owner, place = owners[rule.id], rule.place
-            if owner.place != place:
-                message = f"duplicate rule id {rule.id!r} (first at {owner.place})"
-                errors.append(RuleError(place, message))
+        text = self._written[path]
+        for rule_id, place in zip(text.ids, text.places, strict=True):
+            owner = owners[rule_id]
+            if owner.path != path or owner.place != place:
+                first = _unpacked(owner.path, owner.place)
+                message = f"duplicate rule id {rule_id!r} (first at {first})"
+                errors.append(RuleError(_unpacked(path, place), message))
         return errors
 
 

@@ -67,12 +67,13 @@ _SHAPES_LIMIT = 10_000
 
 class Places(Mapping[str, Location]):
     """A compiled rule's value places, kept compactly: rules share the tuple of their keys,
-    and the lines and columns sit in one array (a dict of locations costs ≈ 1.6 KB a rule).
-    A ``Location`` is built when one is asked for: to explain an error."""
+    and the lines and columns sit in one bytes object, 16 bits each when they fit, else 32
+    (a dict of locations costs ≈ 1.6 KB a rule). A ``Location`` is built when one is asked
+    for: to explain an error."""
 
     __slots__ = ("_coords", "_keys", "_path")
 
-    def __init__(self, path: str, keys: tuple[str, ...], coords: array[int]) -> None:
+    def __init__(self, path: str, keys: tuple[str, ...], coords: bytes) -> None:
         self._path = path
         self._keys = keys
         self._coords = coords
@@ -90,14 +91,16 @@ class Places(Mapping[str, Location]):
                 _SHAPES[keys] = keys
         numbers = [n for loc in found.values() for n in (loc.line, loc.col)]
         coords = array("H" if max(numbers, default=0) < 1 << 16 else "I", numbers)
-        return cls(path, shared, coords)
+        return cls(path, shared, coords.tobytes())
 
     def __getitem__(self, key: str) -> Location:
         try:
             i = 2 * self._keys.index(key)
         except ValueError:
             raise KeyError(key) from None
-        return Location(self._path, self._coords[i], self._coords[i + 1])
+        wide = len(self._coords) > 4 * len(self._keys)
+        numbers = memoryview(self._coords).cast("I" if wide else "H")
+        return Location(self._path, numbers[i], numbers[i + 1])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._keys)
