@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from array import array
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 BLOCKS_PER_RING = 10
 SAVE_INTERVAL = 5.0  # seconds of history a crash may lose; a clean stop saves everything
+SLICE_PAIRS = 32  # pairs a periodic save reads and writes at a time
 
 
 def pair_text(pair: PairKey) -> str:
@@ -88,39 +90,9 @@ class HistoryStore:
 
     def save(self, book: HistoryBook) -> int:
         """Write what changed since the last save, in one transaction; returns blocks written."""
-        written = 0
-        with self._store.transaction() as db:
-            for pair, series in book.series.items():
-                if series.first_at is None:
-                    continue
-                text = pair_text(pair)
-                for level, tier in enumerate(series.tiers):
-                    if not len(tier.last):
-                        continue
-                    size = _block_size(tier)
-                    since = max(
-                        self._saved.get((pair, level), tier.oldest() - 1), tier.oldest() - 1
-                    )
-                    if since >= tier.head:
-                        continue
-                    for block in range((since + 1) // size, tier.head // size + 1):
-                        db.execute(
-                            "INSERT INTO quote_history (pair, level, block, data) VALUES (?,?,?,?)"
-                            " ON CONFLICT (pair, level, block) DO UPDATE SET data = excluded.data",
-                            (text, level, block, _pack(tier, block, size)),
-                        )
-                        written += 1
-                    db.execute(
-                        "DELETE FROM quote_history WHERE pair = ? AND level = ? AND block < ?",
-                        (text, level, tier.oldest() // size),
-                    )
-                    self._saved[(pair, level)] = tier.head
-                db.execute(
-                    "INSERT INTO quote_history_pairs (pair, state, saved_at) VALUES (?,?,?)"
-                    " ON CONFLICT (pair) DO UPDATE SET state = excluded.state,"
-                    " saved_at = excluded.saved_at",
-                    (text, orjson.dumps(_state(series)), series.last_at),
-                )
+        saves = self._collect(book, list(book.series))
+        written = self._write(saves)
+        self._mark(saves)
         return written
 
     def save_quietly(self, book: HistoryBook) -> None:
@@ -130,16 +102,87 @@ class HistoryStore:
         except Exception as exc:
             log.warning("quote history not saved: %s", exc)
 
+    async def save_in_slices(self, book: HistoryBook) -> int:
+        """``save`` without stalling the event loop: ``SLICE_PAIRS`` pairs at a time, each
+        slice read on the loop (the book changes only there) and written in its own short
+        transaction on a worker thread, so the loop evaluates quotes meanwhile and waits for
+        the store (its own commits) at most one slice."""
+        pairs = list(book.series)
+        written = 0
+        for first in range(0, len(pairs), SLICE_PAIRS):
+            saves = self._collect(book, pairs[first : first + SLICE_PAIRS])
+            if saves:
+                written += await asyncio.to_thread(self._write, saves)
+                self._mark(saves)
+            else:
+                await asyncio.sleep(0)
+        return written
+
     async def keep_saved(self, book: HistoryBook, interval: float = SAVE_INTERVAL) -> None:
         """Save every ``interval`` and prune what no rule reads, until cancelled. A failed
         save is logged and tried again next time (the store's outage handling reports it)."""
         while True:
             await asyncio.sleep(interval)
-            self.save_quietly(book)
+            try:
+                await self.save_in_slices(book)
+            except Exception as exc:
+                log.warning("quote history not saved: %s", exc)
             try:
                 self.prune(book, time.time())
             except Exception as exc:
                 log.warning("old quote history not pruned: %s", exc)
+
+    def _collect(self, book: HistoryBook, pairs: list[PairKey]) -> list[_PairSave]:
+        """What a save of ``pairs`` writes: the blocks changed since the last save, packed
+        now (on the loop's thread, which alone changes the book)."""
+        saves = []
+        for pair in pairs:
+            series = book.series.get(pair)
+            if series is None or series.first_at is None:
+                continue
+            save = _PairSave(pair_text(pair), orjson.dumps(_state(series)), series.last_at)
+            for level, tier in enumerate(series.tiers):
+                if not len(tier.last):
+                    continue
+                size = _block_size(tier)
+                since = max(self._saved.get((pair, level), tier.oldest() - 1), tier.oldest() - 1)
+                if since >= tier.head:
+                    continue
+                for block in range((since + 1) // size, tier.head // size + 1):
+                    save.blocks.append((save.text, level, block, _pack(tier, block, size)))
+                save.cut.append((save.text, level, tier.oldest() // size))
+                save.heads[(pair, level)] = tier.head
+            saves.append(save)
+        return saves
+
+    def _write(self, saves: list[_PairSave]) -> int:
+        """Write collected saves in one transaction (any thread); returns blocks written.
+        Its commit does not wait for the disk: a crash may lose the last seconds of history
+        anyway, and the outbox's next commit (which does wait) makes it safe too."""
+        with self._store.transaction(durable=False) as db:
+            for save in saves:
+                if save.blocks:
+                    db.executemany(
+                        "INSERT INTO quote_history (pair, level, block, data) VALUES (?,?,?,?)"
+                        " ON CONFLICT (pair, level, block) DO UPDATE SET data = excluded.data",
+                        save.blocks,
+                    )
+                if save.cut:
+                    db.executemany(
+                        "DELETE FROM quote_history WHERE pair = ? AND level = ? AND block < ?",
+                        save.cut,
+                    )
+                db.execute(
+                    "INSERT INTO quote_history_pairs (pair, state, saved_at) VALUES (?,?,?)"
+                    " ON CONFLICT (pair) DO UPDATE SET state = excluded.state,"
+                    " saved_at = excluded.saved_at",
+                    (save.text, save.state, save.saved_at),
+                )
+        return sum(len(save.blocks) for save in saves)
+
+    def _mark(self, saves: list[_PairSave]) -> None:
+        for save in saves:
+            self._saved.update(save.heads)
 
     def prune(self, book: HistoryBook, now: float) -> int:
         """Delete the saved history of pairs no rule reads whose newest quote is older than the
@@ -155,6 +198,19 @@ class HistoryStore:
             book.series.pop(pair, None)
             gone += 1
         return gone
+
+
+@dataclass(slots=True)
+class _PairSave:
+    """One pair's part of a save: its state row, the blocks to upsert and, per tier, the
+    block below which the ring has left (deleted), and the heads it brings up to date."""
+
+    text: str
+    state: bytes
+    saved_at: float | None
+    blocks: list[tuple[str, int, int, bytes]] = field(default_factory=list)
+    cut: list[tuple[str, int, int]] = field(default_factory=list)
+    heads: dict[tuple[PairKey, int], int] = field(default_factory=dict)
 
 
 def _state(series: PairSeries) -> dict[str, Any]:
@@ -185,14 +241,19 @@ def _state(series: PairSeries) -> dict[str, Any]:
 
 
 def _pack(tier: Tier, block: int, size: int) -> bytes:
-    columns = [array("d", [math.nan]) * size for _ in range(4)]
-    for bucket in tier.buckets(block * size, block * size + size - 1):
-        offset = bucket.index - block * size
-        for column, value in zip(
-            columns, (bucket.last, bucket.low, bucket.high, bucket.area), strict=True
-        ):
-            column[offset] = value
-    return b"".join(column.tobytes() for column in columns)
+    """The block's four columns, copied as slices of the ring (NaN where no bucket is kept)."""
+    start = block * size
+    low, high = max(start, tier.oldest()), min(start + size - 1, tier.head)
+    packed = []
+    for ring in (tier.last, tier.low, tier.high, tier.area):
+        column = array("d", [math.nan]) * size
+        if low <= high:
+            at, slot, count = low - start, tier.slot(low), high - low + 1
+            first = min(count, len(ring) - slot)  # the ring may wrap inside the block
+            column[at : at + first] = ring[slot : slot + first]
+            column[at + first : at + count] = ring[: count - first]
+        packed.append(column.tobytes())
+    return b"".join(packed)
 
 
 def _fill(tier: Tier, blocks: list[tuple[int, bytes]]) -> None:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from notifier.history.book import DEFAULT_MAX_WINDOW
-from notifier.rules.bounds import DEFAULT_BUDGET, Budget
 from notifier.rules.compiled import Rule, compile_file
 from notifier.rules.engine import Engine
 from notifier.rules.filestat import Seen
@@ -31,6 +30,7 @@ from notifier.rules.loader import (
     list_rule_files,
     parse_file,
 )
+from notifier.rules.metering import DEFAULT_BUDGET, Budget
 from notifier.rules.results import FileReport, ReloadResult
 from notifier.rules.ruleset import RuleSet
 from notifier.rules.state import StateStore
