@@ -340,7 +340,8 @@ def _token(args: argparse.Namespace) -> str | None:
 def _cmd_status(args: argparse.Namespace) -> int:
     import orjson
 
-    from notifier.ctl import ControlError, fetch_status, render_status
+    from notifier.ctl import ControlError, fetch_status
+    from notifier.statusreport import render_status
 
     try:
         status = fetch_status(_base_url(args), _token(args))

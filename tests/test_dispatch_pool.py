@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 import threading
 
 import pytest
 
-from notifier.dispatch.pool import SendPool
+from notifier.dispatch.pool import SWITCH_INTERVAL, SendPool, prompt_switches
 
 
 async def test_sequential_sends_reuse_one_worker() -> None:
@@ -70,3 +71,16 @@ async def test_workers_are_daemon_threads_and_close_lets_idle_ones_exit() -> Non
             break
         await asyncio.sleep(0.01)
     assert pool.workers == 0
+
+
+def test_prompt_switches_shortens_the_gil_switch_interval_and_never_lengthens_it() -> None:
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        prompt_switches()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
+        sys.setswitchinterval(0.0002)
+        prompt_switches()
+        assert sys.getswitchinterval() == pytest.approx(0.0002)
+    finally:
+        sys.setswitchinterval(before)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from notifier.ctl import render_status
 from notifier.daemon import running
 from notifier.simulator import Simulator
+from notifier.statusreport import render_status
 from tests.receivers import HttpReceiver, wait_until
 from tests.support import ONE_SOL, SOL, USDC, daemon_settings, set_price
 from tests.test_rules_budget import BIG_INTEGERS_UNDER_THE_CAP, WIDE_FORMATS_IN_A_LOOP, quote_rules

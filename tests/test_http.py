@@ -25,6 +25,7 @@ from notifier.http import (
 )
 from notifier.listen import base_url, parse_listen
 from notifier.metrics import Metrics
+from notifier.statusreport import render_status
 
 TOKEN = "t0ken-for-tests-only"
 INTENT = "fe5601fb-60f2-4cb0-8a67-c55bd3640411"
@@ -403,7 +404,7 @@ def test_ctl_unreachable_daemon_says_where_it_tried() -> None:
 
 def test_render_status() -> None:
     """The status report shows feeds, rule errors with locations, alerts and the outbox."""
-    assert ctl.render_status(STATUS, now=NOW) == (
+    assert render_status(STATUS, now=NOW) == (
         "notifier 0.1.0, up 1h00m, NOT READY (down: quote)\n"
         "\n"
         "FEEDS\n"
@@ -440,7 +441,7 @@ def test_render_status() -> None:
 
 def test_render_status_tolerates_an_empty_document() -> None:
     """A partial document (older daemon) still renders instead of raising."""
-    text = ctl.render_status({}, now=NOW)
+    text = render_status({}, now=NOW)
     assert text.startswith("notifier ?, up ?, NOT READY\n")
     assert "FIRING: none\n\nPENDING: none\n" in text
     assert text.endswith("OUTBOX: 0 pending, 0 sent, 0 failed, 0 dead\n")
@@ -455,7 +456,7 @@ def test_rfc3339() -> None:
 def test_render_status_says_a_file_never_loaded_is_not_loaded() -> None:
     """A broken file without a last good version is "not loaded", not "last good version kept"."""
     files = [{**f, "loaded": f["path"] != "rules/broken.yaml"} for f in STATUS["rules"]["files"]]
-    text = ctl.render_status({**STATUS, "rules": {**STATUS["rules"], "files": files}}, now=NOW)
+    text = render_status({**STATUS, "rules": {**STATUS["rules"], "files": files}}, now=NOW)
     assert "  rules/broken.yaml: 0 rule(s), 3 error(s), not loaded\n" in text
     assert "last good version kept" not in text
 
@@ -463,7 +464,7 @@ def test_render_status_says_a_file_never_loaded_is_not_loaded() -> None:
 def test_render_status_says_the_rules_dir_is_gone() -> None:
     """A rules dir gone at runtime is shown under RULES, with what still runs."""
     rules = {**STATUS["rules"], "dir_error": "/etc/notifier/rules: rules_dir: no such directory"}
-    text = ctl.render_status({**STATUS, "rules": rules}, now=NOW)
+    text = render_status({**STATUS, "rules": rules}, now=NOW)
     assert (
         "  /etc/notifier/rules: rules_dir: no such directory: the rules loaded last keep running\n"
         in text

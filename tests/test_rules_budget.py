@@ -3,6 +3,7 @@ disabled with a located error, and the other rules keep running (SPEC §12, issu
 
 from __future__ import annotations
 
+import gc
 import time
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from notifier.events import QuoteEvent
 from notifier.notification import Notification
 from notifier.rules.engine import DisabledRule, Engine
+from notifier.rules.metering import Meter, collector_cpu
 from notifier.rules.ruleset import RuleSet
 from notifier.rules.sandbox import (
     Budget,
@@ -237,3 +239,27 @@ def test_a_rule_failing_at_run_time_is_reported_at_most_once_an_hour() -> None:
     engine.handle(quote(190.0, 6))
     engine.handle(quote(207.0, 7))
     assert len(failed) == 2
+
+
+def test_a_garbage_collection_during_an_evaluation_is_not_charged_to_it() -> None:
+    """A full collection scans every object of the process (hundreds of milliseconds with
+    100,000 rules loaded); one that happens to run inside an evaluation is not the rule's
+    doing, so it does not count against the rule's budget — its own work still does."""
+    alive = [[n] for n in range(600_000)]  # a heap that takes a full collection a while
+    budget = Budget(cpu=0.002)
+    meter = Meter(budget)
+    before = collector_cpu()
+    gc.collect()
+    assert collector_cpu() - before > budget.cpu  # the collection alone is over the budget
+    meter.check()  # not charged
+
+    with pytest.raises(BudgetExceeded):
+        _work_until_stopped(meter)  # the evaluation's own work is
+    del alive
+
+
+def _work_until_stopped(meter: Meter) -> None:
+    started = time.thread_time()
+    while time.thread_time() - started < 5.0:
+        sum(range(1000))
+        meter.check()

@@ -25,8 +25,8 @@ from notifier.simulator import SIM_KEYS, Simulator
 from notifier.sources import OrderFeed
 from notifier.sources.base import FeedHealth
 from notifier.sources.fusion import SINCE_MARGIN, OrderCache
-from notifier.sources.fusion import feed as feed_module
-from notifier.sources.fusion.feed import MAX_WAITING_PER_ORDER
+from notifier.sources.fusion import lookups as lookups_module
+from notifier.sources.fusion.lookups import MAX_WAITING_PER_ORDER
 from notifier.sources.fusion.rest import MAX_STATUS_BODY, OrderRest
 from notifier.store import Store
 from tests.support import in_background, serving
@@ -487,20 +487,21 @@ async def test_events_waiting_for_a_hanging_look_up_are_bounded(
     """While an order's REST look-up hangs, its events wait in a bounded queue (per order and
     in all), the oldest dropped, counted and logged once; the look-up then times out and what
     is left goes out without order info."""
-    monkeypatch.setattr(feed_module, "LOOKUP_TIMEOUT", 3.0)
-    monkeypatch.setattr(feed_module, "MAX_WAITING", 150)
+    monkeypatch.setattr(lookups_module, "LOOKUP_TIMEOUT", 3.0)
+    monkeypatch.setattr(lookups_module, "MAX_WAITING", 150)
     async with Simulator() as sim, hanging_rest(sim, store) as (feed, sink, asked):
         for n in range(1000):
             sim.fusion.send_raw(_filled("hung", n))
         await until(lambda: asked == ["hung"] and feed.dropped_waiting == 1000 - 64)
-        assert feed._waiting == len(feed._lookups[1, "hung"]) == MAX_WAITING_PER_ORDER
+        lookups = feed._lookups
+        assert lookups.waiting == len(lookups.queues[1, "hung"]) == MAX_WAITING_PER_ORDER
         for n in range(3):
             for m in range(64):
                 sim.fusion.send_raw(_filled(f"other-{n}", m))
-        await until(lambda: len(asked) == 4 and feed._waiting == 150)
+        await until(lambda: len(asked) == 4 and feed._lookups.waiting == 150)
         assert feed.dropped_waiting == 1000 - 64 + 3 * 64 + 64 - 150
-        assert not feed._lookups[1, "hung"]  # the oldest order's events went first
-        await until(lambda: not feed._lookups, within=20)
+        assert not feed._lookups.queues[1, "hung"]  # the oldest order's events went first
+        await until(lambda: not feed._lookups.queues, within=20)
     kept = [e.result["n"] for e in sink.orders("other-2")]
     assert kept == list(range(64))  # order within an order kept, order info missing
     assert all(e.order is None for e in sink.of(OrderEvent))

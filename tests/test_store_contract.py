@@ -95,6 +95,37 @@ def test_if_rolled_back_hears_a_lost_transaction_only(store: Store) -> None:
     assert not store.in_transaction
 
 
+def test_after_commit_runs_once_the_outer_transaction_committed(store: Store) -> None:
+    ran: list[str] = []
+    store.after_commit(lambda: ran.append("no transaction: at once"))
+    with store.transaction():
+        with store.transaction():
+            store.after_commit(lambda: ran.append("joined"))
+        store.after_commit(lambda: ran.append("outer"))
+        assert ran == ["no transaction: at once"]
+    assert ran == ["no transaction: at once", "joined", "outer"]
+    with contextlib.suppress(RuntimeError), store.transaction():
+        store.after_commit(lambda: ran.append("rolled back"))
+        raise RuntimeError("boom")
+    with store.transaction():
+        pass
+    assert ran == ["no transaction: at once", "joined", "outer"]
+
+
+def test_a_transaction_that_need_not_wait_for_the_disk_still_commits(store: Store) -> None:
+    outbox = Outbox(store)
+    with store.transaction(durable=False):
+        outbox.add(row("relaxed"), 1.0)
+    with contextlib.suppress(RuntimeError), store.transaction(durable=False):
+        outbox.add(row("rolled back"), 2.0)
+        raise RuntimeError("boom")
+    with store.transaction():
+        outbox.add(row("durable"), 3.0)
+    assert store.read("SELECT key FROM outbox ORDER BY id") == [("relaxed",), ("durable",)]
+    if store.path is not None:  # SQLite: every other commit waits for the disk again
+        assert store.read("PRAGMA synchronous") == [(2,)]  # FULL
+
+
 def test_transactions_from_two_threads_never_interleave(store: Store) -> None:
     holding, release = threading.Event(), threading.Event()
     order: list[str] = []

@@ -256,6 +256,22 @@ class Channels:
         """The next generation: ``path`` parsed again, the same senders and redactor."""
         return Channels.load(path, self.redactor, self.senders)
 
+    def replaced_by(self, loaded: Channels, path: Path) -> bool:
+        """Whether ``loaded`` (read from ``path``) should replace this generation, said in the
+        log: a config that yields no channel at all does not replace a working one."""
+        if loaded.apprise_count or not self.apprise_count:
+            log.info(
+                "apprise config %s: %d channel(s), %d problem(s)",
+                path,
+                len(loaded),
+                len(loaded.errors),
+            )
+            return True
+        log.warning(
+            "apprise config %s has no usable channel; keeping the previous %d", path, len(self)
+        )
+        return False
+
     def __len__(self) -> int:
         return len(self.channels)
 

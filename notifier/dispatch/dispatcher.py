@@ -3,11 +3,11 @@ confirm, retry or give up, per channel.
 
 Each stage is a small module this class schedules: ``outbox`` (durable rows and dedup),
 ``ratelimit`` (per-tag budget, decided in the transaction that writes the row) and ``digest``
-(what it held back), ``lanes`` (per channel: sends at a time, worker threads, backoff),
-``send`` (one apprise call per channel, with a timeout), ``retry`` (full-jitter backoff until
-``delivery.retry_for``, then dead-letter and report to the ``errors_to`` tags). A row is
-started on the event loop's next turn after the enqueuing transaction, never before it
-committed.
+(what it held back), ``launch`` (a due row to its sends), ``lanes`` (per channel: sends at a
+time, worker threads, backoff), ``send`` (one apprise call per channel, with a timeout),
+``retry`` (full-jitter backoff until ``delivery.retry_for``, then dead-letter and report to
+the ``errors_to`` tags). A row's sends start as soon as the transaction that wrote it
+committed (``Store.after_commit``), never before.
 """
 
 from __future__ import annotations
@@ -24,23 +24,21 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from notifier.config import Settings
-from notifier.dispatch import digest
 from notifier.dispatch.answers import Answers
 from notifier.dispatch.channels import (
     SECRET_LOGGERS,
-    Channel,
     Channels,
     RowSender,
     describe,
-    short_label,
     url_secrets,
 )
-from notifier.dispatch.lanes import Lane, Lanes
+from notifier.dispatch.lanes import Lanes
+from notifier.dispatch.launch import Launcher, Stage
 from notifier.dispatch.outage import StoreOutage
-from notifier.dispatch.outbox import NewRow, Outbox, OutboxRow
+from notifier.dispatch.outbox import NewRow, Outbox
+from notifier.dispatch.pool import prompt_switches
 from notifier.dispatch.ratelimit import Admission, Admit, RateLimiter
 from notifier.dispatch.retry import RetryPolicy
-from notifier.dispatch.send import owed, start, unsendable
 from notifier.durations import format_duration
 from notifier.metrics import Metrics
 
@@ -51,10 +49,6 @@ if TYPE_CHECKING:
 __all__ = ["SCAN_LIMIT", "Dispatcher", "Stage"]
 
 log = logging.getLogger("notifier.dispatch")
-
-# A stage right before sending: the row to send (maybe owing fewer channels), or None when
-# it settled the row without a send.
-Stage = Callable[[OutboxRow, tuple[str, ...], Channels, float], OutboxRow | None]
 
 # Due rows looked at per pass: rows waiting only for a busy lane are skipped, so the other
 # lanes find their work among them.
@@ -88,6 +82,7 @@ class Dispatcher:
         delivery = settings.delivery
         self._retry = RetryPolicy(delivery.retry_for, delivery.backoff_cap, rng)
         self._lanes = Lanes(delivery.concurrency, delivery.backoff_cap, rng)
+        prompt_switches()  # a send's threads get the GIL within 1 ms of a busy loop
         self._store = store
         self._outbox = Outbox(store)
         self._limiter = RateLimiter(
@@ -101,12 +96,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._settled = asyncio.Event()
         self._stopped = asyncio.Event()
-        self._in_flight: dict[tuple[int, str], asyncio.Task[None]] = {}  # (row, channel)
-        self.stage: Stage | None = None  # the talkback stage, right before sending
-        self._wait_until: float | None = None  # a channel's own retry time or lane pause
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
-        self._start_soon_pending = False
         self._running = False
         self._stopping = False
         self._next_prune = 0.0
@@ -134,7 +125,31 @@ class Dispatcher:
             wake=self.wake,
             now=now,
         )
+        self._launch = Launcher(
+            self._outbox,
+            self._limiter,
+            self._lanes,
+            self._answers,
+            self._outage,
+            admit=self._admit,
+            channels=lambda: self._channels,
+            timeout=lambda: self._settings.delivery.timeout,
+            now=now,
+            busy=self._settled.clear,
+            poke=self._poke,
+            recheck=self._refresh_pending,
+        )
+        self._in_flight = self._launch.in_flight
         self._refresh_pending()
+
+    @property
+    def stage(self) -> Stage | None:
+        """The talkback stage, run right before sending (the talkback service sets it)."""
+        return self._launch.stage
+
+    @stage.setter
+    def stage(self, stage: Stage | None) -> None:
+        self._launch.stage = stage
 
     # -- the daemon's API ------------------------------------------------------------------
 
@@ -151,17 +166,7 @@ class Dispatcher:
         """
         if not self._settings.errors_to:
             return False
-        row = NewRow(
-            key=f"error:{key}",
-            kind="error",
-            rule_id="notifier",
-            title=title,
-            body=body,
-            severity="failure",
-            tags=tuple(self._settings.errors_to),
-            created_at=self._now(),
-        )
-        return self._add(row)
+        return self._add(NewRow.error(key, title, body, self._settings.errors_to, self._now()))
 
     def reload_channels(self) -> list[str]:
         """Rebuild the apprise generation from ``apprise_config`` (the constructor loads the
@@ -170,21 +175,9 @@ class Dispatcher:
         A config that yields no channel at all does not replace a working one.
         """
         loaded = self._channels.load_again(self._settings.apprise_config)
-        if loaded.apprise_count or not self._channels.apprise_count:
+        if self._channels.replaced_by(loaded, self._settings.apprise_config):
             self._channels = loaded
             self._lanes.keep_only(c.key for c in loaded.channels)
-            log.info(
-                "apprise config %s: %d channel(s), %d problem(s)",
-                self._settings.apprise_config,
-                len(loaded),
-                len(loaded.errors),
-            )
-        else:
-            log.warning(
-                "apprise config %s has no usable channel; keeping the previous %d",
-                self._settings.apprise_config,
-                len(self._channels),
-            )
         self.channel_errors = list(loaded.errors)
         self.wake()
         return list(loaded.errors)
@@ -330,6 +323,8 @@ class Dispatcher:
                 self._store.if_rolled_back(functools.partial(self._outage.lost, row))
                 row_id = self._outbox.add(row, now)
                 route = None if row_id is None else self._admit(row_id, row.title, row.tags, now)
+                if row_id is not None and route is not None:
+                    self._store.after_commit(functools.partial(self._committed, row_id))
         except sqlite3.OperationalError as exc:
             self._outage.failed(exc)
             return self._outage.hold(row)
@@ -339,34 +334,27 @@ class Dispatcher:
             return False
         self._metrics.notifications.labels("queued").inc()
         self._refresh_pending()
-        if route is not None:
-            self._start_soon()
-        self.wake()  # also covers what the pick-up does not start (no room, other thread)
+        self.wake()  # also covers what ``_committed`` does not start (no room, other thread)
         return True
 
     def _poke(self) -> None:
         self._settled.clear()
         self._wake.set()
 
-    def _start_soon(self) -> None:
-        """Start due rows on the loop's next turn, ahead of the delivery loop's wake-up.
-
-        Called on the loop's thread, a callback scheduled now runs after the current one
-        returns, so after the enqueuing transaction (the engine's, which does not await inside
-        it) committed; ``_start_due`` still refuses to start anything while a transaction is
-        open. From any other thread the delivery loop's wake-up does it.
-        """
-        loop = self._loop
-        if loop is None or not self._running or threading.get_ident() != self._loop_thread:
+    def _committed(self, row_id: int) -> None:
+        """The row's transaction committed: start its sends now, from the committing code
+        (the engine's), instead of on a later turn of the event loop. Off the loop's thread,
+        or when anything stands in the way, the woken delivery loop starts it."""
+        if not self._running or self._stopping or self._loop_thread != threading.get_ident():
             return
-        if not self._start_soon_pending:
-            self._start_soon_pending = True
-            loop.call_soon(self._started_soon)
-
-    def _started_soon(self) -> None:
-        self._start_soon_pending = False
-        if not self._stopping:
-            self._start_due(self._now())  # if refused, the woken delivery loop re-checks
+        try:
+            if self._outage.current is None and not self._outbox.uncommitted:
+                row = self._outbox.get(row_id)
+                if row is not None and row.state == "pending":
+                    self._launch.start(row, self._now())
+        except Exception:  # the engine called this: never fail it; the loop retries the row
+            log.exception("starting the sends of outbox row %d failed; retrying", row_id)
+            self._poke()
 
     def _start_due(self, now: float) -> bool:
         """Start every due send there is lane room for. False, starting none, while a
@@ -376,9 +364,9 @@ class Dispatcher:
             return False
         if self._outage.current is not None:
             return True  # the run loop tries the store again
-        self._wait_until = None
+        self._launch.wait_until = None
         for row in self._outbox.due(now, SCAN_LIMIT):
-            self._start(row, now)
+            self._launch.start(row, now)
         return True
 
     def _resumed(self) -> None:
@@ -398,84 +386,7 @@ class Dispatcher:
     def _sleep_for(self, now: float) -> float | None:
         """Until the next row, channel retry or lane pause is due; a finishing send wakes
         the loop for rows waiting on a busy lane."""
-        waits = [t for t in (self._outbox.next_due(now), self._wait_until) if t is not None]
+        waits = [t for t in (self._outbox.next_due(now), self._launch.wait_until) if t is not None]
         if not waits:
             return MAX_SLEEP
         return min(max(min(waits) - now, 0.0), MAX_SLEEP)
-
-    def _wait_for(self, at: float) -> None:
-        if self._wait_until is None or at < self._wait_until:
-            self._wait_until = at
-
-    def _start(self, row: OutboxRow, now: float) -> None:
-        """Run the stages up to the sends now, so apprise starts without waiting for a task
-        to be scheduled: one send per owed channel whose lane has room and whose own retry
-        time has come; a task per send awaits it and records the channel's answer."""
-        self._settled.clear()
-        try:
-            plan = self._begin(row)
-        except sqlite3.OperationalError as exc:
-            self._outage.failed(exc)
-            return
-        except Exception:
-            self._answers.internal_error(row)
-            plan = None
-        if plan is None:  # settled without a send (or failed): re-check the outbox
-            with contextlib.suppress(sqlite3.Error):
-                self._refresh_pending()
-            self._poke()
-            return
-        row, route, targets = plan
-        for channel in targets:
-            lane = self._lanes.get(channel.key, short_label(channel))
-            if row.id in lane.running:
-                continue  # its last call has not returned yet: never two at once
-            at = row.retry_at.get(channel.key, now)
-            if at > now or now < lane.paused_until:
-                self._wait_for(max(at, lane.paused_until))
-                continue
-            if not lane.free(now):
-                continue  # a finishing send on the lane wakes the loop
-            future = start(lane, self._channels, channel, row, timeout=self._timeout)
-            task = asyncio.create_task(
-                self._answers.deliver(row, route, channel, lane, future),
-                name=f"deliver-{row.id}-{channel.key[:8]}",
-            )
-            self._in_flight[(row.id, channel.key)] = task
-            task.add_done_callback(functools.partial(self._finished, row.id, channel.key, lane))
-
-    @property
-    def _timeout(self) -> float:
-        return self._settings.delivery.timeout
-
-    def _finished(self, row_id: int, key: str, lane: Lane, task: asyncio.Task[None]) -> None:
-        self._in_flight.pop((row_id, key), None)
-        lane.running.discard(row_id)
-        self._poke()
-
-    def _begin(self, row: OutboxRow) -> tuple[OutboxRow, tuple[str, ...], list[Channel]] | None:
-        """Seal a digest, route a row written unrouted and pick the channels it still owes.
-        None when the row was settled without a send."""
-        now = self._now()
-        if row.kind == "digest" and row.digest_open:
-            row = digest.seal(self._outbox, self._limiter, row)
-        route = row.route
-        if route is None:  # written by a version that routed rows only when sending them
-            route = self._admit(row.id, row.title, row.tags, now)
-            if route is None:
-                return None
-        channels = self._channels
-        in_flight = any(rid == row.id for rid, _ in self._in_flight)  # its answer decides
-        if self.stage is not None and row.kind == "rule" and not in_flight:
-            staged = self.stage(row, route, channels, now)
-            if staged is None:
-                return None
-            row = staged
-        targets = owed(channels, row, route)
-        if targets:
-            return row, route, targets
-        if row.done:  # channels that still lacked it are gone from the config
-            self._outbox.record_sent(row.id, (), self._now())
-            return None
-        self._answers.unsendable(row, unsendable(channels, route))
-        return None

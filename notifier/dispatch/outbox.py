@@ -9,132 +9,25 @@ for ``KEEP_FINISHED`` so their keys keep deduplicating, then pruned.
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, cast
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, cast
+
+from notifier.dispatch.rows import (
+    COLUMNS,
+    KEEP_FINISHED,
+    Kind,
+    NewRow,
+    OutboxRow,
+    State,
+    dump,
+    retry_times,
+)
 
 if TYPE_CHECKING:
-    from notifier.notification import Notification, Severity
+    from notifier.notification import Severity
     from notifier.store import Connection, Store
 
 __all__ = ["KEEP_FINISHED", "Kind", "NewRow", "Outbox", "OutboxRow", "State"]
-
-KEEP_FINISHED = 7 * 86400.0
-
-Kind = Literal["rule", "digest", "error"]
-State = Literal["pending", "sent", "digested", "dead"]
-
-_COLUMNS = (
-    "id, key, kind, rule_id, title, body, severity, tags, route, attempts, first_attempt_at,"
-    " next_attempt_at, done_channels, retry_channels, digest_tag, digest_open, enqueued_at, state"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    id: int
-    key: str
-    kind: Kind
-    rule_id: str
-    title: str
-    body: str
-    severity: Severity
-    tags: tuple[str, ...]
-    route: tuple[str, ...] | None
-    attempts: int
-    first_attempt_at: float | None
-    next_attempt_at: float
-    done: frozenset[str]
-    retry: frozenset[str] | None
-    digest_tag: str | None
-    digest_open: bool
-    enqueued_at: float
-    # Per channel that failed: when it may be tried again and how often it failed
-    # (``retry`` holds the same keys).
-    retry_at: Mapping[str, float] = field(default_factory=dict)
-    failures: Mapping[str, int] = field(default_factory=dict)
-    state: State = "pending"
-
-    @classmethod
-    def from_db(cls, r: sqlite3.Row | tuple[object, ...]) -> OutboxRow:
-        route = cast("str | None", r[8])
-        retry = _retry_times(cast("str | None", r[13]), cast(float, r[11]))
-        return cls(
-            id=cast(int, r[0]),
-            key=cast(str, r[1]),
-            kind=cast(Kind, r[2]),
-            rule_id=cast(str, r[3]),
-            title=cast(str, r[4]),
-            body=cast(str, r[5]),
-            severity=cast("Severity", r[6]),
-            tags=tuple(json.loads(cast(str, r[7]))),
-            route=None if route is None else tuple(json.loads(route)),
-            attempts=cast(int, r[9]),
-            first_attempt_at=cast("float | None", r[10]),
-            next_attempt_at=cast(float, r[11]),
-            done=frozenset(json.loads(cast(str, r[12]))),
-            retry=None if retry is None else frozenset(retry),
-            digest_tag=cast("str | None", r[14]),
-            digest_open=bool(r[15]),
-            enqueued_at=cast(float, r[16]),
-            retry_at={k: at for k, (at, _) in (retry or {}).items()},
-            failures={k: n for k, (_, n) in (retry or {}).items()},
-            state=cast(State, r[17]),
-        )
-
-
-def _retry_times(stored: str | None, next_attempt_at: float) -> dict[str, tuple[float, int]] | None:
-    """``retry_channels``: a JSON object {channel key: [when to retry, failures]}; rows
-    written by a whole-row retry hold a list of keys, all due at ``next_attempt_at``."""
-    if stored is None:
-        return None
-    loaded = json.loads(stored)
-    if isinstance(loaded, dict):
-        return {str(k): (float(at), int(n)) for k, (at, n) in loaded.items()}
-    return dict.fromkeys(map(str, loaded), (next_attempt_at, 1))
-
-
-@dataclass(frozen=True, slots=True)
-class NewRow:
-    """What ``Outbox.add`` inserts."""
-
-    key: str
-    kind: Kind
-    rule_id: str
-    title: str
-    body: str
-    severity: Severity
-    tags: tuple[str, ...]
-    created_at: float
-    event_at: float | None = None
-    alert_key: str | None = None
-    transition: str | None = None
-    episode: float | None = None
-    source: str | None = None
-
-    @classmethod
-    def of(cls, n: Notification) -> NewRow:
-        """The row of a rule's notification."""
-        return cls(
-            key=n.key,
-            kind="rule",
-            rule_id=n.rule_id,
-            title=n.title,
-            body=n.body,
-            severity=n.severity,
-            tags=tuple(n.tags),
-            created_at=n.created_at,
-            event_at=n.event_at,
-            alert_key=n.alert_key,
-            transition=n.transition,
-            episode=n.episode,
-            source=n.source,
-        )
-
-
-def _dump(values: Iterable[str]) -> str:
-    return json.dumps(sorted(values))
 
 
 class Outbox:
@@ -210,7 +103,7 @@ class Outbox:
                     (now, row_id),
                 )
                 return False
-            db.execute("UPDATE outbox SET route = ? WHERE id = ?", (_dump(admitted), row_id))
+            db.execute("UPDATE outbox SET route = ? WHERE id = ?", (dump(admitted), row_id))
             return True
 
     @staticmethod
@@ -261,7 +154,7 @@ class Outbox:
                 "UPDATE outbox SET state = 'sent', attempts = attempts + 1,"
                 " first_attempt_at = COALESCE(first_attempt_at, ?), finished_at = ?,"
                 " done_channels = ?, retry_channels = NULL, last_error = NULL WHERE id = ?",
-                (now, now, _dump(done), row_id),
+                (now, now, dump(done), row_id),
             )
 
     def record_channel(
@@ -288,16 +181,14 @@ class Outbox:
             if found is None:
                 return False
             done = set(json.loads(found[1]))
-            retry = _retry_times(found[2], found[3]) or {}
+            retry = retry_times(found[2], found[3]) or {}
             if retry_at is None:
                 done.add(key)
                 retry.pop(key, None)
             else:
                 retry[key] = (retry_at, retry.get(key, (0.0, 0))[1] + 1)
             if found[0] != "pending":
-                db.execute(
-                    "UPDATE outbox SET done_channels = ? WHERE id = ?", (_dump(done), row_id)
-                )
+                db.execute("UPDATE outbox SET done_channels = ? WHERE id = ?", (dump(done), row_id))
                 return False
             left = set(owed) - done
             if not left:
@@ -312,7 +203,7 @@ class Outbox:
                     int(retry_at is not None),
                     now,
                     min(retry.get(k, (now, 0))[0] for k in left),
-                    _dump(done),
+                    dump(done),
                     json.dumps({k: list(v) for k, v in sorted(retry.items())}),
                     error,
                     row_id,
@@ -339,8 +230,8 @@ class Outbox:
                 (
                     now,
                     next_attempt_at,
-                    _dump(done),
-                    None if retry is None else _dump(retry),
+                    dump(done),
+                    None if retry is None else dump(retry),
                     error,
                     row_id,
                 ),
@@ -361,7 +252,7 @@ class Outbox:
                 "UPDATE outbox SET state = 'dead', attempts = attempts + 1,"
                 " first_attempt_at = COALESCE(first_attempt_at, ?), finished_at = ?,"
                 " done_channels = ?, last_error = ? WHERE id = ?",
-                (now, now, _dump(done), error, row_id),
+                (now, now, dump(done), error, row_id),
             )
             return None if report is None else self._insert(db, report, now, None)
 
@@ -394,13 +285,13 @@ class Outbox:
         return self._store.in_transaction
 
     def get(self, row_id: int) -> OutboxRow | None:
-        rows = self._store.read(f"SELECT {_COLUMNS} FROM outbox WHERE id = ?", (row_id,))
+        rows = self._store.read(f"SELECT {COLUMNS} FROM outbox WHERE id = ?", (row_id,))
         return OutboxRow.from_db(rows[0]) if rows else None
 
     def due(self, now: float, limit: int) -> list[OutboxRow]:
         """Up to ``limit`` pending rows due at ``now``, earliest first."""
         rows = self._store.read(
-            f"SELECT {_COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
+            f"SELECT {COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
             " ORDER BY next_attempt_at, id LIMIT ?",
             (now, limit),
         )

@@ -14,15 +14,19 @@ import asyncio
 import contextlib
 import functools
 import queue
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["THREAD_GRACE", "SendPool", "run_in_thread"]
+__all__ = ["SWITCH_INTERVAL", "THREAD_GRACE", "SendPool", "prompt_switches", "run_in_thread"]
 
 T = TypeVar("T")
 
 THREAD_GRACE = 5.0  # apprise enforces the timeout itself; this only catches a hung apprise
+# A worker woken for a send waits this long at most for the GIL while the event loop is busy
+# with quotes (CPython's default is 5 ms, paid twice per send: our worker, apprise's).
+SWITCH_INTERVAL = 0.001
 
 _Job = tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
 
@@ -108,6 +112,13 @@ def _outcome(call: Callable[[], Any], future: asyncio.Future[Any]) -> Callable[[
 def _settle(future: asyncio.Future[Any], report: Callable[[], None]) -> None:
     if not future.done():  # the caller may have stopped waiting (timeout, cancel)
         report()
+
+
+def prompt_switches(interval: float = SWITCH_INTERVAL) -> None:
+    """Let a thread waiting for the GIL have it within ``interval`` (never lengthens it).
+    Process-wide; it costs only while threads compete, which here means while a send runs."""
+    if sys.getswitchinterval() > interval:
+        sys.setswitchinterval(interval)
 
 
 def run_in_thread(call: Callable[[], T]) -> asyncio.Future[T]:

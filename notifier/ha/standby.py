@@ -13,7 +13,7 @@ from notifier.config import Settings
 from notifier.http import NotActiveError
 from notifier.metrics import Metrics
 from notifier.rules import ReloadResult, RuleRepository
-from notifier.rules.bounds import Budget
+from notifier.rules.metering import Budget
 from notifier.statusdoc import rule_files_json
 
 __all__ = ["StandbyView"]

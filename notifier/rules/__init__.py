@@ -7,25 +7,31 @@ complete new ``RuleSet`` to swap in whole.
 
 from __future__ import annotations
 
+import gc
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from array import array
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from notifier.history.book import DEFAULT_MAX_WINDOW
-from notifier.rules.bounds import DEFAULT_BUDGET, Budget
-from notifier.rules.compiled import CompileError, Rule, compile_rule
+from notifier.rules.compiled import Rule, compile_file
 from notifier.rules.engine import Engine
+from notifier.rules.filestat import Seen
 from notifier.rules.loader import (
     MAX_FILE_BYTES,
     Location,
     ParsedFile,
+    ParsedRule,
     RuleError,
     duplicate_ids,
     id_place,
     list_rule_files,
     parse_file,
 )
+from notifier.rules.metering import DEFAULT_BUDGET, Budget
+from notifier.rules.results import FileReport, ReloadResult
 from notifier.rules.ruleset import RuleSet
 from notifier.rules.state import StateStore
 from notifier.tokens import TokenTable
@@ -63,63 +69,43 @@ def _rule_paths(directory: Path) -> list[Path]:
     raise RulesDirError(f"{directory}: rules_dir: {reason}")
 
 
-@dataclass(frozen=True, slots=True)
-class FileReport:
-    path: str
-    digest: str
-    rules: tuple[str, ...]  # ids active from this file (the last good version if it failed)
-    errors: tuple[RuleError, ...] = ()
-    loaded: bool = True  # False: in error and never good, so none of its rules run
+def _packed(place: Location) -> int:
+    """A place in a known file as one int: its line, then 32 bits of column."""
+    return place.line << 32 | place.col
 
-    @property
-    def failed(self) -> bool:
-        return bool(self.errors)
 
-    @property
-    def outcome(self) -> str:
-        """What a failure means for the running rules, in the words errors_to and status use."""
-        if not self.failed:
-            return "loaded"
-        return "last good version kept" if self.loaded else "not loaded"
+def _unpacked(path: Path, place: int) -> Location:
+    return Location(str(path), place >> 32, place & 0xFFFFFFFF)
 
 
 @dataclass(frozen=True, slots=True)
-class ReloadResult:
-    ruleset: RuleSet
-    files: tuple[FileReport, ...]
-    changed: bool  # False when every file's bytes were unchanged
-    new_errors: tuple[RuleError, ...] = field(default=())  # errors not reported before
-    fixed: tuple[str, ...] = field(default=())  # files in error before that now load cleanly
+class _Text:
+    """A file's current text as ids are settled: each rule's id, the place of its ``id:``
+    (packed) and its fingerprint, side by side (not an object a rule; the parsed specs are
+    not kept once compiled)."""
 
-    @property
-    def errors(self) -> list[RuleError]:
-        return [e for f in self.files for e in f.errors]
+    ids: tuple[str, ...]
+    places: array[int]
+    fingerprints: tuple[str, ...]
+
+    @classmethod
+    def of(cls, rules: tuple[ParsedRule, ...]) -> _Text:
+        places = array("Q", [_packed(id_place(r)) for r in rules])
+        return cls(tuple(r.spec.id for r in rules), places, tuple(r.fingerprint for r in rules))
 
 
-def _compile_file(
-    parsed: ParsedFile,
-    tokens: TokenTable,
-    budget: Budget = DEFAULT_BUDGET,
-    max_window: float = DEFAULT_MAX_WINDOW,
-) -> tuple[list[Rule], list[RuleError]]:
-    rules: list[Rule] = []
-    errors = list(parsed.errors)
-    for item in parsed.rules:
-        try:
-            rule = compile_rule(item, tokens, budget, max_window)
-        except CompileError as exc:
-            errors.extend(exc.errors)
-            continue
-        except RecursionError:  # e.g. `when:` nested in hundreds of parentheses
-            errors.append(RuleError(item.location, "cannot compile this rule: nested too deeply"))
-            continue
-        except Exception as exc:  # a compiler defect must stay this rule's error
-            message = f"cannot compile this rule: {type(exc).__name__}: {exc}"[:300]
-            errors.append(RuleError(item.location, message))
-            continue
-        if item.spec.enabled:
-            rules.append(rule)
-    return rules, errors
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a reload builds its objects: each collection walks
+    every object alive, and 100,000 rules make them slow and frequent (≈ 3 s of a 8 s load).
+    Reference counting frees memory as usual; the collector runs again after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +113,12 @@ class _Claim:
     """One place a file uses an id: in its current text, or in the last good version it runs."""
 
     path: Path
-    place: Location  # the `id:` value
+    place: int  # the `id:` value's, packed
     fingerprint: str
-    order: tuple[int, int]  # the file's index in path order, the claim's index in the file
+    order: int  # the file's index in path order, then the claim's index in the file (32 bits)
 
 
-_Rank = tuple[bool, bool, bool, tuple[int, int]]
+_Rank = tuple[bool, bool, bool, int]
 
 
 def _ranking(
@@ -178,14 +164,17 @@ class RuleRepository:
         self._budget = budget  # what each evaluation of a rule may spend ([limits])
         self._digests: dict[Path, str] = {}
         self._good: dict[Path, list[Rule]] = {}
-        self._parsed: dict[Path, ParsedFile] = {}
+        self._parsed: dict[Path, ParsedFile] = {}  # digest and errors; its rules dropped
+        self._written: dict[Path, _Text] = {}  # the current text's rules
         self._compiled: dict[Path, list[Rule]] = {}  # the current text's rules
         self._errors: dict[Path, tuple[RuleError, ...]] = {}  # the current text's own errors
         self._owners: dict[str, Path] = {}  # id -> the file that has it
         self._refused: dict[str, set[Path]] = {}  # id -> files in error for bringing it again
         self._claimed: dict[str, _Claim] = {}  # id -> the place that has it, at the last reload
+        self._held: dict[Path, list[str]] = {}  # per file, the ids it has (``_claimed`` by file)
         self._duplicated: dict[Path, list[RuleError]] = {}  # per file, at the last reload
         self._kept: dict[Path, list[Rule]] = {}  # per file, the rules it runs
+        self._seen: dict[Path, Seen] = {}  # per file, its status when last read
         self._current: ReloadResult | None = None
         self._lock = threading.Lock()
 
@@ -194,7 +183,7 @@ class RuleRepository:
         return self._current
 
     def reload(self) -> ReloadResult:
-        with self._lock:
+        with self._lock, _collector_paused():
             return self._reload()
 
     def _reload(self) -> ReloadResult:
@@ -205,19 +194,24 @@ class RuleRepository:
         new_errors: list[RuleError] = []
         for gone in set(self._digests) - set(paths):
             tables = (self._digests, self._good, self._parsed, self._compiled, self._errors)
-            for table in (*tables, self._kept):
+            for table in (*tables, self._written, self._kept, self._seen):
                 table.pop(gone, None)
         for path in paths:
-            parsed = parse_file(path, self._parsed.get(path), self.max_bytes)
-            if parsed is self._parsed.get(path):
+            last, seen = self._parsed.get(path), self._seen.get(path)
+            if last is not None and seen is not None and seen.unchanged(path):
+                continue  # not touched since it was read: its rules keep their objects
+            self._seen[path] = Seen.before_reading(path)
+            parsed = parse_file(path, last, self.max_bytes)
+            if parsed is last:
                 continue  # same bytes: not parsed again, its rules keep their objects
             changed = True
             touched.append(path)
             self._digests[path] = parsed.digest
-            self._parsed[path] = parsed
-            self._compiled[path], errors = _compile_file(
+            self._compiled[path], errors = compile_file(
                 parsed, self._tokens, self._budget, self.max_window
             )
+            self._parsed[path] = replace(parsed, rules=())
+            self._written[path] = _Text.of(parsed.rules)
             self._errors[path] = tuple(sorted(errors))
             new_errors += errors
         if not changed and self._current is not None:
@@ -226,12 +220,11 @@ class RuleRepository:
         alone = self._alone(paths, touched, before)
         duplicates = self._settle(paths, touched if alone else paths, before, alone=alone)
         previous = {f.path: f for f in before.files} if alone and before else {}
-        active: list[Rule] = []
+        replaced = {p: self._kept.get(p, []) for p in touched} if alone else {}
         files = []
         for path in paths:
             report = previous.get(str(path)) if path not in touched else None
             if report is not None:  # untouched, and no id of it moved: as it was
-                active += self._kept[path]
                 files.append(report)
                 continue
             errors = [*self._errors[path], *duplicates[path]]
@@ -239,7 +232,6 @@ class RuleRepository:
                 self._good[path] = self._compiled[path]
             kept = [r for r in self._good.get(path, []) if self._owners.get(r.id) == path]
             self._kept[path] = kept
-            active += kept
             report = FileReport(
                 str(path),
                 self._digests[path],
@@ -253,9 +245,35 @@ class RuleRepository:
         failed_before = {f.path for f in before.files if f.failed} if before else set()
         fixed = tuple(f.path for f in files if f.path in failed_before and not f.failed)
         self._current = ReloadResult(
-            RuleSet(active), tuple(files), True, tuple(sorted(set(new_errors))), fixed
+            self._ruleset(paths, before, replaced),
+            tuple(files),
+            True,
+            tuple(sorted(set(new_errors))),
+            fixed,
         )
         return self._current
+
+    def _ruleset(
+        self, paths: list[Path], before: ReloadResult | None, replaced: dict[Path, list[Rule]]
+    ) -> RuleSet:
+        """The rules every file runs, in path order: the running set with the ``replaced``
+        files' rules (their rules before) swapped, when that is exact; else built anew."""
+        number = {p: i for i, p in enumerate(paths)}
+        was = {id(r): number[p] for p, rules in replaced.items() for r in rules}
+        owners = self._owners
+
+        def rank(rule: Rule) -> int:
+            found = was.get(id(rule))
+            return number[owners[rule.id]] if found is None else found
+
+        ruleset = before.ruleset if before is not None and replaced else None
+        for path, old in replaced.items():
+            if ruleset is None:
+                break
+            ruleset = ruleset.replaced(old, self._kept[path], rank, number[path])
+        if ruleset is None:
+            ruleset = RuleSet(r for p in paths for r in self._kept[p])
+        return ruleset
 
     def _settle(
         self, paths: list[Path], settle: list[Path], before: ReloadResult | None, *, alone: bool
@@ -265,24 +283,27 @@ class RuleRepository:
         running = before.ruleset if before else None
         settled = self._settle_owners(settle, running, {p: i for i, p in enumerate(paths)})
         if alone:
-            owners, mine = self._claimed, set(settle)
-            for rule_id in [i for i, c in owners.items() if c.path in mine]:
-                del owners[rule_id]
-                del self._owners[rule_id]
+            owners = self._claimed
+            for path in settle:
+                for rule_id in self._held.pop(path, ()):
+                    del owners[rule_id]
+                    del self._owners[rule_id]
             owners.update(settled)
             self._owners.update((rule_id, claim.path) for rule_id, claim in settled.items())
         else:
-            owners = settled
+            owners, self._held = settled, {}
             self._owners = {rule_id: claim.path for rule_id, claim in owners.items()}
+        for rule_id, claim in settled.items():
+            self._held.setdefault(claim.path, []).append(rule_id)
         duplicates = self._duplicated if alone else {}
         duplicates.update({p: self._duplicates(p, owners) for p in settle})
         self._claimed, self._duplicated = owners, duplicates
         if not alone:
             self._refused = {}  # else it was empty (no file in error) and stays so for others
         for path in settle:
-            for rule in self._parsed[path].rules:
-                if owners[rule.spec.id].path != path:
-                    self._refused.setdefault(rule.spec.id, set()).add(path)
+            for rule_id in self._written[path].ids:
+                if owners[rule_id].path != path:
+                    self._refused.setdefault(rule_id, set()).add(path)
         return duplicates
 
     def _alone(self, paths: list[Path], touched: list[Path], before: ReloadResult | None) -> bool:
@@ -295,7 +316,7 @@ class RuleRepository:
             return False
         mine = set(touched)
         for path in touched:
-            rules = [r.spec.id for r in self._parsed[path].rules]
+            rules = self._written[path].ids
             for rule_id in [*rules, *(r.id for r in self._good.get(path, []))]:
                 claim = self._claimed.get(rule_id)
                 if claim is not None and claim.path not in mine:
@@ -338,22 +359,26 @@ class RuleRepository:
 
     def _claims(self, path: Path, index: int, *, good: bool) -> list[tuple[str, _Claim]]:
         """The ids ``path`` uses: its text's, then (``good``) those of its last good version."""
-        places = [(r.spec.id, id_place(r), r.fingerprint) for r in self._parsed[path].rules]
+        text = self._written[path]
+        places = list(zip(text.ids, text.places, text.fingerprints, strict=True))
         if good:
-            places += [(r.id, id_place(r), r.fingerprint) for r in self._good.get(path, [])]
+            good_rules = self._good.get(path, [])
+            places += [(r.id, _packed(id_place(r)), r.fingerprint) for r in good_rules]
         return [
-            (rule_id, _Claim(path, place, fingerprint, (index, i)))
+            (rule_id, _Claim(path, place, fingerprint, index << 32 | i))
             for i, (rule_id, place, fingerprint) in enumerate(places)
         ]
 
     def _duplicates(self, path: Path, owners: dict[str, _Claim]) -> list[RuleError]:
         """An error at each ``id:`` of this file's text that is not the place owning the id."""
         errors = []
-        for rule in self._parsed[path].rules:
-            owner, place = owners[rule.spec.id], id_place(rule)
-            if owner.place != place:
-                message = f"duplicate rule id {rule.spec.id!r} (first at {owner.place})"
-                errors.append(RuleError(place, message))
+        text = self._written[path]
+        for rule_id, place in zip(text.ids, text.places, strict=True):
+            owner = owners[rule_id]
+            if owner.path != path or owner.place != place:
+                first = _unpacked(owner.path, owner.place)
+                message = f"duplicate rule id {rule_id!r} (first at {first})"
+                errors.append(RuleError(_unpacked(path, place), message))
         return errors
 
 
@@ -367,6 +392,6 @@ def check_files(
     parsed = [parse_file(p, max_bytes=max_bytes) for p in paths]
     errors: list[RuleError] = []
     for item in parsed:
-        errors += _compile_file(item, tokens, max_window=max_window)[1]
+        errors += compile_file(item, tokens, max_window=max_window)[1]
     errors += duplicate_ids(parsed)
     return sorted(set(errors))

@@ -5,9 +5,9 @@ lists and dicts; on top of that this environment bounds the work one evaluation 
 operations are capped before they build their result: ranges, repetitions, integer sizes, format
 widths, padding and ``to_bytes`` lengths, and the size of any value a call, filter, operator or
 ``set`` produces; an operation over a cap is refused (``SecurityError``). The evaluation as a
-whole runs under a ``Meter``: loop iterations, calls, filters and operators check its CPU
-deadline and charge the values they build against its memory budget, and one that runs past
-either raises ``BudgetExceeded``, which disables the rule (``notifier.rules.engine``).
+whole runs under a ``Meter`` (metering.py): loop iterations, calls, filters and operators
+check its CPU deadline and charge the values they build against its memory budget, and one
+that runs past either raises ``BudgetExceeded``, which disables the rule.
 """
 
 from __future__ import annotations
@@ -17,34 +17,25 @@ import math
 import re
 import string
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
-from contextvars import ContextVar, Token
-from dataclasses import dataclass
 from functools import wraps
-from time import perf_counter, thread_time
-from typing import Any, Literal
+from typing import Any
 
 from jinja2 import StrictUndefined
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import _PassArg
 
+from notifier.rules.metering import MAX_STEPS, active_meter, current_meter
+
 __all__ = [
-    "DEFAULT_BUDGET",
     "ENV",
     "MAX_INT_BITS",
     "MAX_LOOP_DEPTH",
     "MAX_RANGE",
     "MAX_SIZE",
-    "MAX_STEPS",
-    "Budget",
-    "BudgetExceeded",
-    "Meter",
-    "SandboxError",
     "bounded_mul",
     "check_format",
     "refuse_above",
-    "start_metering",
-    "stop_metering",
 ]
 
 MAX_RANGE = 1_000
@@ -53,104 +44,13 @@ MAX_SIZE = 10_000  # characters of a string, items of a list, 64-bit words of an
 # two 320,000-bit integers took 30 ms and their division 150 ms, one such operation per loop
 # step was how a title held the loop for 39 s. 16,384 bits is more than 4,900 digits.
 MAX_INT_BITS = 16_384
-MAX_STEPS = 100_000  # loop iterations per render
 MAX_LOOP_DEPTH = 2
 MAX_WIDTH = 9_999  # format widths and precisions
-BYTES_PER_UNIT = 8  # the memory charged per character, item or 64-bit word a value holds
 _WIDTH_FILTERS = frozenset(
     {"center", "indent", "wordwrap", "truncate", "round", "slice", "batch", "filesizeformat"}
 )
 _PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
-
-
-class SandboxError(Exception):
-    """An expression or template was refused; ``line`` is 1-based within its source."""
-
-    def __init__(self, message: str, line: int | None = None) -> None:
-        super().__init__(message)
-        self.line = line
-
-
-class BudgetExceeded(SandboxError):
-    """One evaluation ran past its CPU or memory ``Budget`` and was stopped."""
-
-    def __init__(self, message: str, resource: Literal["cpu", "memory"]) -> None:
-        super().__init__(message)
-        self.resource = resource
-
-
-@dataclass(frozen=True, slots=True)
-class Budget:
-    """What one evaluation of an expression or one render of a template may spend:
-    ``cpu`` seconds of its thread's CPU time, ``memory`` bytes of values built."""
-
-    cpu: float = 0.05
-    memory: int = 32_000_000
-
-
-DEFAULT_BUDGET = Budget()
-
-
-class Meter:
-    """The running account of one evaluation against its ``Budget``.
-
-    ``check`` is the hot path: one ``perf_counter`` call against a wall-clock deadline. Only
-    once that passes is the thread's CPU time read, so time the process spent descheduled on
-    a busy machine never counts against a rule: the deadline just moves to what is left.
-    """
-
-    __slots__ = ("budget", "cpu_started", "deadline", "memory_left", "steps_left")
-
-    def __init__(self, budget: Budget) -> None:
-        self.budget = budget
-        self.cpu_started = thread_time()
-        self.deadline = perf_counter() + budget.cpu
-        self.memory_left = budget.memory
-        self.steps_left = MAX_STEPS
-
-    def check(self) -> None:
-        if perf_counter() > self.deadline:
-            self._over_time()
-
-    def _over_time(self) -> None:
-        used = thread_time() - self.cpu_started
-        if used >= self.budget.cpu:
-            raise BudgetExceeded(
-                f"stopped after {used * 1000:.0f} ms of CPU: over the budget of "
-                f"{self.budget.cpu * 1000:g} ms per evaluation",
-                "cpu",
-            )
-        self.deadline = perf_counter() + self.budget.cpu - used
-
-    def charge(self, units: int) -> None:
-        """Count a value of ``units`` characters, items or words the evaluation built."""
-        self.memory_left -= units * BYTES_PER_UNIT
-        if self.memory_left < 0:
-            raise BudgetExceeded(
-                f"stopped after building over {self.budget.memory / 1e6:g} MB of values: "
-                "over the memory budget per evaluation",
-                "memory",
-            )
-        self.check()
-
-
-_meter: ContextVar[Meter | None] = ContextVar("sandbox_meter", default=None)
-
-
-def start_metering(budget: Budget) -> tuple[Meter, Token[Meter | None]]:
-    """Meter the evaluation that starts now; ``stop_metering`` with the token when it ends."""
-    meter = Meter(budget)
-    return meter, _meter.set(meter)
-
-
-def stop_metering(token: Token[Meter | None]) -> None:
-    _meter.reset(token)
-
-
-def _current() -> Meter:
-    """The evaluation's meter; code run outside one (a bare Jinja call) gets a fresh one."""
-    return _meter.get() or Meter(DEFAULT_BUDGET)
 
 
 def _units(value: Any, limit: int = MAX_SIZE) -> int:
@@ -179,7 +79,7 @@ def _check_size(value: Any) -> Any:
     units = _units(value)
     if units > MAX_SIZE:
         raise SecurityError(f"a value larger than {MAX_SIZE} characters or items is refused")
-    meter = _meter.get()
+    meter = active_meter.get()
     if meter is not None:
         meter.charge(units)
     return value
@@ -288,7 +188,7 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        _current().check()
+        current_meter().check()
         value, rest = (args[skip], args[skip + 1 :]) if len(args) > skip else (None, ())
         if name in _WIDTH_FILTERS:
             _check_widths((*rest, *kwargs.values()))
@@ -343,7 +243,7 @@ def _add(left: Any, right: Any) -> Any:
 
 def _counted(iterable: Iterable[Any]) -> Iterator[Any]:
     """A loop's iterable: each step draws on ``MAX_STEPS`` and checks the CPU deadline."""
-    meter = _current()
+    meter = current_meter()
     for item in iterable:
         meter.steps_left -= 1
         if meter.steps_left < 0:
@@ -358,7 +258,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "%", "+", "-", "/", "//"})
 
     def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
-        _current().check()
+        current_meter().check()
         if operator_ == "*":
             return _check_size(bounded_mul(left, right))
         if operator_ == "**":
@@ -377,7 +277,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return wrapped
 
     def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        _current().check()
+        current_meter().check()
         args = _check_method(__obj, args, kwargs)
         return _check_size(super().call(__context, __obj, *args, **kwargs))
 

@@ -43,13 +43,13 @@ def raw_amount(amount: float | str, decimals: int | None, parsed: ParsedRule, to
 
 def quote_token_errors(parsed: ParsedRule, spec: QuoteSpec, tokens: TokenTable) -> list[RuleError]:
     """Quotes are on Fogo: each side is a Fogo symbol or a base58 mint, not an EVM token."""
-    fogo = [t.symbol for t in tokens if is_base58_address(t.address)]
-    listed = ", ".join(fogo)
     errors = []
     for side, value in (("in", spec.pair.in_), ("out", spec.pair.out)):
         token = tokens.resolve(value)
         if is_base58_address(token.address if token else value):
             continue
+        fogo = [t.symbol for t in tokens if is_base58_address(t.address)]
+        listed = ", ".join(fogo)
         if token is not None or is_evm_address(value):
             what = f"{token.symbol} is an EVM token ({token.address})" if token else ""
             what = what or f"{value} is an EVM address"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -13,8 +14,9 @@ from notifier.history.book import DEFAULT_MAX_WINDOW
 from notifier.history.pricing import Pricing, scale
 from notifier.notification import Severity
 from notifier.rules.checks import CompileError, maker_errors, quote_token_errors, raw_amount
-from notifier.rules.loader import Location, ParsedRule, RuleError
+from notifier.rules.loader import Location, ParsedFile, ParsedRule, RuleError
 from notifier.rules.model import FeedSpec, IntentSpec, OrderSpec, QuoteSpec
+from notifier.rules.parsed import Places
 from notifier.rules.sandbox import (
     DEFAULT_BUDGET,
     Budget,
@@ -49,6 +51,7 @@ __all__ = [
     "Predicate",
     "QuoteRule",
     "Rule",
+    "compile_file",
     "compile_rule",
 ]
 
@@ -187,6 +190,13 @@ def _located(exc: SandboxError, name: str, parsed: ParsedRule) -> CompileError:
     return CompileError([RuleError(where, f"{name}: {exc}")])
 
 
+@functools.cache
+def _names(on: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The variables a rule of kind ``on`` reads in expressions, and in templates."""
+    known = VARIABLES[on] | COMMON_VARIABLES
+    return known, known | TEMPLATE_VARIABLES
+
+
 def compile_rule(
     parsed: ParsedRule,
     tokens: TokenTable,
@@ -196,8 +206,7 @@ def compile_rule(
     """Turn a validated spec into a ready rule whose expressions and templates each run
     under ``budget``; raises ``CompileError`` with located errors."""
     spec = parsed.spec
-    known = VARIABLES[spec.on] | COMMON_VARIABLES
-    texts = known | TEMPLATE_VARIABLES
+    known, texts = _names(spec.on)
     errors = _source_errors(parsed, known, budget)
     if isinstance(spec, QuoteSpec):
         errors += quote_token_errors(parsed, spec, tokens)
@@ -223,7 +232,7 @@ def compile_rule(
         "tags": tuple(spec.notify or ()),
         "severity": spec.severity,
         "cooldown": spec.cooldown or 0.0,
-        "positions": parsed.positions,
+        "positions": Places.of(parsed.positions, parsed.location.path),
         "history": history,
         "explain_when": _explainer(spec.when),
     }
@@ -249,14 +258,10 @@ def compile_rule(
     }
     if isinstance(spec, QuoteSpec):
         threshold = simple_threshold(spec.when) if spec.when and not history.used else None
-        if spec.above is not None:
-            threshold = (">", spec.above)
-            common["when"] = _threshold(operator.gt, spec.above)
-            common["explain_when"] = Explainer(f"price > {spec.above!r}")
-        elif spec.below is not None:
-            threshold = ("<", spec.below)
-            common["when"] = _threshold(operator.lt, spec.below)
-            common["explain_when"] = Explainer(f"price < {spec.below!r}")
+        for op, limit in ((">", spec.above), ("<", spec.below)):
+            if limit is not None:
+                threshold, common["when"], common["explain_when"] = _limit(op, limit, repr(limit))
+                break
         token_in = tokens.resolve(spec.pair.in_)
         token_out = tokens.resolve(spec.pair.out)
         mint_in = token_in.address if token_in else spec.pair.in_
@@ -272,11 +277,11 @@ def compile_rule(
             kind="state",
             **common,
             **state,
-            pair=(mint_in, mint_out, raw, spec.pair.exact_in),
+            pair=_pair_key(mint_in, mint_out, raw, spec.pair.exact_in),
             decimals_in=token_in.decimals if token_in else None,
             decimals_out=token_out.decimals if token_out else None,
-            symbol_in=token_in.symbol if token_in else spec.pair.in_[:8],
-            symbol_out=token_out.symbol if token_out else spec.pair.out[:8],
+            symbol_in=sys.intern(token_in.symbol if token_in else spec.pair.in_[:8]),
+            symbol_out=sys.intern(token_out.symbol if token_out else spec.pair.out[:8]),
             threshold=threshold,
         )
     if isinstance(spec, IntentSpec):
@@ -307,7 +312,28 @@ def _sources(parsed: ParsedRule) -> list[tuple[str, str, bool, Location]]:
 
 
 def _explainer(source: str | None) -> Explainer | None:
-    return None if source is None else Explainer(source)
+    return None if source is None else _shared_explainer(source)
+
+
+# Rules written alike share their parts: 100,000 rules hold a few hundred thresholds, pairs
+# and conditions. Each part is immutable (an Explainer only caches its own parse).
+@functools.lru_cache(maxsize=4096)
+def _shared_explainer(source: str) -> Explainer:
+    return Explainer(source)
+
+
+@functools.lru_cache(maxsize=4096)
+def _limit(op: str, limit: float, shown: str) -> tuple[Threshold, Predicate, Explainer]:
+    """``above:``/``below:``'s index entry, predicate and explainer (``shown``: the limit's
+    repr, so that 0.0 and -0.0 stay apart)."""
+    compare = operator.gt if op == ">" else operator.lt
+    return (op, limit), _threshold(compare, limit), Explainer(f"price {op} {shown}")
+
+
+@functools.lru_cache(maxsize=65536)
+def _pair_key(mint_in: str, mint_out: str, raw: str, exact_in: bool) -> PairKey:
+    """One tuple (and one string of each mint) for all the rules of a pair."""
+    return (mint_in, mint_out, raw, exact_in)
 
 
 def _default_title(spec: QuoteSpec | OrderSpec | IntentSpec | FeedSpec) -> str:
@@ -322,3 +348,30 @@ def _threshold(compare: Callable[[Any, Any], bool], limit: float) -> Predicate:
         return price is not None and compare(price, limit)
 
     return predicate
+
+
+def compile_file(
+    parsed: ParsedFile,
+    tokens: TokenTable,
+    budget: Budget = DEFAULT_BUDGET,
+    max_window: float = DEFAULT_MAX_WINDOW,
+) -> tuple[list[Rule], list[RuleError]]:
+    """A file's enabled rules, compiled, and every error of its rules (its own first)."""
+    rules: list[Rule] = []
+    errors = list(parsed.errors)
+    for item in parsed.rules:
+        try:
+            rule = compile_rule(item, tokens, budget, max_window)
+        except CompileError as exc:
+            errors.extend(exc.errors)
+            continue
+        except RecursionError:  # e.g. `when:` nested in hundreds of parentheses
+            errors.append(RuleError(item.location, "cannot compile this rule: nested too deeply"))
+            continue
+        except Exception as exc:  # a compiler defect must stay this rule's error
+            message = f"cannot compile this rule: {type(exc).__name__}: {exc}"[:300]
+            errors.append(RuleError(item.location, message))
+            continue
+        if item.spec.enabled:
+            rules.append(rule)
+    return rules, errors

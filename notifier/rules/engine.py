@@ -210,10 +210,10 @@ class Engine:
         key = pair.key
         machine = self._machine
         states = machine.states
-        rules = pair.rules
+        rules, state_keys = pair.rules, pair.state_keys
         for i in pair.index.visit(price, states.by_key.get(key)):
-            rule, state_key = rules[i]
-            if state_key in states:
+            rule = rules[i]
+            if state_keys[i] in states:
                 machine.evaluate(rule, key, variables, now)
                 continue
             # No state: inactive, and a quote rule is its when (``_when``, inlined: per quote).

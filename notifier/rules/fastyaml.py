@@ -26,7 +26,7 @@ from yaml.cyaml import CParser  # type: ignore[attr-defined,unused-ignore]
 from notifier.rules.model import RULE_SPEC
 from notifier.rules.parsed import MAX_DEPTH, MAX_INT_DIGITS, Location, ParsedRule, fingerprint
 
-__all__ = ["fast_parse"]
+__all__ = ["UNREAD", "fast_parse", "resolve_plain"]
 
 _PLAIN = "!plain"  # what the composer is told a plain scalar's tag is: resolved here
 _STR, _SEQ, _MAP = "tag:yaml.org,2002:str", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
@@ -106,6 +106,14 @@ def _resolve(text: str) -> Any:
         _scalars.clear()
     _scalars[text] = value
     return value
+
+
+UNREAD: Any = _Unusual  # what ``resolve_plain`` answers for a scalar only ruamel reads
+
+
+def resolve_plain(text: str) -> Any:
+    """A plain scalar's value by YAML 1.2, as ruamel reads it; ``UNREAD`` when it cannot say."""
+    return _resolve(text)
 
 
 def _value(node: yaml.Node, depth: int) -> Any:

@@ -92,7 +92,7 @@ class RuleFaults:
         """``rules`` without the disabled ones: what events reach."""
         if not self._disabled:
             return rules
-        return RuleSet(r for r in rules.rules.values() if r.id not in self._disabled)
+        return RuleSet(r for r in rules.order if r.id not in self._disabled)
 
     def disabled(self) -> list[DisabledRule]:
         return list(self._disabled.values())

@@ -19,6 +19,7 @@ from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
 from notifier.rules.fastyaml import fast_parse
+from notifier.rules.lineyaml import line_parse
 from notifier.rules.model import (
     RULE_SPEC,
     FeedSpec,
@@ -236,9 +237,12 @@ def parse_text(
     text: str, path: str, *, precise: bool = False
 ) -> tuple[list[ParsedRule], list[RuleError]]:
     """Parse one file's text; returns the valid rules and every error found. A plain, valid
-    file takes the fast path (``fastyaml``) unless ``precise``; the rest is read by ruamel."""
+    file takes a fast path (``lineyaml``, else ``fastyaml``) unless ``precise``; the rest is
+    read by ruamel."""
     if not precise:
-        fast = fast_parse(text, path)
+        fast = line_parse(text, path)
+        if fast is None:
+            fast = fast_parse(text, path)
         if fast is not None:
             return fast, []
     root = _load_yaml(text, path)

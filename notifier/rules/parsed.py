@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from array import array
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ __all__ = [
     "Location",
     "ParsedFile",
     "ParsedRule",
+    "Places",
     "RuleError",
     "fingerprint",
     "plain",
@@ -58,6 +61,57 @@ class ParsedRule:
     positions: dict[str, Location] = field(default_factory=dict)  # key -> value location
 
 
+_SHAPES: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per set of keys rules use
+_SHAPES_LIMIT = 10_000
+
+
+class Places(Mapping[str, Location]):
+    """A compiled rule's value places, kept compactly: rules share the tuple of their keys,
+    and the lines and columns sit in one bytes object, 16 bits each when they fit, else 32
+    (a dict of locations costs ≈ 1.6 KB a rule). A ``Location`` is built when one is asked
+    for: to explain an error."""
+
+    __slots__ = ("_coords", "_keys", "_path")
+
+    def __init__(self, path: str, keys: tuple[str, ...], coords: bytes) -> None:
+        self._path = path
+        self._keys = keys
+        self._coords = coords
+
+    @classmethod
+    def of(cls, found: Mapping[str, Location], path: str) -> Mapping[str, Location]:
+        """``found`` compacted: places a parser found in the file at ``path``."""
+        if isinstance(found, Places):
+            return found
+        keys = tuple(found)
+        shared = _SHAPES.get(keys)
+        if shared is None:
+            shared = keys
+            if len(_SHAPES) < _SHAPES_LIMIT:
+                _SHAPES[keys] = keys
+        numbers = [n for loc in found.values() for n in (loc.line, loc.col)]
+        coords = array("H" if max(numbers, default=0) < 1 << 16 else "I", numbers)
+        return cls(path, shared, coords.tobytes())
+
+    def __getitem__(self, key: str) -> Location:
+        try:
+            i = 2 * self._keys.index(key)
+        except ValueError:
+            raise KeyError(key) from None
+        wide = len(self._coords) > 4 * len(self._keys)
+        numbers = memoryview(self._coords).cast("I" if wide else "H")
+        return Location(self._path, numbers[i], numbers[i + 1])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"Places({dict(self)!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedFile:
     path: Path
@@ -80,9 +134,10 @@ def plain(node: Any) -> Any:
     return node
 
 
-def fingerprint(item: Any) -> str:
-    """A hash of the rule's data: unchanged text keeps its state on reload."""
-    data = plain(item)
+def fingerprint(item: Any, *, is_plain: bool = False) -> str:
+    """A hash of the rule's data: unchanged text keeps its state on reload. ``is_plain``: the
+    data is already plain dicts, lists and exact scalar types (``plain`` would copy it as is)."""
+    data = item if is_plain else plain(item)
     try:
         raw = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # an integer beyond 64 bits: orjson refuses it, json does not

@@ -27,17 +27,13 @@ from jinja2.exceptions import SecurityError
 from jinja2.parser import Parser
 from jinja2.visitor import NodeTransformer
 
-from notifier.rules.bounds import (
+from notifier.rules.bounds import ENV, MAX_LOOP_DEPTH, MAX_RANGE, MAX_SIZE, refuse_above
+from notifier.rules.metering import (
     DEFAULT_BUDGET,
-    ENV,
-    MAX_LOOP_DEPTH,
-    MAX_RANGE,
-    MAX_SIZE,
     MAX_STEPS,
     Budget,
     BudgetExceeded,
     SandboxError,
-    refuse_above,
     start_metering,
     stop_metering,
 )

@@ -32,13 +32,15 @@ class QuotePair:
         "rules",
         "scale_in",
         "scale_out",
+        "state_keys",
         "symbols",
     )
 
     def __init__(self, rules: list[QuoteRule], *, indexed: bool = True) -> None:
         first = rules[0]
         self.key = first.key
-        self.rules = [(rule, (rule.id, self.key)) for rule in rules]
+        self.rules = rules  # the rule set's own list (never changed), and beside it
+        self.state_keys = [(rule.id, self.key) for rule in rules]  # each rule's state key
         thresholds = [rule.threshold if indexed else None for rule in rules]
         self.index = PairIndex([rule.id for rule in rules], thresholds)
         self.amount = int(first.pair[2])
@@ -60,7 +62,7 @@ class QuotePair:
         if (
             old is None
             or len(old.rules) != len(rules)
-            or any(mine is not rule for (mine, _), rule in zip(old.rules, rules, strict=True))
+            or any(mine is not rule for mine, rule in zip(old.rules, rules, strict=True))
         ):
             return cls(rules, indexed=indexed)
         old.last = None

@@ -7,7 +7,8 @@ port, with scripting (``sim.quotes``, ``sim.fusion``, ``sim.intents``), fault in
 
 from notifier.simulator.fusion import FusionApi, Order
 from notifier.simulator.intents import Hit, Intent, IntentApi
-from notifier.simulator.quotes import MAX_SUBSCRIPTIONS, Quote, QuoteStream
+from notifier.simulator.quotebook import Quote
+from notifier.simulator.quotes import MAX_SUBSCRIPTIONS, QuoteStream
 from notifier.simulator.server import SIM_KEYS, SimKeys, Simulator, SimulatorUrls, serve
 
 __all__ = [

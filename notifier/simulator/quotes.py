@@ -1,66 +1,36 @@
 """Simulated Argyros quote stream, ``WS /api/v1/stream?key=`` (UPSTREAMS §2).
 
-`QuoteStream` keeps one quote per ``(in, out, amount)`` and pushes it to every connection
-subscribed to that triple (with either ``exactIn``). Prices come from a per-``(in, out)`` reference
-price: ``amountOut = floor(amount * price * (1 - priceImpactBps / 10_000))``, where the impact grows
-with the amount against a seeded pool depth. A seeded random walk moves the reference prices of
-subscribed pairs; `QuoteStream.set_quote` scripts an exact quote (and re-anchors the price).
+`QuoteStream` keeps one quote per ``(in, out, amount)`` (priced by `QuoteBook`, quotebook.py) and
+pushes it to every connection subscribed to that triple (with either ``exactIn``). A seeded random
+walk moves the reference prices of subscribed pairs; `QuoteStream.set_quote` scripts an exact
+quote (and re-anchors the price).
 
 Push policy as upstream: the first quote of a newly accepted pair goes out at once (before the
 ack); later quotes only when ``amountOut``, ``priceImpactBps`` or ``hops`` changed, coalesced over
-``coalesce`` seconds. Every quote version gets a fresh ``slot`` (a global sequence number), and
-while recording, the wall-clock time (``time.time()``) each slot was first written to a socket is
-kept in `QuoteStream.sent_at`, for latency measurements (see `QuoteStream.flood`).
+``coalesce`` seconds. While recording, the wall-clock time (``time.time()``) each slot was first
+written to a socket is kept in `QuoteStream.sent_at`, for latency measurements (see
+`QuoteStream.flood`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-import random
 import re
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
 
 from notifier.events import PairKey
+from notifier.simulator.quotebook import Quote, QuoteBook, Triple
 from notifier.simulator.wire import Peer, json_response, loads_object
 
-__all__ = ["MAX_SUBSCRIPTIONS", "Quote", "QuoteStream"]
+__all__ = ["MAX_SUBSCRIPTIONS", "QuoteStream"]
 
 MAX_SUBSCRIPTIONS = 256
-FIRST_SLOT = 300_000_000
 _DIGITS = re.compile(r"[0-9]+")
-
-Triple = tuple[str, str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class Quote:
-    """One quote version of an ``(in, out, amount)`` triple."""
-
-    amount_out: int
-    price_impact_bps: int
-    hops: int
-    slot: int
-
-    def same(self, other: Quote) -> bool:
-        """True when a push would be suppressed: only the slot differs."""
-        return (self.amount_out, self.price_impact_bps, self.hops) == (
-            other.amount_out,
-            other.price_impact_bps,
-            other.hops,
-        )
-
-
-@dataclass(slots=True)
-class _Override:
-    price_impact_bps: int
-    hops: int
 
 
 class QuoteStream:
@@ -89,13 +59,7 @@ class QuoteStream:
         self.dropped_slow = 0
         self.sent_at: dict[int, float] = {}
         self.recording = False
-        self._seed = seed
-        self._rng = random.Random(f"quotes:{seed}")
-        self._prices: dict[tuple[str, str], float] = {}
-        self._depths: dict[tuple[str, str], float] = {}
-        self._quotes: dict[Triple, Quote] = {}
-        self._overrides: dict[Triple, _Override] = {}
-        self._slot = FIRST_SLOT
+        self._book = QuoteBook(seed)
         self._peers: set[Peer] = set()
         self._subs: dict[Peer, set[PairKey]] = {}
         self._by_pair: dict[PairKey, set[Peer]] = {}
@@ -141,27 +105,17 @@ class QuoteStream:
         The pair's reference price is re-anchored to it, so a running walk moves on from there.
         """
         triple = (in_mint, out_mint, str(amount))
-        units = int(amount)
-        if units > 0:
-            scale = 1 - price_impact_bps / 10_000
-            if amount_out > 0 and scale > 0:
-                self._prices[(in_mint, out_mint)] = amount_out / (units * scale)
-        self._overrides[triple] = _Override(price_impact_bps, hops)
+        self._book.script(triple, amount_out, price_impact_bps, hops)
         self._update(triple, amount_out, price_impact_bps, hops)
 
     def set_price(self, in_mint: str, out_mint: str, price: float) -> None:
         """Set a pair's reference price (raw out units per raw in unit) and requote its triples."""
-        self._prices[(in_mint, out_mint)] = price
+        self._book.set_price(in_mint, out_mint, price)
         self._requote(in_mint, out_mint)
 
     def quote(self, in_mint: str, out_mint: str, amount: str) -> Quote:
         """The current quote of a triple (computed from the price model on first use)."""
-        triple = (in_mint, out_mint, str(amount))
-        current = self._quotes.get(triple)
-        if current is None:
-            amount_out, impact, hops = self._model(triple)
-            current = self._quotes[triple] = Quote(amount_out, impact, hops, self._next_slot())
-        return current
+        return self._book.quote((in_mint, out_mint, str(amount)))
 
     def drop_connections(self) -> int:
         """Abort every quote socket abruptly (no close frame); answer how many were open."""
@@ -335,47 +289,15 @@ class QuoteStream:
             if self.recording:
                 self.sent_at.setdefault(tag, time.time())
 
-    # -- price model ----------------------------------------------------------------------------
-
-    def _next_slot(self) -> int:
-        self._slot += 1
-        return self._slot
-
-    def _price(self, in_mint: str, out_mint: str) -> float:
-        key = (in_mint, out_mint)
-        price = self._prices.get(key)
-        if price is None:
-            rng = random.Random(f"{self._seed}:{in_mint}:{out_mint}")
-            price = self._prices[key] = 10 ** rng.uniform(-3, 3)
-            self._depths[key] = 10 ** rng.uniform(10, 14)
-        return price
-
-    def _model(self, triple: Triple) -> tuple[int, int, int]:
-        in_mint, out_mint, amount = triple
-        price = self._price(in_mint, out_mint)
-        units = int(amount)
-        override = self._overrides.get(triple)
-        if override is not None:
-            impact, hops = override.price_impact_bps, override.hops
-        else:
-            depth = self._depths.get((in_mint, out_mint), 1e12)
-            impact = min(5_000, int(10_000 * units / (units + depth)))
-            hops = 1
-        amount_out = math.floor(units * price * (1 - impact / 10_000))
-        return max(amount_out, 0), impact, hops
-
     def _requote(self, in_mint: str, out_mint: str) -> None:
-        for triple in [t for t in self._quotes if t[0] == in_mint and t[1] == out_mint]:
-            self._update(triple, *self._model(triple))
+        for triple in self._book.triples(in_mint, out_mint):
+            self._update(triple, *self._book.model(triple))
 
     def _update(
         self, triple: Triple, amount_out: int, impact: int, hops: int, *, now: bool = False
     ) -> None:
-        old = self._quotes.get(triple)
-        new = Quote(amount_out, impact, hops, old.slot if old else 0)
-        if old is not None and old.same(new):
+        if not self._book.put(triple, amount_out, impact, hops):
             return
-        self._quotes[triple] = Quote(amount_out, impact, hops, self._next_slot())
         if now:
             self._dirty.discard(triple)
             self._push(triple)
@@ -395,7 +317,7 @@ class QuoteStream:
             self._push(triple)
 
     def _push(self, triple: Triple) -> None:
-        current = self._quotes[triple]
+        current = self._book.quote(triple)
         frame: bytes | None = None
         for exact_in in (True, False):
             for peer in list(self._by_pair.get((*triple, exact_in), ())):
@@ -422,9 +344,7 @@ class QuoteStream:
         while True:
             await asyncio.sleep(self.walk_interval)
             for in_mint, out_mint in sorted({pair[:2] for pair in self.subscribed_pairs()}):
-                price = self._price(in_mint, out_mint)
-                step = math.exp(self._rng.gauss(0.0, self.volatility))
-                self._prices[(in_mint, out_mint)] = price * step
+                self._book.step(in_mint, out_mint, self.volatility)
                 self._requote(in_mint, out_mint)
 
     def _spawn(self, coro: Any) -> None:

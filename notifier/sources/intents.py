@@ -1,8 +1,7 @@
 """Changelly DeFi intent poller (UPSTREAMS §3): ``GET /v1/intents/{id}`` until terminal.
 
 Tracked intents are the union of the config's ``track``, the rules' intents and ids added at
-run time with ``track``; ids, labels and last statuses persist in the ``intent_tracking`` table
-so a restart resumes without re-announcing statuses already seen.
+run time with ``track`` (``IntentTracking``, intent_tracking.py, persists them).
 
 Failure policy per intent: 429 waits ``Retry-After`` (seconds or HTTP date); 5xx, network
 errors, other 4xx and unusable bodies (not JSON, no status, an amount that is not a bounded
@@ -16,17 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Self
 from urllib.parse import quote
 
 import aiohttp
 import orjson
 
-from notifier.backoff import Backoff, BackoffPolicy
+from notifier.backoff import BackoffPolicy
 from notifier.config import IntentSettings
 from notifier.events import (
     TERMINAL_INTENT_STATUSES,
@@ -45,6 +41,7 @@ from notifier.sources.base import (
     describe_error,
     read_body,
 )
+from notifier.sources.intent_tracking import IntentTracking, PolledIntent, TrackedIntent
 from notifier.sources.intent_wire import (
     MAX_BODY,
     IntentResponse,
@@ -58,44 +55,10 @@ __all__ = [
     "IntentPoller",
     "IntentResponse",
     "MalformedResponse",
-    "TrackedIntent",
     "parse_retry_after",
 ]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class TrackedIntent:
-    """One tracked intent as ``notifier status`` shows it."""
-
-    intent_id: str
-    label: str | None
-    status: str | None
-    polling: bool  # False once terminal
-    origins: tuple[str, ...]  # "config", "rules", "api"
-    last_polled_at: float | None
-    detail: str
-
-
-class _Intent:
-    """Poll state of one intent."""
-
-    def __init__(self, intent_id: str, policy: BackoffPolicy) -> None:
-        self.intent_id = intent_id
-        self.label: str | None = None  # set through ``track``
-        self.pinned = False  # added through ``track``; survives restarts
-        self.status: str | None = None
-        self.due = 0.0  # loop time of the next poll
-        self.in_flight = False
-        self.not_found = False
-        self.last_polled_at: float | None = None
-        self.detail = "not polled yet"
-        self.backoff: Backoff = policy.start()
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL_INTENT_STATUSES
 
 
 class IntentPoller:
@@ -129,20 +92,10 @@ class IntentPoller:
         self._timeout = timeout
         self._health = FeedHealth("intent", sink, metrics)
         self._limited = LogLimiter(log)
-        self._intents: dict[str, _Intent] = {}
-        self._from_config = frozenset(settings.track)
-        self._from_rules: frozenset[str] = frozenset()
-        self._rule_labels: Mapping[str, str] = {}
+        self._intents = IntentTracking(store, settings.track, self._backoff)
         self._failures = 0
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        for intent_id, label, pinned, status in store.read(
-            "SELECT intent_id, label, pinned, last_status FROM intent_tracking"
-        ):
-            if not _valid_id(intent_id):
-                continue
-            intent = self._intent(intent_id)
-            intent.label, intent.pinned, intent.status = label, bool(pinned), status
 
     @classmethod
     def create(cls, context: SourceContext) -> Self | None:
@@ -152,9 +105,7 @@ class IntentPoller:
         return cls(settings, context.sink, context.metrics, context.store)
 
     def set_interest(self, interest: Interest) -> None:
-        # The rule model validates ids already; this keeps any other caller off the URL path.
-        self._from_rules = frozenset(i for i in interest.intents if _valid_id(i))
-        self._rule_labels = dict(interest.labels)
+        self._intents.set_rules(interest.intents, interest.labels)
         self._wake.set()
 
     def track(self, intent_id: str, label: str | None = None) -> bool:
@@ -162,13 +113,7 @@ class IntentPoller:
 
         True when it was not tracked through ``track`` before; a new label replaces the old.
         """
-        validate_intent_id(intent_id)
-        intent = self._intent(intent_id)
-        created = not intent.pinned
-        intent.pinned = True
-        if label is not None:
-            intent.label = label
-        self._save(intent)
+        created = self._intents.track(intent_id, label)
         self._wake.set()
         return created
 
@@ -177,31 +122,17 @@ class IntentPoller:
 
         Ids the config or the rules name stay polled: those are removed by editing them.
         """
-        intent = self._intents.get(intent_id)
-        if intent is None or not intent.pinned:
+        if not self._intents.untrack(intent_id):
             return False
-        intent.pinned = False
-        self._save(intent)
         self._wake.set()
         return True
 
     def tracked(self) -> list[TrackedIntent]:
         """Every tracked intent, terminal ones included, sorted by id."""
-        return [
-            TrackedIntent(
-                intent_id=intent.intent_id,
-                label=self._label(intent),
-                status=intent.status,
-                polling=not intent.terminal,
-                origins=self._origins(intent),
-                last_polled_at=intent.last_polled_at,
-                detail=intent.detail,
-            )
-            for intent in sorted(self._tracked(), key=lambda i: i.intent_id)
-        ]
+        return self._intents.views()
 
     def status(self) -> FeedStatus:
-        return self._health.status(connections=0, tracked=len(self._tracked()))
+        return self._health.status(connections=0, tracked=len(self._intents.tracked()))
 
     async def run(self) -> None:
         headers = {"X-Api-Key": self._key} if self._key else {}
@@ -211,7 +142,9 @@ class IntentPoller:
             try:
                 while True:
                     self._wake.clear()
-                    waiting = [i for i in self._tracked() if not i.terminal and not i.in_flight]
+                    waiting = [
+                        i for i in self._intents.tracked() if not i.terminal and not i.in_flight
+                    ]
                     if not waiting and not self._tasks:
                         self._health.set(True, "idle: no intent to poll")
                     now = loop.time()
@@ -232,29 +165,7 @@ class IntentPoller:
                     task.cancel()
                 await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _intent(self, intent_id: str) -> _Intent:
-        intent = self._intents.get(intent_id)
-        if intent is None:
-            intent = self._intents[intent_id] = _Intent(intent_id, self._backoff)
-        return intent
-
-    def _tracked(self) -> list[_Intent]:
-        for intent_id in self._from_config | self._from_rules:
-            self._intent(intent_id)
-        return [i for i in self._intents.values() if self._origins(i)]
-
-    def _origins(self, intent: _Intent) -> tuple[str, ...]:
-        found = (
-            ("config", intent.intent_id in self._from_config),
-            ("rules", intent.intent_id in self._from_rules),
-            ("api", intent.pinned),
-        )
-        return tuple(name for name, present in found if present)
-
-    def _label(self, intent: _Intent) -> str | None:
-        return intent.label or self._rule_labels.get(intent.intent_id)
-
-    def _start_poll(self, session: aiohttp.ClientSession, intent: _Intent) -> None:
+    def _start_poll(self, session: aiohttp.ClientSession, intent: PolledIntent) -> None:
         intent.in_flight = True
         task = asyncio.create_task(self._poll(session, intent), name=f"intent-{intent.intent_id}")
         self._tasks.add(task)
@@ -272,7 +183,7 @@ class IntentPoller:
 
         task.add_done_callback(finished)
 
-    async def _poll(self, session: aiohttp.ClientSession, intent: _Intent) -> None:
+    async def _poll(self, session: aiohttp.ClientSession, intent: PolledIntent) -> None:
         url = f"{self._base}/v1/intents/{quote(validate_intent_id(intent.intent_id), safe='')}"
         loop = asyncio.get_running_loop()
         intent.last_polled_at = time.time()
@@ -320,7 +231,7 @@ class IntentPoller:
             return
         intent.due = loop.time() + self._settings.poll_interval
 
-    def _on_body(self, intent: _Intent, body: bytes) -> bool:
+    def _on_body(self, intent: PolledIntent, body: bytes) -> bool:
         """Handle a 200 body; False when it was unusable (the caller backs off)."""
         try:
             parsed = IntentResponse.parse(orjson.loads(body))
@@ -340,7 +251,7 @@ class IntentPoller:
         if parsed.status == intent.status:
             return True
         previous, intent.status = intent.status, parsed.status
-        self._save(intent)
+        self._intents.save(intent)
         if intent.terminal:
             log.info("intent %s reached %s; polling stops", intent.intent_id, parsed.status)
         self._health.event()
@@ -349,7 +260,7 @@ class IntentPoller:
                 intent_id=intent.intent_id,
                 status=parsed.status,
                 previous_status=previous,
-                label=self._label(intent),
+                label=self._intents.label(intent),
                 fields=parsed.fields,
                 swap_metadata=parsed.swap_metadata,
                 created_at=parsed.created_at,
@@ -358,7 +269,7 @@ class IntentPoller:
         )
         return True
 
-    def _malformed(self, intent: _Intent, reason: str, body: bytes) -> None:
+    def _malformed(self, intent: PolledIntent, reason: str, body: bytes) -> None:
         """An unusable 200: a failed poll like any other, logged at most once a minute."""
         self._health.malformed()
         self._failed(intent, f"malformed response: {reason}", logged=False)
@@ -370,7 +281,7 @@ class IntentPoller:
             body,
         )
 
-    def _failed(self, intent: _Intent, reason: str, *, logged: bool = True) -> None:
+    def _failed(self, intent: PolledIntent, reason: str, *, logged: bool = True) -> None:
         self._health.errors += 1
         self._health.reconnect()
         self._failures += 1
@@ -379,37 +290,3 @@ class IntentPoller:
             log.warning("intent %s: poll failed: %s", intent.intent_id, reason)
         if self._failures >= self._down_after:
             self._health.set(False, f"{self._failures} consecutive failed polls: {reason}")
-
-    def _save(self, intent: _Intent) -> None:
-        try:
-            with self._store.transaction() as db:
-                db.execute(
-                    """INSERT INTO intent_tracking
-                        (intent_id, label, pinned, last_status, updated_at)
-                    VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT (intent_id) DO UPDATE SET label = excluded.label,
-                        pinned = excluded.pinned, last_status = excluded.last_status,
-                        updated_at = excluded.updated_at""",
-                    (
-                        intent.intent_id,
-                        intent.label,
-                        int(intent.pinned),
-                        intent.status,
-                        time.time(),
-                    ),
-                )
-        except sqlite3.Error:
-            log.exception("intent %s: could not persist its state", intent.intent_id)
-
-
-def _valid_id(intent_id: str) -> bool:
-    """Whether ``intent_id`` may go into a URL; a bad one is logged (ids come from the store
-    or a caller, both of which should have validated it)."""
-    try:
-        validate_intent_id(intent_id)
-    except ValueError as exc:
-        reason = str(exc)
-    else:
-        return True
-    log.error("intent id skipped: %s", reason)
-    return False

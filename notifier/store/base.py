@@ -67,6 +67,7 @@ class Store(ABC):
         self._lock = threading.RLock()
         self._depth = 0  # nesting of transaction() on the thread holding the lock
         self._if_rolled_back: list[Callable[[BaseException], None]] = []
+        self._after_commit: list[Callable[[], None]] = []
         self.path: Path | None = None
 
     @classmethod
@@ -118,9 +119,14 @@ class Store(ABC):
     # -- the contract ----------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
+    def transaction(self, *, durable: bool = True) -> Iterator[Connection]:
         """Begin … commit around the block (roll back if it raises); a block inside another
-        on the same thread joins the outer transaction."""
+        on the same thread joins the outer transaction.
+
+        ``durable=False`` (an outermost block only): the commit need not wait for the disk.
+        What it wrote survives the process dying, and becomes power-cut safe with the next
+        durable commit; for data that may lose its last seconds anyway (the quote history).
+        """
         with self._lock:
             if self._depth:
                 self._depth += 1
@@ -129,20 +135,37 @@ class Store(ABC):
                 finally:
                     self._depth -= 1
                 return
-            db = self._begin()
-            self._depth = 1
+            if not durable:
+                self._relax()
             try:
-                yield db
-                self._depth = 0
-                self._commit()
-            except BaseException as exc:
-                self._depth = 0
-                self._rollback()
-                hooks, self._if_rolled_back = self._if_rolled_back, []
-                for hook in hooks:
-                    hook(exc)
-                raise
+                db = self._begin()
+                self._depth = 1
+                try:
+                    yield db
+                    self._depth = 0
+                    self._commit()
+                except BaseException as exc:
+                    self._depth = 0
+                    self._rollback()
+                    self._after_commit.clear()
+                    hooks, self._if_rolled_back = self._if_rolled_back, []
+                    for hook in hooks:
+                        hook(exc)
+                    raise
+            finally:
+                if not durable:
+                    self._tighten()
             self._if_rolled_back.clear()
+            committed, self._after_commit = self._after_commit, []
+        for then in committed:  # outside the lock: other threads may write meanwhile
+            then()
+
+    def _relax(self) -> None:  # noqa: B027 - optional: a backend may have no such mode
+        """Before a transaction whose commit need not wait for the disk (a backend without
+        such a mode commits it as any other)."""
+
+    def _tighten(self) -> None:  # noqa: B027 - optional, as _relax
+        """After it: back to commits that wait for the disk; never raise."""
 
     @abstractmethod
     def _joined(self) -> Connection:
@@ -154,6 +177,16 @@ class Store(ABC):
         with self._lock:
             if self._depth:
                 self._if_rolled_back.append(hook)
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` on this thread once the open transaction committed (now, with none
+        open); never if it rolls back. How a writer acts on what is durable at once, without
+        waiting for the caller's outer transaction to say so. ``hook`` must not raise."""
+        with self._lock:
+            if self._depth:
+                self._after_commit.append(hook)
+                return
+        hook()
 
     @property
     def in_transaction(self) -> bool:

@@ -116,6 +116,14 @@ class SqliteStore(Store):
         self._conn.execute("BEGIN IMMEDIATE")
         return self._conn
 
+    def _relax(self) -> None:
+        # WAL with synchronous=NORMAL: no fsync at this commit; the next FULL one syncs it.
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+
+    def _tighten(self) -> None:
+        with suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA synchronous=FULL")
+
     def _joined(self) -> sqlite3.Connection:
         return self._conn
 

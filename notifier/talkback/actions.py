@@ -46,11 +46,10 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from notifier.durations import format_duration
-from notifier.notification import Notification
-from notifier.rules.messages import notification
+from notifier.talkback.endings import AlertBook, Endings, Sink
 from notifier.talkback.links import LINK_ACTIONS, LinkError, LinkSigner
 from notifier.talkback.model import (
     Ack,
@@ -69,30 +68,14 @@ from notifier.timestamps import rfc3339
 
 if TYPE_CHECKING:
     from notifier.rules.compiled import Rule
-    from notifier.rules.ruleset import RuleSet
     from notifier.rules.state import AlertState
     from notifier.store import Store
 
-__all__ = ["AlertBook", "Sink", "Talkback"]
+__all__ = ["Talkback"]
 
 log = logging.getLogger("notifier.talkback")
 
 MAX_SECONDS = 366 * 86400.0  # the longest snooze or silence
-KEEP_ENDED = 7 * 86400.0  # ended silences stay in the store this long
-
-
-class AlertBook(Protocol):
-    """What the talkback needs of the rule engine (``Engine`` is one)."""
-
-    rules: RuleSet
-
-    def alerts(self) -> list[dict[str, Any]]: ...
-
-    def state_of(self, rule_id: str, key: str) -> AlertState | None: ...
-
-
-class Sink(Protocol):
-    def enqueue(self, notification: Notification) -> bool: ...
 
 
 def _seconds(value: float, what: str) -> float:
@@ -126,6 +109,7 @@ class Talkback:
         self._snoozes = self._db.snoozes()
         self._listeners: list[Callable[[], None]] = []
         self._ended_before_start = True  # silences or snoozes that ended while it was down
+        self._endings = Endings(store, self._db, book, sink, self)
 
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every change (the timer re-plans; a page refreshes)."""
@@ -368,51 +352,14 @@ class Talkback:
         if not self._ended_before_start and (next_end is None or next_end > now):
             return 0
         self._ended_before_start = False
-        sent = 0
-        for silence in self._db.ended_silences(now):
-            with self._store.transaction():
-                for rule, key in self._firing():
-                    facts = self.rule_facts(rule, "info", None, ())
-                    if not silence.matchers.matches(rule, key, *facts):
-                        continue
-                    sent += self._still_firing(rule, key, now, f"silence {silence.id}")
-                self._db.silence_handled(silence.id)
-            self._db.prune_silences(now - KEEP_ENDED)
+        sent = self._endings.silences_ended(now)
         self._silences = [s for s in self._silences if s.ends_at > now]
         for snooze in [s for s in self._snoozes.values() if s.until <= now]:
-            with self._store.transaction():
-                sent += self._still_firing(snooze.rule, snooze.key, now, "snooze", acked_too=True)
-                self._db.snooze_handled(snooze)
+            sent += self._endings.snooze_ended(snooze, now)
             del self._snoozes[(snooze.rule, snooze.key)]
         if sent:
             self._changed()
         return sent
-
-    def _firing(self) -> list[tuple[str, str]]:
-        return [
-            (str(a["rule"]), str(a["key"])) for a in self._book.alerts() if a["state"] == "firing"
-        ]
-
-    def _still_firing(
-        self, rule_id: str, key: str, now: float, after: str, *, acked_too: bool = False
-    ) -> int:
-        """Enqueue one ``firing`` message for an alert whose mute ended, unless it no longer
-        fires, is acknowledged or is still muted by something else."""
-        rule = self._book.rules.rules.get(rule_id)
-        st = self._book.state_of(rule_id, key)
-        if rule is None or st is None or st.state != "firing":
-            return 0
-        if not acked_too and self.acknowledged(rule_id, key, st.since):
-            return 0
-        if self.snoozed(rule_id, key, now) or self.silenced_by(rule_id, key, now):
-            return 0
-        message = notification(
-            rule, key, st.variables, "firing", now=now, episode=st.since,
-            dedup=f"{rule_id}|{key}|firing|{st.since:.6f}|after {after} {now:.6f}",
-            on_error=_render_failed,
-        )  # fmt: skip
-        log.info("alert %s %s still firing after its %s ended", rule_id, key, after)
-        return int(self._sink.enqueue(message))
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -438,7 +385,3 @@ class Talkback:
                 + ", ".join(keys)
             )
         return keys[0]
-
-
-def _render_failed(rule: Rule, which: str, exc: Exception) -> None:
-    log.warning("rule %s: %s failed to render: %s", rule.id, which, exc)

@@ -17,9 +17,10 @@ from pydantic import SecretStr
 from notifier.config import ConfigError, HttpSettings, Settings
 from notifier.listen import parse_listen
 from notifier.logs import register_secret
-from notifier.talkback.actions import AlertBook, Talkback
+from notifier.talkback.actions import Talkback
 from notifier.talkback.api import TalkbackApi, silence_json
 from notifier.talkback.apitoken import ensure_token
+from notifier.talkback.endings import AlertBook
 from notifier.talkback.gate import Gate
 from notifier.talkback.pages import ActionPages
 from notifier.talkback.quiet import QuietHours

@@ -5,10 +5,7 @@ bounded cache persisted to the store, unknown hashes are looked up over REST off
 after a reconnect (and on start) each chain is caught up over REST (``reconcile``).
 
 Nothing an upstream sends grows memory without bound: frames are at most ``MAX_FRAME`` bytes,
-events waiting for a look-up at most ``MAX_WAITING_PER_ORDER`` per order and
-``MAX_WAITING``/``MAX_WAITING_BYTES`` in all (the oldest are dropped, counted in
-``dropped_waiting`` and logged once per overflow), and a look-up gives up after
-``LOOKUP_TIMEOUT``.
+and events waiting for a look-up are bounded by ``OrderLookups`` (``lookups.py``).
 """
 
 from __future__ import annotations
@@ -18,10 +15,8 @@ import functools
 import logging
 import re
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, Self
 
 from notifier.backoff import BackoffPolicy
@@ -35,16 +30,16 @@ from notifier.events import (
     OrderEvent,
     OrderInfo,
 )
-from notifier.logthrottle import LogLimiter
 from notifier.metrics import Metrics
 from notifier.sources.base import FeedHealth, FeedStatus, SourceContext
 from notifier.sources.fusion.frames import FrameReader
+from notifier.sources.fusion.lookups import OrderLookups, Pending
 from notifier.sources.fusion.reconcile import Reconciler
 from notifier.sources.fusion.rest import OrderRest
 from notifier.sources.fusion.solana import SolanaOrders
 from notifier.sources.fusion.solana_wire import SOLANA_VERSION
 from notifier.sources.fusion.store import OrderCache, SyncMarks
-from notifier.sources.fusion.wire import ORDER_HASH, int_or_none, order_info, state_key
+from notifier.sources.fusion.wire import int_or_none, order_info, state_key
 from notifier.sources.websocket import LinkOptions, Socket, WebSocketLink, open_session
 from notifier.store import Store
 from notifier.tokens import address_key
@@ -53,30 +48,13 @@ __all__ = ["SINCE_MARGIN", "OrderFeed"]
 
 log = logging.getLogger(__name__)
 
-MAX_PENDING_LOOKUPS = 1000  # beyond this, events for unknown hashes go out without order info
-MAX_WAITING_PER_ORDER = 64  # live events of one order waiting for its look-up
-MAX_WAITING = 4096  # ... of all orders
-MAX_WAITING_BYTES = 16 << 20  # their frames' size in all
 MAX_FRAME = 1 << 20  # an order event is a few KB; a bigger frame drops the connection
-LOOKUP_TIMEOUT = 30.0  # waiting for a REST slot included
-MISSING_TTL = 600.0  # a hash REST could not resolve is not asked again for this long
 FIRST_LOOKBACK = 3600.0  # no watermark yet (first start ever): list orders this far back
 # Subtracted from the watermark: server/local clock skew, a loss the heartbeat noticed late, a
 # watermark persisted up to WATERMARK_EVERY before a crash. Re-listing costs little: known
 # orders are skipped.
 SINCE_MARGIN = 300.0
 WATERMARK_EVERY = 30.0  # a connected chain's watermark is persisted at most this often
-
-
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    """A live event waiting for the REST look-up of its order."""
-
-    event: str
-    order_hash: str
-    result: Mapping[str, Any]
-    at: float
-    size: int  # of its frame, counted against MAX_WAITING_BYTES
 
 
 class _Link:
@@ -141,23 +119,19 @@ class OrderFeed:
         )
         for link in self._links.values():
             link.socket = self._socket(link)
-        self._lookups: dict[tuple[int, str], deque[_Pending]] = {}
-        self._waiting = 0  # events in ``_lookups``
-        self._waiting_bytes = 0
-        self.dropped_waiting = 0  # events dropped because the waiting room was full
-        self._overflowing = False  # an overflow was logged; cleared once the room is empty
-        self._limited = LogLimiter(log)
-        self._missing: dict[tuple[int, str], float] = {}
         self._reconciling: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._rest = OrderRest(
             settings.rest_url, settings.version, self._health, self._key, rest_concurrency
         )
+        self._lookups = OrderLookups(
+            self._cache, self._rest, self._health, self._deliver, self._spawn
+        )
         self._reconciler = Reconciler(
             self._cache,
             self._rest,
             functools.partial(self._deliver, reconciled=True),
-            self._lookups,
+            self._lookups.queues,
             reconcile_limit,
         )
         self.reconciliations = 0  # completed catch-ups after reconnects
@@ -187,6 +161,11 @@ class OrderFeed:
         self._reconciler.makers = frozenset(map(address_key, interest.makers))
         if self.solana is not None:
             self.solana.makers = self._reconciler.makers
+
+    @property
+    def dropped_waiting(self) -> int:
+        """Events dropped because the look-up waiting room was full."""
+        return self._lookups.dropped
 
     def cached_order(self, chain: int, order_hash: str) -> OrderInfo | None:
         entry = self._cache.get(chain, order_hash)
@@ -305,7 +284,7 @@ class OrderFeed:
             else:
                 self._cache.put(chain, info)
         elif self._cache.get(chain, order_hash) is None:
-            self._look_up_then_deliver(chain, _Pending(name, order_hash, result, at, size))
+            self._lookups.submit(chain, Pending(name, order_hash, result, at, size))
             return
         self._deliver(chain, name, order_hash, result, at)
 
@@ -343,101 +322,6 @@ class OrderFeed:
                 reconciled=reconciled,
             )
         )
-
-    def _look_up_then_deliver(self, chain: int, pending: _Pending) -> None:
-        key = (chain, pending.order_hash)
-        waiting = self._lookups.get(key)
-        if waiting is not None:  # keep per-order order: deliver behind the first one
-            self._wait(waiting, pending)
-            return
-        missing_since = self._missing.get(key)
-        if missing_since is not None and time.monotonic() - missing_since > MISSING_TTL:
-            del self._missing[key]
-            missing_since = None
-        if (
-            not self._rest.open
-            or missing_since is not None
-            or len(self._lookups) >= MAX_PENDING_LOOKUPS
-            or not ORDER_HASH.fullmatch(pending.order_hash)
-        ):
-            self._deliver(chain, pending.event, pending.order_hash, pending.result, pending.at)
-            return
-        waiting = self._lookups[key] = deque()
-        self._wait(waiting, pending)
-        self._spawn(self._look_up(chain, pending.order_hash), f"fusion-lookup-{chain}")
-
-    def _wait(self, waiting: deque[_Pending], pending: _Pending) -> None:
-        """Queue ``pending`` behind its order's look-up, dropping the oldest events when the
-        order's queue or the whole waiting room is full."""
-        waiting.append(pending)
-        self._waiting += 1
-        self._waiting_bytes += pending.size
-        while len(waiting) > MAX_WAITING_PER_ORDER:
-            self._drop(waiting, "per order")
-        while self._waiting > MAX_WAITING or self._waiting_bytes > MAX_WAITING_BYTES:
-            # Look-ups started in arrival order: the first non-empty queue holds the oldest.
-            oldest = next(queue for queue in self._lookups.values() if queue)
-            self._drop(oldest, "in all")
-
-    def _drop(self, waiting: deque[_Pending], limit: str) -> None:
-        dropped = waiting.popleft()
-        self._waiting -= 1
-        self._waiting_bytes -= dropped.size
-        self.dropped_waiting += 1
-        self._health.errors += 1
-        if not self._overflowing:
-            self._overflowing = True
-            log.warning(
-                "order feed: events waiting for order look-ups over the limit %s "
-                "(%d per order, %d or %d MiB in all): dropping the oldest (%s %s); "
-                "logged once until the queue empties",
-                limit,
-                MAX_WAITING_PER_ORDER,
-                MAX_WAITING,
-                MAX_WAITING_BYTES >> 20,
-                dropped.event,
-                dropped.order_hash,
-            )
-
-    def _release(self, key: tuple[int, str]) -> deque[_Pending]:
-        """Take the events waiting for ``key``'s look-up out of the waiting room."""
-        waiting = self._lookups.pop(key, deque())
-        self._waiting -= len(waiting)
-        self._waiting_bytes -= sum(pending.size for pending in waiting)
-        if not self._waiting and self._overflowing:
-            self._overflowing = False
-            log.info(
-                "order feed: look-up queue empty again; %d event(s) dropped in all",
-                self.dropped_waiting,
-            )
-        return waiting
-
-    async def _look_up(self, chain: int, order_hash: str) -> None:
-        key = (chain, order_hash)
-        try:
-            async with asyncio.timeout(LOOKUP_TIMEOUT):
-                found = await self._rest.status(chain, order_hash)
-        except asyncio.CancelledError:
-            self._release(key)
-            raise
-        except TimeoutError:
-            self._limited.warning(
-                "look-up timeout",
-                "order feed chain %d: look-up of %s took over %.0fs; its events go out without "
-                "order info",
-                chain,
-                order_hash,
-                LOOKUP_TIMEOUT,
-            )
-            found = None
-        if found is not None and found.info is not None:
-            self._cache.put(chain, found.info)
-        else:
-            if len(self._missing) >= MAX_PENDING_LOOKUPS:
-                self._missing.clear()
-            self._missing[key] = time.monotonic()
-        for pending in self._release(key):
-            self._deliver(chain, pending.event, pending.order_hash, pending.result, pending.at)
 
     def _start_reconcile(self, chain: int) -> None:
         previous = self._reconciling.get(chain)
