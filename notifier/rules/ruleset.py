@@ -91,8 +91,9 @@ class RuleSet:
         out.rules = self.rules.copy()  # a copy is cheap, a new dict of 100,000 rules is not
         out.rules.update((rule.id, rule) for rule in new)
         kept = {rule.id for rule in new}
-        for gone in [rule.id for rule in old if rule.id not in kept]:
-            del out.rules[gone]
+        for gone in old:  # an id this file gave up may be another changed file's by now
+            if gone.id not in kept and out.rules.get(gone.id) is gone:
+                del out.rules[gone.id]
         out.orders, out.intents, out.feeds = self.orders, self.intents, self.feeds
         out.windows, out.clocked = self.windows, self.clocked
         return out
