@@ -131,12 +131,12 @@ def data_begin(index: int, width: float) -> float:
     """Where the data of bucket ``index`` of a tier ``width`` wide begins. Up to a second it
     is the bucket's own start; a coarse bucket holds the whole seconds whose midpoints fall in
     it (``PairSeries._fold``), so its data begins at the first of them."""
-    return index * width if width <= 1.0 else float(math.ceil(index * width - 0.5))
+    return index * width if width <= 1.0 else _whole_second(index * width)
 
 
 def _whole_second(at: float) -> float:
-    """The second boundary a coarse tier's data starts or ends at for a nominal time ``at``
-    (a 1-second bucket's start, or a coarse bucket's, whose data begins at ``data_begin``)."""
+    """The second whose midpoint is the first at or after ``at``: where a coarse tier's data
+    starts or ends for a nominal time ``at`` (a bucket's start)."""
     return float(math.ceil(at - 0.5))
 
 
