@@ -61,8 +61,9 @@ def counter_values(text: str, wanted: dict[str, tuple[str, str]]) -> dict[str, f
 
 
 def commit_latency_ms(directory: Path, commits: int = 40) -> tuple[float, float]:
-    """p50 and p99 of one small SQLite commit in ``directory``, set up as the daemon's store
-    (WAL, ``synchronous=FULL``): the disk's share of every notification's latency."""
+    """p50 and p99 of one small SQLite commit in ``directory`` that waits for the disk (WAL,
+    ``synchronous=FULL``): the fsync every send waits for before its channel (the daemon's
+    store commits on the event loop without it, then syncs the log on the sender's thread)."""
     path = directory / "commit-probe.db"
     db = sqlite3.connect(path, isolation_level=None)
     try:

@@ -292,7 +292,7 @@ def _notes(r: Results) -> list[str]:
         )
     if disk:
         notes.append(
-            f"disk: one SQLite commit (WAL, synchronous=FULL, as the outbox) takes "
+            f"disk: one SQLite commit that waits for the disk (what a send waits for) takes "
             f"p50 {_num(disk.get('commit_p50_ms'), '.1f')} / "
             f"p99 {_num(disk.get('commit_p99_ms'), '.1f')} ms here"
         )

@@ -108,7 +108,7 @@ async def _run_phases(h: Harness) -> None:
     h.results.windows["history"] = history_figures(quick=h.plan.name == "quick")
     p50, p99 = commit_latency_ms(h.root)  # before anything else runs: nothing to block
     h.results.disk = {"path": str(h.root), "commit_p50_ms": p50, "commit_p99_ms": p99}
-    say(f"SQLite commit (WAL, synchronous=FULL) here: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    say(f"SQLite commit with its fsync here: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     sim = await h.start_simulator()
     async with LatencyCollector() as collector:
         await _prepare_daemon(h, sim, collector)

@@ -197,7 +197,7 @@ class Answers:
         report = None
         if errors_to and not is_error_report(row, self._digest_kinds(row)):
             report = dead_letter_report(row, error, now, errors_to)
-        with self._store.transaction():
+        with self._store.transaction(wait=False):
             reported = self._outbox.record_dead(row.id, result.delivered, error, now, report)
             if report is not None and reported is not None:
                 self._admit(reported, report.title, report.tags, now)

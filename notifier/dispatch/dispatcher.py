@@ -319,7 +319,7 @@ class Dispatcher:
         now = self._now()
         try:
             # One commit (the engine's, when it enqueues): the row and its rate-limit decision.
-            with self._store.transaction():
+            with self._store.transaction(wait=False):  # synced before any send
                 self._store.if_rolled_back(functools.partial(self._outage.lost, row))
                 row_id = self._outbox.add(row, now)
                 route = None if row_id is None else self._admit(row_id, row.title, row.tags, now)

@@ -99,7 +99,9 @@ class Launcher:
                 continue
             if not lane.free(now):
                 continue  # a finishing send on the lane wakes the loop
-            future = start(lane, channels, channel, row, timeout=self._timeout())
+            future = start(
+                lane, channels, channel, row, timeout=self._timeout(), store=self._outbox.store
+            )
             task = asyncio.create_task(
                 self._answers.deliver(row, route, channel, lane, future),
                 name=f"deliver-{row.id}-{channel.key[:8]}",

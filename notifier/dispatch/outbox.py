@@ -33,17 +33,19 @@ __all__ = ["KEEP_FINISHED", "Kind", "NewRow", "Outbox", "OutboxRow", "State"]
 class Outbox:
     """The outbox tables (created by the store's migrations). Every writing method is one
     ``store.transaction()``: its own, or part of the caller's (the rule engine's, or the
-    dispatcher's around a row and its rate-limit decision)."""
+    dispatcher's around a row and its rate-limit decision). Their commits do not wait for the
+    disk (the event loop makes them); ``sync`` does, and every send calls it first."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self.store = store  # whose ``sync()`` every send calls first
 
     # -- writing ---------------------------------------------------------------------------
 
     def add(self, row: NewRow, now: float, *, due: float | None = None) -> int | None:
         """Insert unless the key exists; durable once the transaction it joined (or its own)
-        commits. Returns the new id or None."""
-        with self._store.transaction() as db:
+        commits and is synced. Returns the new id or None."""
+        with self._store.transaction(wait=False) as db:
             return self._insert(db, row, now, due)
 
     @staticmethod
@@ -85,7 +87,7 @@ class Outbox:
         """Apply a rate-limit decision in one transaction: the tags the row may go to, the
         budget it used (``buckets``) and the held buckets folded into their open digests
         (``held``: bucket -> when its digest is due). False when nothing was admitted."""
-        with self._store.transaction() as db:
+        with self._store.transaction(wait=False) as db:
             db.executemany(
                 "INSERT INTO outbox_sends (tag, at) VALUES (?, ?)", [(b, now) for b in buckets]
             )
@@ -141,14 +143,14 @@ class Outbox:
 
     def seal_digest(self, digest_id: int, title: str, body: str, severity: Severity) -> None:
         """Close a digest to new items and store the text it will be sent with."""
-        with self._store.transaction() as db:
+        with self._store.transaction(wait=False) as db:
             db.execute(
                 "UPDATE outbox SET digest_open = 0, title = ?, body = ?, severity = ? WHERE id = ?",
                 (title, body, severity, digest_id),
             )
 
     def record_sent(self, row_id: int, delivered: Iterable[str], now: float) -> None:
-        with self._store.transaction() as db:
+        with self._store.transaction(wait=False) as db:
             done = self._done(db, row_id) | set(delivered)
             db.execute(
                 "UPDATE outbox SET state = 'sent', attempts = attempts + 1,"
@@ -172,7 +174,7 @@ class Outbox:
         otherwise due when its earliest channel is; ``attempts`` counts failures and the
         finishing answer. A row no longer pending (given up meanwhile) only learns a
         confirmation. True: this answer finished the row."""
-        with self._store.transaction() as db:
+        with self._store.transaction(wait=False) as db:
             found = db.execute(
                 "SELECT state, done_channels, retry_channels, next_attempt_at FROM outbox"
                 " WHERE id = ?",
@@ -221,7 +223,7 @@ class Outbox:
         now: float,
         next_attempt_at: float,
     ) -> None:
-        with self._store.transaction() as db:
+        with self._store.transaction(wait=False) as db:
             done = self._done(db, row_id) | set(delivered)
             db.execute(
                 "UPDATE outbox SET attempts = attempts + 1,"
@@ -246,7 +248,7 @@ class Outbox:
         report: NewRow | None,
     ) -> int | None:
         """Give a row up and, in the same transaction, enqueue its report (if any)."""
-        with self._store.transaction() as db:
+        with self._store.transaction(wait=False) as db:
             done = self._done(db, row_id) | set(delivered)
             db.execute(
                 "UPDATE outbox SET state = 'dead', attempts = attempts + 1,"

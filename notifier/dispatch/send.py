@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sqlite3
+from collections.abc import Callable
+from typing import Any
 
-from notifier.dispatch.channels import Channel, Channels, SendResult
+from notifier.dispatch.channels import Channel, Channels, RowSender, SendResult
 from notifier.dispatch.lanes import Lane
 from notifier.dispatch.outbox import OutboxRow
 from notifier.dispatch.pool import THREAD_GRACE
 from notifier.dispatch.ratelimit import ALL
 from notifier.durations import format_duration
+from notifier.store import Store
 
 __all__ = ["LATE_ANSWERS", "answer", "owed", "start", "timed_out", "unsendable"]
 
@@ -38,14 +42,23 @@ def unsendable(channels: Channels, route: tuple[str, ...]) -> SendResult:
 
 
 def start(
-    lane: Lane, channels: Channels, channel: Channel, row: OutboxRow, *, timeout: float
+    lane: Lane,
+    channels: Channels,
+    channel: Channel,
+    row: OutboxRow,
+    *,
+    timeout: float,
+    store: Store,
 ) -> asyncio.Future[SendResult]:
     """Submit the apprise call for ``row`` to ``channel`` on its lane (or hand the row to the
-    channel's own sender); running on return."""
+    channel's own sender); running on return. ``store.sync()`` runs first, on the worker:
+    nothing is sent before the commit that wrote it is on disk."""
+    lane.running.add(row.id)
     if channel.sender is not None:
-        lane.running.add(row.id)
-        return channel.sender.submit(row, timeout=LATE_ANSWERS * timeout)
+        return asyncio.ensure_future(_synced_then_submit(store, channel.sender, row, timeout))
     call = functools.partial(
+        _synced_then_send,
+        store.sync,
         channels.send,
         channel,
         title=row.title,
@@ -53,8 +66,26 @@ def start(
         severity=row.severity,
         timeout=LATE_ANSWERS * timeout + THREAD_GRACE,
     )
-    lane.running.add(row.id)
     return lane.pool.submit(call)
+
+
+def _synced_then_send(
+    sync: Callable[[], None], send: Callable[..., SendResult], channel: Channel, **kwargs: Any
+) -> SendResult:
+    try:
+        sync()
+    except sqlite3.Error as exc:  # the disk refused: not sent, tried again after a backoff
+        error = f"not sent: the store could not sync the row to disk ({exc})"
+        return SendResult(False, frozenset(), frozenset({channel.key}), True, error)
+    return send(channel, **kwargs)
+
+
+async def _synced_then_submit(
+    store: Store, sender: RowSender, row: OutboxRow, within: float
+) -> SendResult:
+    if not store.synced:  # usually the store's own thread has synced it already
+        await asyncio.to_thread(store.sync)
+    return await sender.submit(row, timeout=LATE_ANSWERS * within)
 
 
 def timed_out(channel: Channel, timeout: float) -> SendResult:

@@ -104,7 +104,7 @@ class Announcer:
         if self._store is None:
             self._sink.enqueue(message)
         else:
-            with self._store.transaction():
+            with self._store.transaction():  # waits for no disk; synced before the send
                 if save:
                     self._store.save(st)
                 self._sink.enqueue(message)

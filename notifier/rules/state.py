@@ -54,7 +54,7 @@ class StateStore:
         ]
 
     def save(self, st: AlertState) -> None:
-        with self._store.transaction() as db:
+        with self._store.transaction(wait=False) as db:
             db.execute(
                 "INSERT INTO rule_state VALUES (?,?,?,?,?,?,?,?,?,?)"
                 " ON CONFLICT (rule_id, key) DO UPDATE SET fingerprint = excluded.fingerprint,"
@@ -77,12 +77,13 @@ class StateStore:
             )
 
     def delete(self, rule_id: str, key: str) -> None:
-        with self._store.transaction() as db:
+        with self._store.transaction(wait=False) as db:
             db.execute("DELETE FROM rule_state WHERE rule_id=? AND key=?", (rule_id, key))
 
     def transaction(self) -> AbstractContextManager[object]:
-        """The store's transaction: a state change and the outbox row it causes commit together."""
-        return self._store.transaction()
+        """The store's transaction: a state change and the outbox row it causes commit together
+        (durable before the row is sent, without the event loop waiting for the disk)."""
+        return self._store.transaction(wait=False)
 
 
 def alert_views(states: Iterable[AlertState], rules: Mapping[str, Rule]) -> list[dict[str, Any]]:

@@ -119,13 +119,16 @@ class Store(ABC):
     # -- the contract ----------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self, *, durable: bool = True) -> Iterator[Connection]:
+    def transaction(self, *, durable: bool = True, wait: bool = True) -> Iterator[Connection]:
         """Begin … commit around the block (roll back if it raises); a block inside another
-        on the same thread joins the outer transaction.
+        on the same thread joins the outer transaction (whose keywords count).
 
-        ``durable=False`` (an outermost block only): the commit need not wait for the disk.
-        What it wrote survives the process dying, and becomes power-cut safe with the next
-        durable commit; for data that may lose its last seconds anyway (the quote history).
+        By default the block returns once its commit is on disk. ``wait=False``: durable all
+        the same, but the commit does not wait for the disk — the store syncs it on its own
+        thread within milliseconds, and ``sync()`` (which every send calls before the channel)
+        waits for it; for the event loop's writes (rule states, outbox rows, delivery marks).
+        ``durable=False``: what it wrote survives the process dying and reaches the disk with
+        the next sync; for data that may lose its last seconds anyway (the quote history).
         """
         with self._lock:
             if self._depth:
@@ -135,37 +138,41 @@ class Store(ABC):
                 finally:
                     self._depth -= 1
                 return
-            if not durable:
-                self._relax()
+            db = self._begin()
+            self._depth = 1
             try:
-                db = self._begin()
-                self._depth = 1
-                try:
-                    yield db
-                    self._depth = 0
-                    self._commit()
-                except BaseException as exc:
-                    self._depth = 0
-                    self._rollback()
-                    self._after_commit.clear()
-                    hooks, self._if_rolled_back = self._if_rolled_back, []
-                    for hook in hooks:
-                        hook(exc)
-                    raise
-            finally:
-                if not durable:
-                    self._tighten()
+                yield db
+                self._depth = 0
+                self._commit()
+            except BaseException as exc:
+                self._depth = 0
+                self._rollback()
+                self._after_commit.clear()
+                hooks, self._if_rolled_back = self._if_rolled_back, []
+                for hook in hooks:
+                    hook(exc)
+                raise
             self._if_rolled_back.clear()
             committed, self._after_commit = self._after_commit, []
-        for then in committed:  # outside the lock: other threads may write meanwhile
+        # Outside the lock: other threads may write meanwhile.
+        if durable and wait:
+            self.sync()
+        self._sync_soon()
+        for then in committed:
             then()
 
-    def _relax(self) -> None:  # noqa: B027 - optional: a backend may have no such mode
-        """Before a transaction whose commit need not wait for the disk (a backend without
-        such a mode commits it as any other)."""
+    def sync(self) -> None:  # noqa: B027 - a backend whose commits are durable has nothing to do
+        """Return once every commit made so far is on disk (``sqlite3.OperationalError`` if
+        the disk refuses). Here: each commit already is, when it returns."""
 
-    def _tighten(self) -> None:  # noqa: B027 - optional, as _relax
-        """After it: back to commits that wait for the disk; never raise."""
+    @property
+    def synced(self) -> bool:
+        """True when every commit made so far is on disk (``sync()`` would return at once)."""
+        return True
+
+    def _sync_soon(self) -> None:  # noqa: B027 - optional, as sync
+        """Have the commits made so far reach the disk shortly, without waiting (and do
+        whatever else the backend does after commits, off the committing thread)."""
 
     @abstractmethod
     def _joined(self) -> Connection:

@@ -1,7 +1,10 @@
-"""The SQLite store: one file in ``state_dir``, WAL, ``synchronous=FULL``.
+"""The SQLite store: one file in ``state_dir``, in WAL mode.
 
 ``SqliteStore`` is the only owner of the connection; the transaction contract (re-entrant
-blocks, one writer at a time, ``if_rolled_back``) is ``Store``'s, in ``base.py``.
+blocks, one writer at a time, ``if_rolled_back``, durability) is ``Store``'s, in ``base.py``.
+Commits write the log (``synchronous=NORMAL``); ``WalSync`` (``walsync.py``) makes them durable
+— at once for a default transaction, shortly on its own thread for ``wait=False`` — and
+checkpoints the log off the committing thread.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 from notifier.store.base import Store, StoreError
 from notifier.store.migrations import MIGRATIONS, Migration
+from notifier.store.walsync import WalSync
 
 __all__ = ["DB_FILENAME", "DamagedStoreError", "SqliteStore", "split_statements"]
 
@@ -50,6 +54,12 @@ class SqliteStore(Store):
         super().__init__()
         self._conn = conn
         self.path = path
+        conn.execute("PRAGMA journal_mode=WAL")
+        # A commit writes the log and returns; WalSync fsyncs it (a row the outbox confirmed
+        # is still there after a power cut) and runs the checkpoints, not the committer.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._disk = WalSync(path or _file_of(conn))
 
     @classmethod
     def open(cls, state_dir: Path, *, migrations: Sequence[Migration] | None = None) -> SqliteStore:
@@ -67,8 +77,6 @@ class SqliteStore(Store):
         try:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
             conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a row the outbox confirmed must still be there after a power cut.
-            conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             _prove_writable(conn)
         except sqlite3.Error as exc:
@@ -116,19 +124,22 @@ class SqliteStore(Store):
         self._conn.execute("BEGIN IMMEDIATE")
         return self._conn
 
-    def _relax(self) -> None:
-        # WAL with synchronous=NORMAL: no fsync at this commit; the next FULL one syncs it.
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-
-    def _tighten(self) -> None:
-        with suppress(sqlite3.Error):
-            self._conn.execute("PRAGMA synchronous=FULL")
-
     def _joined(self) -> sqlite3.Connection:
         return self._conn
 
     def _commit(self) -> None:
         self._conn.execute("COMMIT")
+        self._disk.committed()
+
+    def sync(self) -> None:
+        self._disk.sync()
+
+    @property
+    def synced(self) -> bool:
+        return self._disk.synced
+
+    def _sync_soon(self) -> None:
+        self._disk.soon()
 
     def _rollback(self) -> None:
         if self._conn.in_transaction:  # SQLite may have rolled back already (disk full)
@@ -139,8 +150,18 @@ class SqliteStore(Store):
             return self._conn.execute(sql, params).fetchall()
 
     def close(self) -> None:
+        self._disk.close()
         with self._lock:
             self._conn.close()
+        self._disk.release()  # only now: see HeldFile
+
+
+def _file_of(conn: sqlite3.Connection) -> Path:
+    """The file of a connection's main database."""
+    for _, name, file in conn.execute("PRAGMA database_list"):
+        if name == "main":
+            return Path(file)
+    raise StoreError("the connection has no main database")
 
 
 def _writable_dir(state_dir: Path) -> None:

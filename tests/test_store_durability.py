@@ -1,0 +1,183 @@
+"""When SQLite commits reach the disk: at once for a default transaction, on the store's own
+thread for ``wait=False`` (the event loop's writes), and always before a send; the log is
+checkpointed off the committing thread."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from notifier.dispatch import Dispatcher
+from notifier.metrics import Metrics
+from notifier.store import SqliteStore, Store
+from tests.receivers import HttpReceiver, running, write_apprise_yaml
+from tests.test_dispatch_delivery import make_settings, note
+
+
+class Fsyncs:
+    """Every ``os.fsync`` of the process: the file's inode and the thread that called it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, str]] = []
+
+    def of(self, path: Path) -> list[str]:
+        inode = path.stat().st_ino
+        return [thread for ino, thread in self.calls if ino == inode]
+
+
+@pytest.fixture
+def fsyncs(monkeypatch: pytest.MonkeyPatch) -> Fsyncs:
+    seen = Fsyncs()
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        seen.calls.append((os.fstat(fd).st_ino, threading.current_thread().name))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return seen
+
+
+def wal_of(store: SqliteStore) -> Path:
+    assert store.path is not None
+    return store.path.with_name(store.path.name + "-wal")
+
+
+def wait_for(predicate: object, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def insert(store: Store, text: str, *, wait: bool = True) -> None:
+    with store.transaction(wait=wait) as db:
+        db.execute("INSERT INTO outbox_sends VALUES (?, ?)", (text, 1.0))
+
+
+def test_a_default_commit_is_on_disk_when_it_returns(tmp_path: Path, fsyncs: Fsyncs) -> None:
+    store = Store.open(tmp_path)
+    assert isinstance(store, SqliteStore)
+    try:
+        before = len(fsyncs.of(wal_of(store)))
+        insert(store, "durable")
+        assert store.synced
+        mine = fsyncs.of(wal_of(store))[before:]
+        assert threading.current_thread().name in mine  # the committing thread synced it
+        assert b"durable" in wal_of(store).read_bytes()  # what the fsync covered
+    finally:
+        store.close()
+
+
+def test_a_commit_that_does_not_wait_is_synced_on_the_stores_thread(
+    tmp_path: Path, fsyncs: Fsyncs
+) -> None:
+    store = Store.open(tmp_path)
+    assert isinstance(store, SqliteStore)
+    try:
+        store.sync()
+        fsyncs.calls.clear()
+        insert(store, "soon", wait=False)
+        wait_for(lambda: store.synced)
+        threads = fsyncs.of(wal_of(store))
+        assert threads, "nothing synced the log"
+        assert threading.current_thread().name not in threads
+        assert set(threads) == {"notifier-store-sync"}
+        assert store.read("SELECT tag FROM outbox_sends") == [("soon",)]
+    finally:
+        store.close()
+
+
+def test_the_log_is_checkpointed_off_the_committing_thread(tmp_path: Path) -> None:
+    """SQLite's own checkpoint runs inside the commit that crosses 1,000 pages; here it is off,
+    and the store's thread copies the log into the database file instead."""
+    store = Store.open(tmp_path)
+    assert isinstance(store, SqliteStore)
+    assert store.path is not None
+    try:
+        assert store.read("PRAGMA wal_autocheckpoint") == [(0,)]
+        start = store.path.stat().st_size
+        blob = "x" * 4000
+        for n in range(800):  # ~3.2 MB through the log: past 1,000 frames of 4 KiB
+            insert(store, f"{n}:{blob}", wait=False)
+        wait_for(lambda: store.path is not None and store.path.stat().st_size - start > 2_000_000)
+    finally:
+        store.close()
+    reopened = Store.open(tmp_path)
+    try:
+        assert reopened.read("SELECT count(*) FROM outbox_sends") == [(800,)]
+    finally:
+        reopened.close()
+
+
+def delivered(http: HttpReceiver, count: int) -> Callable[[], bool]:
+    return lambda: len(http.delivered) == count
+
+
+class UnsyncedStore(SqliteStore):
+    """A store whose own thread never syncs: only an explicit ``sync()`` does. Counts its
+    commits, and how many of them the last sync covered."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commits = 0
+        self.synced_upto = 0
+
+    def _commit(self) -> None:
+        super()._commit()
+        self.commits += 1
+
+    def sync(self) -> None:
+        upto = self.commits
+        super().sync()
+        self.synced_upto = max(self.synced_upto, upto)
+
+    def _sync_soon(self) -> None:
+        pass
+
+
+class SyncedAtArrival(HttpReceiver):
+    """Notes, for every request, how many of the store's commits were on disk then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store: UnsyncedStore | None = None
+        self.synced_at_arrival: list[int] = []
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        assert self.store is not None
+        self.synced_at_arrival.append(self.store.synced_upto)
+        return await super()._handle(request)
+
+
+async def test_nothing_reaches_a_channel_before_its_commit_is_on_disk(tmp_path: Path) -> None:
+    """The outbox's commits do not wait for the disk (the event loop makes them); the send
+    syncs first, so a channel never hears of a row a power cut could still take back."""
+    async with SyncedAtArrival() as http:
+        config = write_apprise_yaml(tmp_path / "apprise.yml", [(http.url(), "")])
+        Store.open(tmp_path).close()
+        store = UnsyncedStore.open(tmp_path)
+        assert isinstance(store, UnsyncedStore)
+        http.store = store
+        dispatcher = Dispatcher(store, make_settings(tmp_path, config), Metrics())
+        written: list[int] = []
+        async with running(dispatcher):
+            await dispatcher.wait_settled()
+            for n in range(3):
+                synced_before = store.synced_upto
+                assert dispatcher.enqueue(note(f"n{n}"))
+                written.append(store.commits)  # the commit that wrote the row
+                assert store.synced_upto == synced_before  # the enqueue did not wait
+                await http.wait_until(delivered(http, n + 1))
+            await dispatcher.wait_settled()
+        store.close()
+    assert len(http.synced_at_arrival) == 3
+    for row_commit, synced in zip(written, http.synced_at_arrival, strict=True):
+        assert synced >= row_commit
