@@ -135,7 +135,7 @@ class Daemon(RuleReloading):
             on_failed=self._rule_failed,
             history=self.history,
         )
-        self._history_store = HistoryStore(self.store)
+        self._history_store = HistoryStore(self.store.history())
         self._history_store.load(self.history)
         self._after_reload(first, time.perf_counter())
         tb = self.talkback = TalkbackService(

@@ -165,6 +165,11 @@ class Store(ABC):
         """Return once every commit made so far is on disk (``sqlite3.OperationalError`` if
         the disk refuses). Here: each commit already is, when it returns."""
 
+    def history(self) -> Store:
+        """The store to keep the quote history in: this one (a backend may give it a file of
+        its own)."""
+        return self
+
     @property
     def synced(self) -> bool:
         """True when every commit made so far is on disk (``sync()`` would return at once)."""

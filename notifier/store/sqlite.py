@@ -10,6 +10,7 @@ checkpoints the log off the committing thread.
 from __future__ import annotations
 
 import errno
+import logging
 import sqlite3
 import tempfile
 import time
@@ -22,9 +23,22 @@ from notifier.store.base import Store, StoreError
 from notifier.store.migrations import MIGRATIONS, Migration
 from notifier.store.walsync import WalSync
 
-__all__ = ["DB_FILENAME", "DamagedStoreError", "SqliteStore", "split_statements"]
+__all__ = [
+    "DB_FILENAME",
+    "HISTORY_FILENAME",
+    "DamagedStoreError",
+    "SqliteStore",
+    "split_statements",
+]
+
+log = logging.getLogger(__name__)
 
 DB_FILENAME = "notifier.db"
+HISTORY_FILENAME = "history.db"  # the quote history: see SqliteStore.history
+_HISTORY_TABLES = (
+    ("quote_history_pairs", "pair, state, saved_at"),
+    ("quote_history", "pair, level, block, data"),
+)
 DB_COMPANIONS = ("-wal", "-shm")  # SQLite's files beside the database, named after it
 DAMAGED_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 # Failures that starting again may cure (space freed, a lock released, a flaky disk).
@@ -60,15 +74,61 @@ class SqliteStore(Store):
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA wal_autocheckpoint=0")
         self._disk = WalSync(path or _file_of(conn))
+        self._history: SqliteStore | None = None
+
+    def history(self) -> Store:
+        """The quote history's own database file beside this one (``history.db``), opened
+        once and closed with this store: its saves (megabytes every few seconds with many
+        pairs) then never hold this store's lock nor pass through its log, which every send
+        fsyncs. A new one takes over the history an older version kept in this file; a
+        damaged one is moved aside and the history starts empty."""
+        with self._lock:
+            if self._history is None and self.path is not None:
+                self._history = self._open_history(self.path.parent)
+            return self._history or self
+
+    def _open_history(self, state_dir: Path) -> SqliteStore:
+        fresh = not (state_dir / HISTORY_FILENAME).exists()
+        try:
+            history = SqliteStore.open(state_dir, filename=HISTORY_FILENAME)
+        except DamagedStoreError as exc:
+            log.warning("%s; the quote history starts empty", exc)
+            fresh = False
+            history = SqliteStore.open(state_dir, filename=HISTORY_FILENAME)
+        if fresh and self.read("SELECT 1 FROM quote_history_pairs LIMIT 1"):
+            history.take_history_from(self)
+        return history
+
+    def take_history_from(self, older: SqliteStore) -> None:
+        """Copy the quote history ``older`` holds into this file, then delete it there."""
+        assert older.path is not None
+        self._conn.execute("ATTACH DATABASE ? AS older", (str(older.path),))
+        try:
+            with self.transaction() as db:
+                for table, columns in _HISTORY_TABLES:
+                    db.execute(
+                        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM older.{table}"
+                    )
+        finally:
+            self._conn.execute("DETACH DATABASE older")
+        with older.transaction() as db:
+            for table, _ in _HISTORY_TABLES:
+                db.execute(f"DELETE FROM {table}")
 
     @classmethod
-    def open(cls, state_dir: Path, *, migrations: Sequence[Migration] | None = None) -> SqliteStore:
+    def open(
+        cls,
+        state_dir: Path,
+        *,
+        migrations: Sequence[Migration] | None = None,
+        filename: str = DB_FILENAME,
+    ) -> SqliteStore:
         """Open (creating) ``state_dir/notifier.db`` and bring its schema up to date.
 
         Raise ``StoreError`` naming the path; a damaged or empty database is first moved aside
         (``DamagedStoreError``), never opened over or overwritten."""
         _writable_dir(state_dir)
-        path = state_dir / DB_FILENAME
+        path = state_dir / filename
         if path.is_dir():
             raise StoreError(f"{path}: is a directory, not the database file")
         if path.exists():
@@ -150,6 +210,8 @@ class SqliteStore(Store):
             return self._conn.execute(sql, params).fetchall()
 
     def close(self) -> None:
+        if self._history is not None:
+            self._history.close()
         self._disk.close()
         with self._lock:
             self._conn.close()
