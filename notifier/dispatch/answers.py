@@ -18,7 +18,7 @@ from notifier.dispatch.outage import Confirmation, StoreOutage
 from notifier.dispatch.outbox import Outbox, OutboxRow
 from notifier.dispatch.ratelimit import Admit
 from notifier.dispatch.retry import RetryPolicy, dead_letter_report, is_error_report
-from notifier.dispatch.send import answer, timed_out
+from notifier.dispatch.send import LATE_ANSWERS, answer, late_answer, timed_out
 from notifier.durations import format_duration
 from notifier.metrics import Metrics
 
@@ -82,8 +82,14 @@ class Answers:
                 )
             except TimeoutError:
                 self.answered(row, route, channel, lane, timed_out(channel, timeout))
-                late = await answer(future, self._channels(), channel)
-                if late.ok:
+                late = await late_answer(future, self._channels(), channel, timeout)
+                if late is None:
+                    log.warning(
+                        "no answer from %s for %s (row %d) after %s; its lane goes on without it",
+                        short_label(channel), row.key, row.id,
+                        format_duration(LATE_ANSWERS * timeout),
+                    )  # fmt: skip
+                elif late.ok:
                     self.answered(row, route, channel, lane, late, late=True)
             else:
                 self.answered(row, route, channel, lane, result)

@@ -289,10 +289,12 @@ class Channels:
         ] + own
 
     def send(
-        self, channel: Channel, *, title: str, body: str, severity: str, timeout: float
+        self, channel: Channel, *, title: str, body: str, severity: str, timeout: float | None
     ) -> SendResult:
         """Send to one channel through an ``Apprise`` holding only its service; blocks, so
-        run it in a thread. ``timeout`` bounds the whole call (apprise then answers TIMEOUT).
+        run it in a thread. ``timeout`` bounds the whole call (apprise then answers TIMEOUT,
+        but runs the service on a thread of its own to do so); with None apprise calls the
+        service on this thread and the caller bounds its wait (the send stage does).
 
         One call per channel is what lets each channel have its own lane; apprise's tag
         priority escalation across services is not used.
@@ -309,7 +311,7 @@ class Channels:
             notify_type=_NOTIFY_TYPES.get(severity, NotifyType.INFO),
             body_format=NotifyFormat.TEXT,
             tag=MATCH_ALL,
-            timeout=timeout,
+            timeout=timeout or 0,  # 0: no deadline, no thread hop
         )
         with result:
             return self._read(result, channel)

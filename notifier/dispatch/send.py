@@ -3,8 +3,10 @@ channel's lane, awaited at most the delivery timeout.
 
 A call still running at the timeout is not abandoned: its outcome is uncertain (the channel
 may have taken the message), so the row is retried for that channel after a backoff, and a
-late confirmation is still recorded. apprise itself stops the call after ``LATE_ANSWERS``
-timeouts (plus ``THREAD_GRACE``), which frees the lane's slot.
+late confirmation is still recorded. After ``LATE_ANSWERS`` timeouts (plus ``THREAD_GRACE``)
+the wait ends (``late_answer``), which frees the lane's slot; a call that never returns keeps
+only its own worker thread. apprise is called without a deadline of its own: with one, it
+would run the service on yet another thread, one more wake-up on every send's path.
 """
 
 from __future__ import annotations
@@ -23,7 +25,15 @@ from notifier.dispatch.ratelimit import ALL
 from notifier.durations import format_duration
 from notifier.store import Store
 
-__all__ = ["LATE_ANSWERS", "answer", "owed", "start", "timed_out", "unsendable"]
+__all__ = [
+    "LATE_ANSWERS",
+    "answer",
+    "late_answer",
+    "owed",
+    "start",
+    "timed_out",
+    "unsendable",
+]
 
 LATE_ANSWERS = 4  # a late answer is awaited up to this many delivery timeouts
 
@@ -64,7 +74,7 @@ def start(
         title=row.title,
         body=row.body,
         severity=row.severity,
-        timeout=LATE_ANSWERS * timeout + THREAD_GRACE,
+        timeout=None,  # on this worker, no hop to apprise's own thread: answer() bounds it
     )
     return lane.pool.submit(call)
 
@@ -91,6 +101,20 @@ async def _synced_then_submit(
 def timed_out(channel: Channel, timeout: float) -> SendResult:
     error = f"no answer within {format_duration(timeout)}; it may still arrive"
     return SendResult(False, frozenset(), frozenset({channel.key}), True, error, uncertain=True)
+
+
+async def late_answer(
+    future: asyncio.Future[SendResult], channels: Channels, channel: Channel, delivery: float
+) -> SendResult | None:
+    """The answer of a call that outlived the ``delivery`` timeout, awaited up to
+    ``LATE_ANSWERS`` of them in all; None once that is over."""
+    try:
+        return await asyncio.wait_for(
+            answer(asyncio.shield(future), channels, channel),
+            (LATE_ANSWERS - 1) * delivery + THREAD_GRACE,
+        )
+    except TimeoutError:
+        return None
 
 
 async def answer(
