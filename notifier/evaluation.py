@@ -13,11 +13,17 @@ from collections.abc import Callable
 from notifier.eventqueue import EventQueue
 from notifier.rules.engine import Engine
 
-__all__ = ["EVAL_SLICE", "consume", "run_timers"]
+__all__ = ["BURST_HOLD", "BURST_PENDING", "EVAL_SLICE", "consume", "run_timers"]
 
 log = logging.getLogger("notifier.daemon")
 
 EVAL_SLICE = 0.02  # seconds of evaluation after which the consumer lets the loop run
+# A burst: this many events pending (quotes of distinct pairs, conflated) when the consumer
+# wakes. It then lets the readers go on while they still bring frames, up to BURST_HOLD, so
+# more quotes of a pair are replaced by a newer one before the engine sees them (every quote
+# is in the history already). A steady flow never has that many pending: no hold.
+BURST_PENDING = 64
+BURST_HOLD = 0.002
 
 
 async def consume(
@@ -33,6 +39,8 @@ async def consume(
             idle.set()
         await queue.wait()
         idle.clear()
+        if len(queue) >= BURST_PENDING:
+            await _let_readers_go_on(queue)
         before = engine.next_due()
         slice_end = time.perf_counter() + EVAL_SLICE
         for event in queue.drain():
@@ -49,6 +57,18 @@ async def consume(
         if len(queue):
             await asyncio.sleep(0)  # let the readers run between batches
         # else queue.wait() above suspends anyway: no extra switch per batch
+
+
+async def _let_readers_go_on(queue: EventQueue) -> None:
+    """Yield to the readers while each loop turn still brings frames, for ``BURST_HOLD`` at
+    most."""
+    hold_until = time.perf_counter() + BURST_HOLD
+    while time.perf_counter() < hold_until:
+        received = queue.received
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one turn to read the socket, one for the reader task
+        if queue.received == received:
+            return
 
 
 async def run_timers(
