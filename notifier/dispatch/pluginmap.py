@@ -11,6 +11,7 @@ doubtful map means apprise's own full load.
 from __future__ import annotations
 
 import ast
+import bisect
 import functools
 import os
 import re
@@ -25,8 +26,10 @@ _ENTRY = re.compile(r"^(?P<name>(?!base|_)[a-z0-9_]+)(\.py)?$", re.I)
 _NOTIFY_CLASS = re.compile(r"^Notify(?!Base|Format|ImageSize|Type)[A-Za-z0-9]+$")
 _ROOTS = {"NotifyBase", "URLBase"}  # their protocol and secure_protocol are None
 
-_CLASS = re.compile(r"^class\s+(\w+)\s*(?:\(([^)]*)\))?\s*:", re.M)
-_ATTR = re.compile(r"^    (protocol|secure_protocol)\s*(?::[^=\n]*)?=[ \t]*", re.M)
+# Each text is read with a "\n" in front: a pattern that starts with a literal is searched fast.
+_CLASS = re.compile(r"\nclass\s+(\w+)\s*(?:\(([^)]*)\))?\s*:")
+_ATTR = re.compile(r"\n    (protocol|secure_protocol)\s*(?::[^=\n]*)?=[ \t]*")
+_DEDENT = re.compile(r"\n(?=[^\s#])")  # a line at column 0: the class body has ended
 _SNIPPET_LINES = 40  # longest value we read after an ``=``
 
 
@@ -53,17 +56,27 @@ class _Class:
     attrs: dict[str, frozenset[str]]
 
 
-def _constant(name: str, body: str, texts: list[str]) -> ast.expr:
-    """``name`` as the class ``body`` or, failing that, its module defines it."""
-    found = re.search(rf"^    {re.escape(name)}\s*(?::[^=\n]*)?=[ \t]*", body, re.M)
-    if found:
-        return _expression(body, found.end())
-    pattern = re.compile(rf"^{re.escape(name)}\s*(?::[^=\n]*)?=[ \t]*", re.M)
-    for text in texts:
-        found = pattern.search(text)
+@dataclass(frozen=True, slots=True)
+class _Body:
+    """A class body: ``text[start:end]`` of one of its module's ``texts``."""
+
+    text: str
+    start: int
+    end: int
+    texts: list[str]
+
+    def constant(self, name: str) -> ast.expr:
+        """``name`` as the class body or, failing that, its module defines it."""
+        assign = rf"{re.escape(name)}\s*(?::[^=\n]*)?=[ \t]*"
+        found = re.compile(rf"\n    {assign}").search(self.text, self.start, self.end)
         if found:
-            return _expression(text, found.end())
-    raise _Doubt(name)
+            return _expression(self.text, found.end())
+        module = re.compile(rf"\n{assign}")
+        for text in self.texts:
+            found = module.search(text)
+            if found:
+                return _expression(text, found.end())
+        raise _Doubt(name)
 
 
 def module_entries(directory: Path) -> tuple[str, ...]:
@@ -88,11 +101,11 @@ def _expression(text: str, start: int) -> ast.expr:
 
 def _texts(path: Path) -> list[str]:
     files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-    return [file.read_text(encoding="utf-8") for file in files]
+    return ["\n" + file.read_text(encoding="utf-8") for file in files]
 
 
-def _schemas(node: ast.expr, body: str, texts: list[str], depth: int = 0) -> set[str]:
-    """The schemas the value ``node`` (in a class ``body`` of module ``texts``) names."""
+def _schemas(node: ast.expr, body: _Body, depth: int = 0) -> set[str]:
+    """The schemas the value ``node`` (written in the class ``body``) names."""
     if depth > 4:
         raise _Doubt("nested too deep")
     match node:
@@ -101,18 +114,18 @@ def _schemas(node: ast.expr, body: str, texts: list[str], depth: int = 0) -> set
         case ast.Constant(value=None):
             return set()
         case ast.Tuple(elts=items) | ast.List(elts=items) | ast.Set(elts=items):
-            return set().union(*(_schemas(item, body, texts, depth + 1) for item in items))
+            return set().union(*(_schemas(item, body, depth + 1) for item in items))
         case ast.Name(id=name):
-            return _schemas(_constant(name, body, texts), body, texts, depth + 1)
+            return _schemas(body.constant(name), body, depth + 1)
         case ast.Call(
             func=ast.Name(id="list" | "tuple" | "set"),
             args=[ast.Call(func=ast.Attribute(value=ast.Name(id=name), attr="keys"), args=[])],
         ):
-            table = _constant(name, body, texts)
+            table = body.constant(name)
             if not isinstance(table, ast.Dict) or None in table.keys:
                 raise _Doubt(name)
             keys = (key for key in table.keys if key is not None)
-            return set().union(*(_schemas(key, body, texts, depth + 1) for key in keys))
+            return set().union(*(_schemas(key, body, depth + 1) for key in keys))
     raise _Doubt(ast.dump(node)[:60])
 
 
@@ -130,23 +143,34 @@ def _attribute(name: str, attr: str, classes: dict[str, _Class], depth: int = 0)
     return _attribute(found.base, attr, classes, depth + 1)
 
 
+def _end(text: str, start: int) -> int:
+    dedent = _DEDENT.search(text, start)
+    return dedent.start() if dedent else len(text)
+
+
 def _classes(module: str, texts: list[str]) -> dict[str, _Class]:
     """The ``Notify…`` classes one module's source defines (read, then let go of the text:
     memory a process frees is seldom given back)."""
     classes: dict[str, _Class] = {}
     for text in texts:
         heads = list(_CLASS.finditer(text))
+        starts = [head.start() for head in heads]
+        ends = [_end(text, head.end()) for head in heads]
+        found: list[dict[str, re.Match[str]]] = [{} for _ in heads]
+        for attr in _ATTR.finditer(text):
+            at = bisect.bisect_right(starts, attr.start()) - 1
+            if at >= 0 and attr.start() < ends[at]:
+                found[at][attr.group(1)] = attr
         for at, head in enumerate(heads):
             name, bases = head.group(1), (head.group(2) or "").strip()
             if not _NOTIFY_CLASS.match(name):
                 continue
             if name in classes or "," in bases:
                 raise _Doubt(name)
-            end = heads[at + 1].start() if at + 1 < len(heads) else len(text)
-            body = text[head.end() : end]
+            body = _Body(text, head.end(), ends[at], texts)
             attrs = {
-                m.group(1): frozenset(_schemas(_expression(body, m.end()), body, texts))
-                for m in _ATTR.finditer(body)
+                key: frozenset(_schemas(_expression(text, match.end()), body))
+                for key, match in found[at].items()
             }
             classes[name] = _Class(module, bases.rpartition(".")[2] or None, attrs)
     return classes
