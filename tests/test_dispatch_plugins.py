@@ -194,3 +194,124 @@ async def test_listing_plugins_completes_the_full_load() -> None:
     assert on_demand["ready"] is True
     assert on_demand["after"] is False
     assert on_demand["services"] == full["services"]
+
+
+def write_plugins(directory: Path, sources: dict[str, str]) -> str:
+    """A plugins directory in apprise's layout: NAME.py files, or NAME/ packages."""
+    for name, source in sources.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source), encoding="utf-8")
+    return str(directory)
+
+
+def test_map_reads_literals_constants_key_lists_and_inherited_attributes(tmp_path: Path) -> None:
+    """What apprise's sources use to name schemas is read without importing them."""
+    directory = write_plugins(
+        tmp_path,
+        {
+            "base.py": "class NotifyBase:\n    protocol = None\n",  # apprise never imports base
+            "plain.py": """
+                class NotifyPlain(NotifyBase):
+                    protocol = "plain"
+                    secure_protocol = ("plains", "tls")
+            """,
+            "kodi.py": """
+                class NotifyKodi(NotifyBase):
+                    kodi = "kodi"
+                    protocol = (kodi, "xbmc")
+            """,
+            "loops.py": """
+                LOOPS = {"qt": 1, "kde": 2}
+                class NotifyLoopLevel:
+                    protocol = "not-a-plugin"
+                class NotifyLoops(NotifyBase):
+                    protocol = list(LOOPS.keys())
+            """,
+            "parent.py": "class NotifyParent(NotifyBase):\n    secure_protocol = 'parent'\n",
+            "child.py": """
+                from . import parent
+                class NotifyChild(parent.NotifyParent):  # protocol: NotifyBase's None
+                    secure_protocol = "child"
+            """,
+            "pkg/__init__.py": "from .impl import NotifyPkg\n",
+            "pkg/impl.py": """
+                class NotifyPkgCommon(NotifyBase):
+                    secure_protocol = "pkgs"
+                class NotifyPkg(NotifyPkgCommon):
+                    protocol = "pkg"
+            """,
+            "_private.py": "class NotifyHidden(NotifyBase):\n    protocol = 'hidden'\n",
+        },
+    )
+    plan = plugin_map(directory, "test-1")
+    assert plan is not None
+    assert plan.schemas == {
+        "plain": "plain",
+        "plains": "plain",
+        "tls": "plain",
+        "kodi": "kodi",
+        "xbmc": "kodi",
+        "qt": "loops",
+        "kde": "loops",
+        "parent": "parent",
+        "child": "child",
+        "pkg": "pkg",
+        "pkgs": "pkg",
+    }
+    assert plan.modules["loops"] == {"qt", "kde"}
+    assert "base" not in plan.entries
+    assert "_private" not in plan.entries
+
+
+def test_map_is_in_doubt_on_what_it_cannot_read(tmp_path: Path) -> None:
+    """A computed value, one schema in two modules (here by inheritance), a base class it does
+    not know: None, so apprise loads everything."""
+    computed = write_plugins(
+        tmp_path / "computed",
+        {"odd.py": "class NotifyOdd(NotifyBase):\n    protocol = make_schemas()\n"},
+    )
+    assert plugin_map(computed, "test-2") is None
+    twice = write_plugins(
+        tmp_path / "twice",
+        {
+            "one.py": "class NotifyOne(NotifyBase):\n    protocol = 'same'\n",
+            "two.py": "class NotifyTwo(NotifyBase):\n    protocol = 'same'\n",
+        },
+    )
+    assert plugin_map(twice, "test-3") is None
+    inherited = write_plugins(
+        tmp_path / "inherited",
+        {
+            "parent.py": "class NotifyParent(NotifyBase):\n    protocol = 'parent'\n",
+            "child.py": "class NotifyChild(NotifyParent):\n    secure_protocol = 'child'\n",
+        },
+    )
+    assert plugin_map(inherited, "test-4") is None
+    unknown = write_plugins(
+        tmp_path / "unknown",
+        {"odd.py": "class NotifyOdd(SomethingElse):\n    secure_protocol = 'odd'\n"},
+    )
+    assert plugin_map(unknown, "test-5") is None
+
+
+async def test_a_module_that_registers_otherwise_than_its_source_said_gets_the_full_load() -> None:
+    """When an imported module's schemas differ from the map's, apprise's full load takes over
+    and the schema is still served."""
+    code = """
+        import dataclasses, json
+        import notifier.dispatch.channels
+        from apprise.manager_plugins import NotificationManager
+        from notifier.dispatch import plugins
+        for plan in plugins._maps:  # none after a full load
+            wrong = {**plan.modules, "custom_json": frozenset({"json"})}  # jsons left out
+            plugins._maps[:] = [dataclasses.replace(plan, modules=wrong)]
+        served = "json" in NotificationManager()
+        print(json.dumps({"served": served, "on_demand": plugins.on_demand(),
+                          "count": len(NotificationManager().schemas())}))
+    """
+    got = await run_child(code)
+    full = await run_child(code, full=True)
+    assert got["served"] is True
+    assert got["on_demand"] is False
+    assert got["count"] == full["count"]

@@ -32,7 +32,15 @@ from notifier.dispatch.pluginmap import PluginMap, module_entries, plugin_map
 __all__ = ["complete", "install", "on_demand"]
 
 _ON_DEMAND = "<notifier: apprise plugins imported on demand>"  # in _loaded: "has loaded"
-_LAYOUT = ("_module_map", "_schema_map", "_custom_module_map", "_loaded", "_lock", "module_path")
+_LAYOUT = (
+    "_module_map",
+    "_schema_map",
+    "_custom_module_map",
+    "_loaded",
+    "_lock",
+    "module_path",
+    "module_name_prefix",
+)
 _lock = threading.RLock()
 _maps: list[PluginMap] = []  # the one map in use, once installed
 
@@ -63,19 +71,25 @@ def _serve(manager: Any, schema: object) -> bool:
     """Import the module that serves ``schema``, if any; whether it is now registered."""
     plan = _maps[0] if _maps else None
     module = plan.schemas.get(schema) if plan and isinstance(schema, str) else None
-    if module is not None:
+    if plan and module is not None:
         with _lock:
             if on_demand() and module not in manager._module_map:
-                try:
-                    _import(manager, [module])
-                except OSError:  # no temporary directory: apprise's own full load
-                    complete()
-                    return schema in manager._schema_map
-                entry = manager._module_map.get(module)
-                plugins = entry["plugin"] if entry else ()
-                if {s for p in plugins for s in p.schemas(p)} != plan.modules[module]:  # type: ignore[union-attr]
-                    complete()  # the source said otherwise than the module: trust apprise
+                _import_one(manager, module, plan.modules[module])
     return schema in manager._schema_map
+
+
+def _import_one(manager: Any, module: str, expected: frozenset[str]) -> None:
+    """Import ``module``; when that cannot be done, or it registers other schemas than its
+    source said, trust apprise: its full load."""
+    try:
+        _import(manager, [module])
+    except OSError:  # no temporary directory
+        complete()
+        return
+    entry = manager._module_map.get(module)
+    plugins = entry["plugin"] if entry else ()
+    if {schema for plugin in plugins for schema in plugin.schemas(plugin)} != expected:
+        complete()
 
 
 def _in_order(manager: Any) -> None:
