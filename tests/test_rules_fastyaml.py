@@ -3,12 +3,14 @@ reads, or hands the file over: same specs, places, fingerprints; YAML 1.1 pitfal
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notifier.rules.fastyaml import fast_parse
+from notifier.rules.fastyaml import fast_parse, ruamel_tag, tag_of
 from notifier.rules.loader import parse_text
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "rules"
@@ -107,3 +109,33 @@ def rule_files(draw: st.DrawFn) -> str:
 def test_generated_files_read_the_same_or_go_to_the_precise_loader(text: str) -> None:
     """Random files of YAML 1.1/1.2 pitfalls: the fast path equals ruamel whenever it answers."""
     _same(text)
+
+
+NUMBER_LIKE = st.from_regex(r"\A[-+]?[0-9_]{0,4}\.?[0-9_]{0,4}([eE][-+]?[0-9]{0,3})?\Z")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(NUMBER_LIKE, st.sampled_from(SCALARS + NUMBERS)))
+def test_numbers_read_without_ruamel_get_ruamels_tag(text: str) -> None:
+    """The decimal numbers ``fastyaml`` tags itself (so ruamel need not be imported for them)
+    get the tag ruamel's YAML 1.2 resolver gives."""
+    assert tag_of(text) == ruamel_tag(text)
+
+
+def test_plain_rule_files_need_no_ruamel() -> None:
+    """Reading the example rule files' plain shapes imports no ruamel (it costs start-up memory),
+    checked in a fresh interpreter."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from notifier.rules.loader import parse_text\n"
+        "from notifier.bench.workload import bench_pairs, rules_yaml, scale_rule_files\n"
+        "texts = list(scale_rule_files(bench_pairs(), 1000).values())\n"
+        "texts.append(rules_yaml(bench_pairs()))\n"
+        "assert all(parse_text(t, 'r.yaml')[0] for t in texts)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('ruamel')))\n"
+    )
+    done = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "[]"

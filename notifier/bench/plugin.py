@@ -15,6 +15,8 @@ from apprise import NotifyFormat
 from apprise.decorators import notify
 from apprise.manager_plugins import NotificationManager
 
+from notifier.dispatch.plugins import install
+
 __all__ = ["SCHEME"]
 
 SCHEME = "bench"
@@ -30,6 +32,8 @@ def _send(
     return True
 
 
-# apprise's plugin registry and decorator are untyped.
+# apprise's plugin registry and decorator are untyped. Asking it first imports every plugin
+# unless it imports them on demand (install).
+install()
 if SCHEME not in NotificationManager():  # type: ignore[no-untyped-call]
     notify(on=SCHEME, name="Bench", body_format=NotifyFormat.TEXT)(_send)  # type: ignore[no-untyped-call]

@@ -14,6 +14,8 @@ from apprise import NotifyFormat
 from apprise.decorators import notify
 from apprise.manager_plugins import NotificationManager
 
+from notifier.dispatch.plugins import install
+
 __all__ = ["SCHEME", "render"]
 
 SCHEME = "console"
@@ -40,6 +42,8 @@ def _print(body: str, title: str, notify_type: str, *args: Any, **kwargs: Any) -
     return True
 
 
-# apprise's plugin registry and decorator are untyped.
+# apprise's plugin registry and decorator are untyped. Asking it first imports every plugin
+# unless it imports them on demand (install).
+install()
 if SCHEME not in NotificationManager():  # type: ignore[no-untyped-call]
     notify(on=SCHEME, name="Console", body_format=NotifyFormat.TEXT)(_print)  # type: ignore[no-untyped-call]

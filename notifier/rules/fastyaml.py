@@ -12,21 +12,19 @@ same results.
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.nodes import ScalarNode as RuamelScalar
-from ruamel.yaml.resolver import VersionedResolver
 from yaml.cyaml import CParser  # type: ignore[attr-defined,unused-ignore]
 
 from notifier.rules.model import RULE_SPEC
 from notifier.rules.parsed import MAX_DEPTH, MAX_INT_DIGITS, Location, ParsedRule, fingerprint
 
-__all__ = ["UNREAD", "fast_parse", "resolve_plain"]
+__all__ = ["UNREAD", "fast_parse", "resolve_plain", "ruamel_tag", "tag_of"]
 
 _PLAIN = "!plain"  # what the composer is told a plain scalar's tag is: resolved here
 _STR, _SEQ, _MAP = "tag:yaml.org,2002:str", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
@@ -35,12 +33,14 @@ _STR, _SEQ, _MAP = "tag:yaml.org,2002:str", "tag:yaml.org,2002:seq", "tag:yaml.o
 _UNUSUAL = re.compile(r"^%|[\t\x85\u2028\u2029\ufeff]", re.MULTILINE)
 _INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
 _FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
+# 1.05, -0.5, 1.0e-12: a float by YAML 1.2 (and by _FLOAT)
+_DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)\.[0-9]+(?:[eE][-+]?[0-9]+)?")
+_INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
 _WORDS = {
     **dict.fromkeys(("null", "Null", "NULL", "~", ""), None),
     **dict.fromkeys(("true", "True", "TRUE"), True),
     **dict.fromkeys(("false", "False", "FALSE"), False),
 }
-_RESOLVER = VersionedResolver(version=(1, 2))
 _CACHE_LIMIT = 200_000
 _scalars: dict[str, Any] = {}  # plain scalar text -> its value (or _Unusual)
 
@@ -71,11 +71,38 @@ def _number(tag: str, text: str) -> Any:
         return int(text)
     if tag.endswith(":float") and _FLOAT.fullmatch(text):
         return float(text)
+    from ruamel.yaml import YAML  # noqa: PLC0415 - ruamel only for the rare number forms
+
     value = YAML(typ="rt").load(f"v: {text}\n")["v"]  # 0o17, 0x1F, 1_000, .inf, …
     for kind in (bool, int, float, str):
         if isinstance(value, kind):
             return kind(value)
     raise _Unusual
+
+
+@functools.cache
+def _ruamel_resolve() -> Any:
+    """ruamel's YAML 1.2 resolver, imported on the first scalar that needs it (ruamel costs
+    start-up memory; the plain words and numbers of most rule files do without)."""
+    from ruamel.yaml.nodes import ScalarNode  # noqa: PLC0415
+    from ruamel.yaml.resolver import VersionedResolver  # noqa: PLC0415
+
+    resolver = VersionedResolver(version=(1, 2))
+    return functools.partial(resolver.resolve, ScalarNode)
+
+
+def ruamel_tag(text: str) -> str:
+    """The tag ruamel's YAML 1.2 resolver gives the plain scalar ``text``."""
+    return str(_ruamel_resolve()(text, (True, False)))
+
+
+def tag_of(text: str) -> str:
+    """``ruamel_tag``, answered without ruamel for decimal integers and fractions."""
+    if _INT.fullmatch(text):
+        return _INT_TAG
+    if _DECIMAL.fullmatch(text):
+        return _FLOAT_TAG
+    return ruamel_tag(text)
 
 
 def _resolve(text: str) -> Any:
@@ -88,7 +115,7 @@ def _resolve(text: str) -> Any:
     if text in _WORDS:
         value: Any = _WORDS[text]
     else:
-        tag = str(_RESOLVER.resolve(RuamelScalar, text, (True, False)))
+        tag = tag_of(text)
         if tag == _STR:
             value = text
         elif tag.endswith((":int", ":float")):

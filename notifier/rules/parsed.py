@@ -1,12 +1,13 @@
 """What reading a rule file yields — places, errors, parsed rules — shared by the precise loader
-(``loader``, ruamel) and its fast path (``fastyaml``, libyaml)."""
+(``precise``, ruamel) and its fast paths (``lineyaml``, ``fastyaml``, libyaml)."""
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ __all__ = [
     "ParsedRule",
     "Places",
     "RuleError",
+    "did_you_mean",
     "fingerprint",
     "plain",
 ]
@@ -143,3 +145,10 @@ def fingerprint(item: Any, *, is_plain: bool = False) -> str:
     except TypeError:  # an integer beyond 64 bits: orjson refuses it, json does not
         raw = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """``"; did you mean X?"`` when a known word is close to ``word`` (any case), else ``""``."""
+    by_folded = {k.casefold(): k for k in known}
+    close = difflib.get_close_matches(word.casefold(), list(by_folded), n=1)
+    return f"; did you mean {by_folded[close[0]]}?" if close else ""
