@@ -22,7 +22,7 @@ EVAL_SLICE = 0.02  # seconds of evaluation after which the consumer lets the loo
 # wakes. It then lets the readers go on while they still bring frames, up to BURST_HOLD, so
 # more quotes of a pair are replaced by a newer one before the engine sees them (every quote
 # is in the history already). A steady flow never has that many pending: no hold.
-BURST_PENDING = 64
+BURST_PENDING = 256
 BURST_HOLD = 0.002
 
 
