@@ -135,7 +135,10 @@ class Daemon(RuleReloading):
             on_failed=self._rule_failed,
             history=self.history,
         )
-        self._history_store = HistoryStore(self.store.history())
+        try:
+            self._history_store = HistoryStore(self.store.history())
+        except StoreError as exc:  # history.db beside the store: names the path
+            raise StartupError(str(exc), retryable=exc.retryable) from None
         self._history_store.load(self.history)
         self._after_reload(first, time.perf_counter())
         tb = self.talkback = TalkbackService(

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from notifier.store import DB_FILENAME, MIGRATIONS, Migration, Store, StoreError
+from notifier.store.sqlite import HISTORY_FILENAME
 from tests.test_e2e_ops import PYTHON, SEEDED, STOP_TIMEOUT, clean_env, refused_config
 
 PAGE = 4096
@@ -191,6 +192,14 @@ def test_database_path_that_is_a_directory_is_refused(tmp_path: Path, config: Pa
     db = tmp_path / "state" / DB_FILENAME
     db.mkdir(parents=True)
     line = refusal(run_notifier(config), db)
+    assert "is a directory" in line
+
+
+def test_history_path_that_is_a_directory_is_refused(tmp_path: Path, config: Path) -> None:
+    """The quote history's own file (``history.db``) cannot be opened: one line, exit 78."""
+    history = tmp_path / "state" / HISTORY_FILENAME
+    history.mkdir(parents=True)
+    line = refusal(run_notifier(config), history)
     assert "is a directory" in line
 
 
