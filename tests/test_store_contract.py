@@ -114,9 +114,9 @@ def test_after_commit_runs_once_the_outer_transaction_committed(store: Store) ->
 
 def test_a_transaction_that_need_not_wait_for_the_disk_still_commits(store: Store) -> None:
     outbox = Outbox(store)
-    with store.transaction(durable=False):
+    with store.transaction(wait=False):
         outbox.add(row("relaxed"), 1.0)
-    with contextlib.suppress(RuntimeError), store.transaction(durable=False):
+    with contextlib.suppress(RuntimeError), store.transaction(wait=False):
         outbox.add(row("rolled back"), 2.0)
         raise RuntimeError("boom")
     with store.transaction():

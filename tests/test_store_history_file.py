@@ -91,7 +91,7 @@ def test_a_history_save_in_progress_does_not_hold_up_the_main_store(tmp_path: Pa
     saving, release = threading.Event(), threading.Event()
 
     def slow_save() -> None:
-        with store.history().transaction(durable=False) as db:
+        with store.history().transaction(wait=False) as db:
             db.execute("INSERT INTO quote_history_pairs VALUES ('p', '{}', 1.0)")
             saving.set()
             release.wait(30)

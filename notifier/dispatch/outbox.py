@@ -38,7 +38,11 @@ class Outbox:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self.store = store  # whose ``sync()`` every send calls first
+
+    @property
+    def store(self) -> Store:
+        """The store the rows are in: every send calls its ``sync()`` first."""
+        return self._store
 
     # -- writing ---------------------------------------------------------------------------
 

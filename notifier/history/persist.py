@@ -188,8 +188,8 @@ class HistoryStore:
         state = (text, orjson.dumps(_state(series)), series.last_at)
         batch.rows.append((_UPSERT_PAIR, state))
 
-    def _write(self, batch: _Batch, *, durable: bool = True) -> None:
-        with self._store.transaction(durable=durable) as db:
+    def _write(self, batch: _Batch, *, wait: bool = True) -> None:
+        with self._store.transaction(wait=wait) as db:
             for sql, params in batch.rows:
                 db.execute(sql, params)
         self._saved.update(batch.marks)
@@ -197,9 +197,9 @@ class HistoryStore:
     def _write_quietly(self, batch: _Batch) -> bool:
         """``_write`` on a worker thread, which then releases ``_writing``; False on failure."""
         try:
-            # Not waiting for the disk: a crash may lose the last seconds of history anyway,
-            # and the next durable commit (an outbox row, the stop's save) makes it safe.
-            self._write(batch, durable=False)
+            # Not waiting for the disk: the store syncs it shortly on its own thread (a
+            # power cut may lose the last seconds of history anyway; the stop's save waits).
+            self._write(batch, wait=False)
         except Exception as exc:
             log.warning("quote history not saved: %s", exc)
             return False

@@ -119,16 +119,15 @@ class Store(ABC):
     # -- the contract ----------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self, *, durable: bool = True, wait: bool = True) -> Iterator[Connection]:
+    def transaction(self, *, wait: bool = True) -> Iterator[Connection]:
         """Begin … commit around the block (roll back if it raises); a block inside another
-        on the same thread joins the outer transaction (whose keywords count).
+        on the same thread joins the outer transaction (whose keyword counts).
 
-        By default the block returns once its commit is on disk. ``wait=False``: durable all
-        the same, but the commit does not wait for the disk — the store syncs it on its own
-        thread within milliseconds, and ``sync()`` (which every send calls before the channel)
-        waits for it; for the event loop's writes (rule states, outbox rows, delivery marks).
-        ``durable=False``: what it wrote survives the process dying and reaches the disk with
-        the next sync; for data that may lose its last seconds anyway (the quote history).
+        By default the block returns once its commit is on disk. ``wait=False``: the commit
+        does not wait for the disk (it survives the process dying at once) — the store syncs
+        it on its own thread within milliseconds, and ``sync()`` (which every send calls
+        before the channel) waits for it; for the event loop's writes (rule states, outbox
+        rows, delivery marks) and the quote history's batches.
         """
         with self._lock:
             if self._depth:
@@ -155,7 +154,7 @@ class Store(ABC):
             self._if_rolled_back.clear()
             committed, self._after_commit = self._after_commit, []
         # Outside the lock: other threads may write meanwhile.
-        if durable and wait:
+        if wait:
             self.sync()
         self._sync_soon()
         for then in committed:
