@@ -26,6 +26,7 @@ class EventQueue:
         self._items: deque[Event | PairKey] = deque()
         self._latest: dict[PairKey, QuoteEvent] = {}
         self._ready = asyncio.Event()
+        self._woken = False  # ``_ready`` is set: a cheaper test than asking it, per quote
         self.conflated = 0
         self.received = 0
 
@@ -33,18 +34,23 @@ class EventQueue:
         self.received += 1
         if self._record is not None:
             self._record.write(event)
-        if isinstance(event, QuoteEvent):  # once per quote frame: each name looked up once
-            if self._history is not None:
-                self._history.record(event)
+        if type(event) is QuoteEvent:  # once per quote frame: each name looked up once
             pair, latest = event.pair, self._latest
+            if self._history is not None:
+                record = self._history.recorders.get(pair)
+                if record is not None:
+                    record(event.at, event.amount_out)
             if pair in latest:
+                latest[pair] = event
                 self.conflated += 1
-            else:
-                self._items.append(pair)
+                return  # pending already: the consumer is woken already
             latest[pair] = event
+            self._items.append(pair)
         else:
             self._items.append(event)
-        self._ready.set()
+        if not self._woken:
+            self._woken = True
+            self._ready.set()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -61,4 +67,5 @@ class EventQueue:
             out.append(latest.pop(item) if isinstance(item, tuple) else item)
         if not items:
             self._ready.clear()
+            self._woken = False
         return out

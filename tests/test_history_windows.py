@@ -4,6 +4,7 @@ the window functions evaluated natively and through Jinja with the same results.
 from __future__ import annotations
 
 import bisect
+import math
 from typing import Any
 
 from hypothesis import HealthCheck, example, given, settings
@@ -12,9 +13,10 @@ from hypothesis import strategies as st
 from notifier.events import PairKey
 from notifier.history.book import HistoryBook
 from notifier.history.pricing import Pricing
-from notifier.history.series import PairSeries
+from notifier.history.series import PairSeries, bucket_end
 from notifier.rules.sandbox import Expression
 from notifier.rules.windowfns import WindowFunctions
+from tests.test_history_persist import _image as image
 from tests.test_rules_native import same
 
 PROPERTIES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -140,6 +142,7 @@ def test_min_max_and_average_match_the_reference(
 @PROPERTIES
 @given(st.lists(GAPS, min_size=1, max_size=60), st.floats(min_value=0.0, max_value=30.0), WINDOWS)
 @example(gaps=[0.0, 9000.0], lag=0.0, window=5400.0)  # a gap filled in at once
+@example(gaps=[0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.625, 1.375], lag=1.0, window=30.0)
 def test_a_constant_price_averages_to_itself(gaps: list[float], lag: float, window: float) -> None:
     """However the buckets cut the window, a price that never moved averages to itself: the
     covered time and the areas summed must describe the same stretch."""
@@ -153,9 +156,12 @@ def test_a_constant_price_averages_to_itself(gaps: list[float], lag: float, wind
     assert stat.low(now) == stat.high(now) == 123.25
     average = stat.average(now)
     assert average is not None
-    # Times near 1.7e9 s carry ~0.2 µs of float error: a microsecond of the time covered.
+    # Times near 1.7e9 s carry ~0.2 µs of float error, and every bucket edge in the window
+    # (100 ms ones: up to 300 in 30 s) adds its own rounding, of either sign: ten microseconds
+    # of the time covered. (One microsecond was too tight: 9 quotes a second apart and a 30 s
+    # window gave 1.3 µs.)
     covered = max(min(window, now - START - gaps[0]), 0.1)
-    assert abs(average - 123.25) <= 123.25 * (1e-6 / covered + 1e-9), average
+    assert abs(average - 123.25) <= 123.25 * (1e-5 / covered + 1e-9), average
 
 
 @PROPERTIES
@@ -235,3 +241,56 @@ def test_native_and_jinja_agree_on_window_functions(
             results.append(("error", str(exc)))
     assert results[0][0] == results[1][0], (source, results)
     assert same(results[0][1], results[1][1]), (source, results)
+
+
+@PROPERTIES
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(
+                GAPS,
+                st.floats(min_value=0.0, max_value=0.06),  # many quotes per 100 ms bucket
+                st.floats(min_value=-0.2, max_value=0.0),  # out of order
+                st.just(1e-7),
+            ),
+            st.integers(min_value=0, max_value=10**12),
+        ),
+        min_size=1,
+        max_size=300,
+    ),
+    st.sampled_from([(1, True, None, None), (10**6, True, 1e6, 1e9), (10**9, False, 1e9, 1e6)]),
+)
+def test_the_quote_recorder_keeps_what_record_keeps(
+    stream: list[tuple[float, int]], shape: tuple[int, bool, float | None, float | None]
+) -> None:
+    """The per-quote recorder (the hot case inlined, bucket ends known without dividing) leaves
+    every tier bit for bit as ``record`` of the priced quote does, with quotes in the same
+    100 ms bucket, across bucket edges, and arriving out of order."""
+    pricer = Pricing(*shape, "A/B").pricer()
+    plain, fast = PairSeries(7 * 86400), PairSeries(7 * 86400)
+    record_quote = fast.recorder(pricer)
+    at = START
+    for gap, amount_out in stream:
+        at += gap
+        price = pricer(amount_out)
+        if price is not None:
+            plain.record(at, price)
+        record_quote(at, amount_out)
+    assert image(fast) == image(plain)
+
+
+@PROPERTIES
+@given(
+    st.floats(min_value=1.0e9, max_value=2.5e9),
+    st.sampled_from([0.1, 1.0, 3.6, 7.2, 0.3]),
+    st.floats(min_value=-2.0, max_value=2.0),
+)
+def test_a_bucket_ends_where_the_division_says(at: float, width: float, shift: float) -> None:
+    """``bucket_end`` is the least time the division puts past the bucket, so a quote before
+    it is in the bucket without dividing (which rounds, so it is not always ``(i+1)·width``)."""
+    index = math.floor(at / width)
+    end = bucket_end(index, width)
+    assert math.floor(end / width) > index
+    assert math.floor(math.nextafter(end, -math.inf) / width) <= index
+    probe = end + shift * width * 1e-9  # a few ulps either side of the edge
+    assert (math.floor(probe / width) > index) == (probe >= end)

@@ -16,7 +16,6 @@ __all__ = ["DEFAULT_MAX_WINDOW", "HistoryBook"]
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_WINDOW = 7 * 86400.0
-Recorder = Callable[[float, float], None]  # ``PairSeries.record``
 
 
 class HistoryBook:
@@ -27,8 +26,9 @@ class HistoryBook:
         self.series: dict[PairKey, PairSeries] = {}
         self.pricing: dict[PairKey, Pricing] = {}
         self._stats: dict[tuple[PairKey, float], WindowStat] = {}
-        # Per watched pair, what ``record`` needs in one lookup (it runs for every quote).
-        self._recorders: dict[PairKey, tuple[Callable[[int], float | None], Recorder]] = {}
+        # Per watched pair, its series' ``record`` of an output amount: ``record`` runs for
+        # every quote, so it is one lookup and one call.
+        self.recorders: dict[PairKey, Callable[[float, int], None]] = {}
 
     def watch(self, pricing: Mapping[PairKey, Pricing]) -> None:
         """The pairs the rules read now; their series start (or carry on) here. Series of
@@ -37,18 +37,15 @@ class HistoryBook:
         for pair in pricing:
             if pair not in self.series:
                 self.series[pair] = PairSeries(self.max_window)
-        self._recorders = {
-            pair: (found.pricer(), self.series[pair].record) for pair, found in pricing.items()
+        self.recorders = {
+            pair: self.series[pair].recorder(found.pricer()) for pair, found in pricing.items()
         }
 
     def record(self, event: QuoteEvent) -> None:
         """A quote of a watched pair enters its history; others are ignored."""
-        found = self._recorders.get(event.pair)
-        if found is None:
-            return
-        price = found[0](event.amount_out)
-        if price is not None:
-            found[1](event.at, price)
+        record = self.recorders.get(event.pair)
+        if record is not None:
+            record(event.at, event.amount_out)
 
     def advance(self, now: float) -> None:
         """Close every bucket that ended by ``now`` (the clock moves windows too)."""

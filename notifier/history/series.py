@@ -17,7 +17,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["Bucket", "PairSeries", "Tier", "data_begin", "tier_layout"]
+__all__ = ["Bucket", "PairSeries", "Tier", "bucket_end", "data_begin", "tier_layout"]
 
 FINE_WIDTH = 0.1  # seconds: the finest tier, for windows up to a minute
 FINE_SPAN = 60.0
@@ -140,13 +140,33 @@ def _whole_second(at: float) -> float:
     return float(math.ceil(at - 0.5))
 
 
+def bucket_end(index: int, width: float) -> float:
+    """The least time ``at`` with ``floor(at / width) > index``: where bucket ``index`` ends
+    as the division sees it (the division rounds, so not always ``(index + 1) * width``)."""
+    at = (index + 1) * width
+    while math.floor(at / width) > index:
+        at = math.nextafter(at, -math.inf)
+    while math.floor(at / width) <= index:
+        at = math.nextafter(at, math.inf)
+    return at
+
+
 Listener = Callable[[Bucket], None]
 
 
 class PairSeries:
     """Price history of one pair: ``record`` each quote, ``advance`` with the clock."""
 
-    __slots__ = ("first_at", "first_price", "last_at", "listeners", "price", "tiers")
+    __slots__ = (
+        "_fine_end",
+        "_fine_open",
+        "first_at",
+        "first_price",
+        "last_at",
+        "listeners",
+        "price",
+        "tiers",
+    )
 
     def __init__(self, max_window: float) -> None:
         self.tiers = [Tier(w, c, r) for w, c, r in tier_layout(max_window)]
@@ -155,6 +175,10 @@ class PairSeries:
         self.last_at = -math.inf  # the latest time recorded or advanced to
         self.price: float | None = None  # the price in force now
         self.listeners: list[list[Listener]] = [[] for _ in self.tiers]
+        # The finest tier's open bucket as ``record`` last saw it, and the first time past its
+        # end: while both hold, a quote needs no division to know it is in that bucket.
+        self._fine_open: Bucket | None = None
+        self._fine_end = -math.inf
 
     def listen(self, level: int, listener: Listener) -> Callable[[], None]:
         """Feed ``listener`` each bucket of tier ``level`` as it closes; returns the detach."""
@@ -181,12 +205,40 @@ class PairSeries:
             else:
                 bucket.area += bucket.last * (at - self.last_at)
                 self.last_at = at
+            if bucket is not self._fine_open:  # for ``recorder``'s hot case
+                self._fine_open, self._fine_end = bucket, bucket_end(bucket.index, FINE_WIDTH)
         bucket.last = price
         if price < bucket.low:
             bucket.low = price
         elif price > bucket.high:
             bucket.high = price
         self.price = price
+
+    def recorder(self, pricer: Callable[[int], float | None]) -> Callable[[float, int], None]:
+        """``record`` of a quote's output amount priced by ``pricer``, as one call, with its
+        hot case inlined: a later quote inside the open 100 ms bucket, known to be inside by
+        comparing with the bucket's end instead of dividing."""
+        fine, record = self.tiers[0], self.record
+
+        def record_quote(at: float, amount_out: int) -> None:
+            price = pricer(amount_out)
+            if price is None:
+                return
+            bucket = fine.open
+            if bucket is not self._fine_open or not self.last_at < at < self._fine_end:
+                record(at, price)
+                return
+            assert bucket is not None  # ``_fine_open`` is never None once set
+            bucket.area += bucket.last * (at - self.last_at)
+            self.last_at = at
+            bucket.last = price
+            if price < bucket.low:
+                bucket.low = price
+            elif price > bucket.high:
+                bucket.high = price
+            self.price = price
+
+        return record_quote
 
     def advance(self, now: float) -> None:
         """Close every bucket that ended by ``now``; the price in force carries on."""

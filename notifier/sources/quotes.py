@@ -45,15 +45,17 @@ def _wire(pair: PairKey) -> WireKey:
 
 
 class _Quote(msgspec.Struct, tag_field="type", tag="quote", rename={"in_mint": "in"}, gc=False):
-    """A well-formed quote push, as the fast decoder reads it (unknown fields are ignored)."""
+    """A quote push as UPSTREAMS §2 types it, read by the fast decoder (unknown fields are
+    ignored). A push that types a number otherwise (a digit string, a JSON integer amount)
+    takes the orjson path, which reads it as before."""
 
     in_mint: str
     out: str
     amount: str
-    amountOut: int | str  # the wire names, as they come
-    priceImpactBps: int | str
-    hops: int | str
-    slot: int | str
+    amountOut: str  # the wire names and types
+    priceImpactBps: int
+    hops: int
+    slot: int
 
 
 class _Ack(msgspec.Struct, tag_field="type", tag="subscribed", gc=False):
@@ -294,24 +296,16 @@ class QuoteStream:
 
     def _on_frame(self, connection: _Connection, data: str | bytes) -> None:
         """Parse one frame and hand a quote to the sink; never awaits. The hot path: once per
-        quote, so ``_as_int`` and ``FeedHealth.event`` are inlined (the fields the typed
-        decoder lets through are exactly ``int`` or ``str``)."""
+        quote, so ``_as_int`` and ``FeedHealth.event`` are inlined."""
         try:
             frame = _decode(data)
         except _FRAME_ERRORS:
             self._on_odd_frame(connection, data)
             return
         if type(frame) is _Quote:
-            try:  # digit strings; anything else int() takes, as ``_as_int`` does
-                v = frame.amountOut
-                amount_out = v if type(v) is int else int(v)
-                v = frame.priceImpactBps
-                impact = v if type(v) is int else int(v)
-                v = frame.hops
-                hops = v if type(v) is int else int(v)
-                v = frame.slot
-                slot = v if type(v) is int else int(v)
-            except ValueError as exc:  # a digit string that is not one
+            try:  # a digit string; anything else int() takes, as ``_as_int`` does
+                amount_out = int(frame.amountOut)
+            except ValueError as exc:
                 self._malformed(connection, f"bad quote ({describe_error(exc)})", data)
                 return
             pair = connection.pairs.get((frame.in_mint, frame.out, frame.amount))
@@ -321,7 +315,9 @@ class QuoteStream:
             count = self._count
             count.last_event_at = at
             count.events += 1
-            self._emit(QuoteEvent(pair, amount_out, impact, hops, slot, at))
+            self._emit(
+                QuoteEvent(pair, amount_out, frame.priceImpactBps, frame.hops, frame.slot, at)
+            )
         elif type(frame) is _Error:
             self._upstream_error(connection, frame.message)
         else:
