@@ -16,7 +16,7 @@ from aiohttp import web
 
 from notifier.dispatch import Dispatcher
 from notifier.metrics import Metrics
-from notifier.store import SqliteStore, Store
+from notifier.store import SqliteStore, Store, walsync
 from tests.receivers import HttpReceiver, running, write_apprise_yaml
 from tests.test_dispatch_delivery import make_settings, note
 
@@ -95,6 +95,27 @@ def test_a_commit_that_does_not_wait_is_synced_on_the_stores_thread(
         store.close()
 
 
+def test_a_sync_started_for_a_send_does_not_wait_to_gather_commits(
+    tmp_path: Path, fsyncs: Fsyncs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``start_sync`` (a send is about to wait for its row) has the store's thread sync at
+    once; ``soon`` alone gathers commits for ``SYNC_DELAY`` first (an hour here)."""
+    monkeypatch.setattr(walsync, "SYNC_DELAY", 3600.0)
+    store = Store.open(tmp_path)
+    assert isinstance(store, SqliteStore)
+    try:
+        store.sync()
+        fsyncs.calls.clear()
+        insert(store, "gathered", wait=False)
+        time.sleep(0.5)  # the store's thread is gathering: nothing synced yet
+        assert not store.synced
+        store.start_sync()
+        wait_for(lambda: store.synced)
+        assert set(fsyncs.of(wal_of(store))) == {"notifier-store-sync"}
+    finally:
+        store.close()
+
+
 def test_the_log_is_checkpointed_off_the_committing_thread(tmp_path: Path) -> None:
     """SQLite's own checkpoint runs inside the commit that crosses 1,000 pages; here it is off,
     and the store's thread copies the log into the database file instead."""
@@ -129,6 +150,7 @@ class UnsyncedStore(SqliteStore):
         super().__init__(*args, **kwargs)
         self.commits = 0
         self.synced_upto = 0
+        self.synced_on: set[int] = set()  # the threads that called ``sync``
 
     def _commit(self) -> None:
         super()._commit()
@@ -136,10 +158,14 @@ class UnsyncedStore(SqliteStore):
 
     def sync(self) -> None:
         upto = self.commits
+        self.synced_on.add(threading.get_ident())
         super().sync()
         self.synced_upto = max(self.synced_upto, upto)
 
     def _sync_soon(self) -> None:
+        pass
+
+    def start_sync(self) -> None:
         pass
 
 
@@ -171,10 +197,10 @@ async def test_nothing_reaches_a_channel_before_its_commit_is_on_disk(tmp_path: 
         async with running(dispatcher):
             await dispatcher.wait_settled()
             for n in range(3):
-                synced_before = store.synced_upto
+                store.synced_on.clear()
                 assert dispatcher.enqueue(note(f"n{n}"))
+                assert threading.get_ident() not in store.synced_on  # the enqueue did not wait
                 written.append(store.commits)  # the commit that wrote the row
-                assert store.synced_upto == synced_before  # the enqueue did not wait
                 await http.wait_until(delivered(http, n + 1))
             await dispatcher.wait_settled()
         store.close()

@@ -47,6 +47,7 @@ class WalSync:
         self._committed = 0  # commits whose log writes are done
         self._synced = 0  # commits known to be on disk
         self._wanted = False
+        self._urgent = False  # the next sync is wanted now, not after the gathering delay
         self._closed = False
         self._checkpointer: sqlite3.Connection | None = None
         self._thread = threading.Thread(target=self._run, name="notifier-store-sync", daemon=True)
@@ -85,6 +86,14 @@ class WalSync:
             self._wanted = True
             self._wake.notify()
 
+    def now(self) -> None:
+        """Start syncing the commits counted so far on the store's own thread at once: a
+        ``sync`` called meanwhile (a send's, on its worker) shares that fsync instead of
+        starting one after its own wake-up."""
+        with self._wake:
+            self._wanted = self._urgent = True
+            self._wake.notify()
+
     def close(self) -> None:
         """Stop the thread (a sync in progress finishes first). The store then closes its
         connection, which checkpoints and syncs whatever is left, and then ``release``."""
@@ -115,11 +124,11 @@ class WalSync:
             with self._wake:
                 while not self._wanted and not self._closed:
                     self._wake.wait()
-                if not self._closed:  # gather the commits of the next moment into one sync
-                    self._wake.wait(SYNC_DELAY)
+                if not self._closed and not self._urgent:
+                    self._wake.wait(SYNC_DELAY)  # gather the commits of the next moment
                 if self._closed:
                     break
-                self._wanted = False
+                self._wanted = self._urgent = False
             try:
                 self.sync()
                 if self._frames_behind() >= CHECKPOINT_FRAMES:
