@@ -17,10 +17,12 @@ from tests.test_dispatch_delivery import make_settings, note
 
 RELEASE = threading.Event()
 CALLS: list[str] = []
+THREADS: list[str] = []  # the thread each call ran on
 
 
 def _hanging_service(body: str, title: str, *args: Any, **kwargs: Any) -> bool:
     CALLS.append(title)
+    THREADS.append(threading.current_thread().name)
     if title == "stuck":
         RELEASE.wait(120)  # never answers while the test runs
     return True
@@ -48,3 +50,19 @@ async def test_a_call_that_never_returns_frees_its_lane_after_the_late_answers(
             assert dispatcher.pending_count() >= 1  # "stuck" is still owed
     finally:
         RELEASE.set()
+
+
+async def test_the_service_runs_on_the_lanes_worker_not_a_thread_of_aprises(
+    tmp_path: Path,
+) -> None:
+    """One hop from the event loop to the service: apprise is given no deadline of its own
+    (neither the call's nor the service's), so it calls the service on the worker that called
+    it instead of handing it to its own thread pool."""
+    config = write_apprise_yaml(tmp_path / "apprise.yml", [("hangtest://here", "")])
+    dispatcher = Dispatcher(Store.open(tmp_path), make_settings(tmp_path, config), Metrics())
+    CALLS.clear()
+    THREADS.clear()
+    async with running(dispatcher):
+        assert dispatcher.enqueue(note("quick"))
+        await wait_until(lambda: CALLS == ["quick"], timeout=30)
+    assert THREADS == ["notifier-send"]

@@ -200,7 +200,7 @@ class Channels:
         redactor: Secrets,
         senders: Sequence[RowSender] = (),
     ) -> None:
-        self.asset = AppriseAsset()
+        self.asset = _asset()
         self.apprise = Apprise(asset=self.asset)
         self.errors = list(errors)
         self.redactor = redactor
@@ -242,7 +242,7 @@ class Channels:
         apprise_log = logging.getLogger("apprise")
         apprise_log.addFilter(collector)
         try:
-            config = AppriseConfig()
+            config = AppriseConfig(asset=_asset())  # the services it makes carry this asset
             config.add(str(path))
             services = list(config.services())
         finally:
@@ -340,6 +340,14 @@ class Channels:
             messages = [e.message for e in result.call_logs()]
             parts.append(f"apprise {result.status.name.lower()}: " + "; ".join(messages[-2:]))
         return self.redactor("; ".join(parts))
+
+
+def _asset() -> AppriseAsset:
+    """apprise's settings for our services: no per-service deadline of apprise's own, since
+    with one apprise calls even a single service through its thread pool, a second thread hop
+    on every send's path. The send stage bounds the wait instead (``send.late_answer``), and
+    the services keep their socket timeouts."""
+    return AppriseAsset(service_timeout=0)
 
 
 def describe(channel: Channel) -> dict[str, Any]:
