@@ -71,7 +71,3 @@ class HistoryBook:
     def price(self, pair: PairKey) -> float | None:
         series = self.series.get(pair)
         return None if series is None else series.price
-
-    def memory_buckets(self) -> int:
-        """How many buckets are allocated, over every pair (32 bytes each)."""
-        return sum(len(tier.last) for s in self.series.values() for tier in s.tiers)

@@ -379,12 +379,6 @@ class PairSeries:
                     return newest.last
         return self.first_price  # ``at`` is in the first bucket of every tier
 
-    def open_buckets(self, upto: int) -> Iterator[Bucket]:
-        """The open buckets of tiers ``0 … upto``: what tier ``upto`` has not closed yet."""
-        for tier in self.tiers[: upto + 1]:
-            if tier.open is not None:
-                yield tier.open
-
     def level_for(self, window: float) -> int:
         """The tier that serves ``window``: the finest that reaches that far."""
         for level, tier in enumerate(self.tiers):
