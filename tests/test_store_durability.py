@@ -95,23 +95,23 @@ def test_a_commit_that_does_not_wait_is_synced_on_the_stores_thread(
         store.close()
 
 
-def test_a_sync_started_for_a_send_does_not_wait_to_gather_commits(
-    tmp_path: Path, fsyncs: Fsyncs, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("idle_after", [0.05, 3600.0])
+def test_commits_are_synced_whether_the_stores_thread_ticks_or_sleeps(
+    tmp_path: Path, fsyncs: Fsyncs, monkeypatch: pytest.MonkeyPatch, idle_after: float
 ) -> None:
-    """``start_sync`` (a send is about to wait for its row) has the store's thread sync at
-    once; ``soon`` alone gathers commits for ``SYNC_DELAY`` first (an hour here)."""
-    monkeypatch.setattr(walsync, "SYNC_DELAY", 3600.0)
+    """While commits come, the store's thread looks every SYNC_DELAY without being woken;
+    after IDLE_AFTER without one it sleeps until a commit wakes it. Either way a commit that
+    does not wait reaches the disk, on that thread."""
+    monkeypatch.setattr(walsync, "IDLE_AFTER", idle_after)
     store = Store.open(tmp_path)
     assert isinstance(store, SqliteStore)
     try:
-        store.sync()
-        fsyncs.calls.clear()
-        insert(store, "gathered", wait=False)
-        time.sleep(0.5)  # the store's thread is gathering: nothing synced yet
-        assert not store.synced
-        store.start_sync()
-        wait_for(lambda: store.synced)
-        assert set(fsyncs.of(wal_of(store))) == {"notifier-store-sync"}
+        for n in range(3):
+            time.sleep(0.3)  # past IDLE_AFTER = 0.05: asleep; with an hour: still ticking
+            fsyncs.calls.clear()
+            insert(store, f"after a pause {n}", wait=False)
+            wait_for(lambda: store.synced)
+            assert set(fsyncs.of(wal_of(store))) == {"notifier-store-sync"}
     finally:
         store.close()
 
@@ -163,9 +163,6 @@ class UnsyncedStore(SqliteStore):
         self.synced_upto = max(self.synced_upto, upto)
 
     def _sync_soon(self) -> None:
-        pass
-
-    def start_sync(self) -> None:
         pass
 
 

@@ -64,7 +64,6 @@ def start(
     channel's own sender); running on return. ``store.sync()`` runs first, on the worker:
     nothing is sent before the commit that wrote it is on disk."""
     lane.running.add(row.id)
-    store.start_sync()  # on the store's thread now: the worker's sync then mostly waits less
     if channel.sender is not None:
         return asyncio.ensure_future(_synced_then_submit(store, channel.sender, row, timeout))
     call = functools.partial(

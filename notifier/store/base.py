@@ -164,10 +164,6 @@ class Store(ABC):
         """Return once every commit made so far is on disk (``sqlite3.OperationalError`` if
         the disk refuses). Here: each commit already is, when it returns."""
 
-    def start_sync(self) -> None:  # noqa: B027 - optional, as sync
-        """Begin making the commits so far durable now, without waiting: a ``sync`` shortly
-        after (another thread's) then shares that work. Here: they are durable already."""
-
     def history(self) -> Store:
         """The store to keep the quote history in: this one (a backend may give it a file of
         its own)."""

@@ -198,10 +198,6 @@ class SqliteStore(Store):
     def synced(self) -> bool:
         return self._disk.synced
 
-    def start_sync(self) -> None:
-        if not self._disk.synced:
-            self._disk.now()
-
     def _sync_soon(self) -> None:
         self._disk.soon()
 

@@ -20,9 +20,10 @@ import os
 import sqlite3
 import struct
 import threading
+import time
 from pathlib import Path
 
-__all__ = ["CHECKPOINT_FRAMES", "SYNC_DELAY", "HeldFile", "WalSync"]
+__all__ = ["CHECKPOINT_FRAMES", "IDLE_AFTER", "SYNC_DELAY", "HeldFile", "WalSync"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,9 @@ CHECKPOINT_FRAMES = 1000
 # A commit that does not wait for the disk reaches it within this (plus the fsync); a send
 # syncs before the channel in any case.
 SYNC_DELAY = 0.05
+# Seconds without a commit after which the store's thread stops looking every SYNC_DELAY and
+# waits to be woken by the next commit.
+IDLE_AFTER = 1.0
 RETRY_AFTER = 1.0  # a background sync that failed is tried again after this long
 
 
@@ -46,8 +50,8 @@ class WalSync:
         self._wake = threading.Condition()
         self._committed = 0  # commits whose log writes are done
         self._synced = 0  # commits known to be on disk
-        self._wanted = False
-        self._urgent = False  # the next sync is wanted now, not after the gathering delay
+        self._wanted = False  # commits wait for the thread's next sync
+        self._idle = False  # the thread waits to be woken (else it looks every SYNC_DELAY)
         self._closed = False
         self._checkpointer: sqlite3.Connection | None = None
         self._thread = threading.Thread(target=self._run, name="notifier-store-sync", daemon=True)
@@ -77,22 +81,16 @@ class WalSync:
 
     def soon(self) -> None:
         """Have the commits counted so far synced on the store's own thread within
-        ``SYNC_DELAY`` (and the log checkpointed when it is due). Cheap while a sync is
-        already due: the thread is woken once per delay, not once per commit, so the
-        committing thread rarely hands it the GIL."""
+        ``SYNC_DELAY`` (and the log checkpointed when it is due). Usually just a flag: while
+        commits keep coming the thread looks every ``SYNC_DELAY`` by itself, and only a thread
+        gone idle is woken, so a commit (the event loop's, on the way to a send) seldom hands
+        the GIL to this thread."""
         if self._wanted:
             return
-        with self._wake:
-            self._wanted = True
-            self._wake.notify()
-
-    def now(self) -> None:
-        """Start syncing the commits counted so far on the store's own thread at once: a
-        ``sync`` called meanwhile (a send's, on its worker) shares that fsync instead of
-        starting one after its own wake-up."""
-        with self._wake:
-            self._wanted = self._urgent = True
-            self._wake.notify()
+        self._wanted = True
+        if self._idle:  # set under ``_wake`` before it waits: see ``_next``
+            with self._wake:
+                self._wake.notify()
 
     def close(self) -> None:
         """Stop the thread (a sync in progress finishes first). The store then closes its
@@ -118,17 +116,34 @@ class WalSync:
                 f"disk I/O error: cannot sync {self._wal.path.name}: {exc.strerror or exc}"
             ) from None
 
-    def _run(self) -> None:
-        failing = False
-        while True:
-            with self._wake:
+    def _next(self, quiet_since: float) -> bool | None:
+        """Wait for the next look: True when commits want a sync, False when none came, None
+        once closed. Ticks every ``SYNC_DELAY``; after ``IDLE_AFTER`` without a commit, waits
+        to be woken instead (``_idle`` is set under the lock before the flag is tested, so a
+        ``soon`` either sees it and wakes the thread, or set the flag before the test)."""
+        with self._wake:
+            if time.monotonic() - quiet_since >= IDLE_AFTER:
+                self._idle = True
                 while not self._wanted and not self._closed:
                     self._wake.wait()
-                if not self._closed and not self._urgent:
-                    self._wake.wait(SYNC_DELAY)  # gather the commits of the next moment
-                if self._closed:
-                    break
-                self._wanted = self._urgent = False
+                self._idle = False
+            if not self._closed:  # gather the commits of the next moment into one sync
+                self._wake.wait(SYNC_DELAY)
+            if self._closed:
+                return None
+            wanted, self._wanted = self._wanted, False
+            return wanted
+
+    def _run(self) -> None:
+        failing = False
+        quiet_since = time.monotonic()
+        while True:
+            wanted = self._next(quiet_since)
+            if wanted is None:
+                break
+            if not wanted:
+                continue
+            quiet_since = time.monotonic()
             try:
                 self.sync()
                 if self._frames_behind() >= CHECKPOINT_FRAMES:
