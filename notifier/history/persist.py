@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 SAVE_INTERVAL = 5.0  # seconds of history a crash may lose; a clean stop saves everything
 BATCH_BYTES = 1 << 18  # bytes of blocks per transaction of a periodic save (a small peak)
-BATCH_PAIRS = 32  # and pairs: each batch is packed in one slice of the event loop (~1 ms)
+SLICE_PAIRS = 16  # pairs packed in one slice of the event loop (well under a millisecond)
 
 
 def pair_text(pair: PairKey) -> str:
@@ -61,12 +61,13 @@ _UPSERT_PAIR = (
 class _Batch:
     """Rows of one transaction, and each (pair, level)'s head once they are written."""
 
-    __slots__ = ("blocks", "marks", "pairs", "rows", "size")
+    __slots__ = ("blocks", "levels", "marks", "pairs", "rows", "size")
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, tuple[Any, ...]]] = []
+        self.pairs: list[PairKey] = []  # whose rows all go first (then all at the current size)
+        self.levels: dict[int, list[tuple[str, int, int, bytes]]] = {}  # blocks, by tier
+        self.rows: list[tuple[str, tuple[Any, ...]]] = []  # then: old blocks gone, states
         self.marks: dict[tuple[PairKey, int], int] = {}
-        self.pairs: list[PairKey] = []  # whose rows are all at the current size once written
         self.size = 0  # bytes of blocks
         self.blocks = 0
 
@@ -131,8 +132,9 @@ class HistoryStore:
         with self._writing:  # after a save still in flight on a worker thread
             written = 0
             for batch in self._batches(book):
-                self._write(batch)
-                written += batch.blocks
+                if batch is not None:
+                    self._write(batch)
+                    written += batch.blocks
             return written
 
     def save_quietly(self, book: HistoryBook) -> None:
@@ -152,6 +154,9 @@ class HistoryStore:
         while True:
             await asyncio.sleep(interval)
             for batch in self._batches(book):
+                if batch is None:  # a slice packed: let quotes through before the next
+                    await asyncio.sleep(0)
+                    continue
                 self._writing.acquire()  # released by the worker (or a cancel while queued)
                 try:
                     done = loop.run_in_executor(None, self._write_quietly, batch)
@@ -167,26 +172,28 @@ class HistoryStore:
             except Exception as exc:
                 log.warning("old quote history not pruned: %s", exc)
 
-    def _batches(self, book: HistoryBook) -> Iterator[_Batch]:
+    def _batches(self, book: HistoryBook) -> Iterator[_Batch | None]:
         """What changed since the last save, pair by pair, in batches of about ``BATCH_BYTES``
-        of blocks or ``BATCH_PAIRS`` pairs (each its own transaction: a pair's rows are always
-        in one)."""
+        of blocks (each its own transaction: a pair's rows are always in one); None after
+        every ``SLICE_PAIRS`` pairs of a batch not full yet (where the loop may run)."""
         batch, pairs = _Batch(), 0
         for pair, series in list(book.series.items()):
             if series.first_at is None:
                 continue
             self._collect(pair, series, batch)
             pairs += 1
-            if batch.size >= BATCH_BYTES or pairs >= BATCH_PAIRS:
+            if batch.size >= BATCH_BYTES:
                 yield batch
                 batch, pairs = _Batch(), 0
+            elif pairs >= SLICE_PAIRS:
+                yield None
+                pairs = 0
         if batch.rows:
             yield batch
 
     def _collect(self, pair: PairKey, series: PairSeries, batch: _Batch) -> None:
         text, rows, saved = pair_text(pair), batch.rows, self._saved
         if pair not in self._current:
-            rows.append((_DELETE_PAIR, (text,)))
             batch.pairs.append(pair)
         for level, tier in enumerate(series.tiers):
             head = tier.head
@@ -195,9 +202,10 @@ class HistoryStore:
             size = self._block_size(tier.capacity)
             oldest = tier.oldest()
             since = max(saved.get((pair, level), oldest - 1), oldest - 1)
+            blocks = batch.levels.setdefault(level, [])
             for block in range((since + 1) // size, head // size + 1):
                 data = pack(tier, block, size)
-                rows.append((_UPSERT_BLOCK, (text, level, block, data)))
+                blocks.append((text, level, block, data))
                 batch.size += len(data)
                 batch.blocks += 1
             rows.append((_DELETE_BLOCKS, (text, level, oldest // size)))
@@ -207,6 +215,12 @@ class HistoryStore:
 
     def _write(self, batch: _Batch, *, wait: bool = True) -> None:
         with self._store.transaction(wait=wait) as db:
+            db.executemany(_DELETE_PAIR, [(pair_text(pair),) for pair in batch.pairs])
+            # A tier's blocks side by side, coarsest first: the newest block of each tier is
+            # rewritten by the saves to come (many of them, past the finest tier), so it
+            # shares its pages with its like rather than with finished blocks of the finest.
+            for level in sorted(batch.levels, reverse=True):
+                db.executemany(_UPSERT_BLOCK, batch.levels[level])
             for sql, params in batch.rows:
                 db.execute(sql, params)
         self._saved.update(batch.marks)
