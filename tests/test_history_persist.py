@@ -1,18 +1,22 @@
 """The quote history saved to a real SQLite store and restored: every tier's ring comes back
-bit for bit, whether saved at once, incrementally, or by the periodic saver's worker thread."""
+bit for bit, whether saved at once, incrementally, by the periodic saver's worker thread, or at
+another block size than the current one (then the next save moves it to the current size)."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from notifier.events import PairKey
+from notifier.history.blocks import block_size, ring_tenth
 from notifier.history.book import HistoryBook
 from notifier.history.persist import HistoryStore
 from notifier.history.pricing import Pricing
@@ -127,6 +131,85 @@ async def test_the_periodic_saver_writes_on_a_worker_then_a_stop_saves_the_rest(
         task.cancel()  # as the daemon stops: maybe while a batch is on the worker
         await asyncio.gather(task, return_exceptions=True)
         saver.save_quietly(book)
+        _same(book, _restored(store))
+    finally:
+        store.close()
+
+
+def _seven(capacity: int) -> int:
+    return min(7, capacity)
+
+
+def _block_sizes(store: Store) -> set[tuple[int, int]]:
+    """(level, buckets a block) of every saved block."""
+    rows = store.read("SELECT level, data FROM quote_history")
+    return {(level, len(bytes(data)) // 32) for level, data in rows}
+
+
+def _current_sizes(book: HistoryBook) -> set[tuple[int, int]]:
+    tiers = next(iter(book.series.values())).tiers
+    return {(level, block_size(tier.capacity)) for level, tier in enumerate(tiers)}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(first=STREAMS, second=STREAMS, old=st.sampled_from([ring_tenth, _seven]))
+def test_a_history_saved_at_another_block_size_restores_then_moves_to_the_current_size(
+    tmp_path_factory: pytest.TempPathFactory,
+    first: list[tuple[int, float, float]],
+    second: list[tuple[int, float, float]],
+    old: Callable[[int], int],
+) -> None:
+    store = Store.open(tmp_path_factory.mktemp("store"))
+    try:
+        book = _book()
+        at = _play(book, first, START)
+        HistoryStore(store, block_size=old).save(book)
+        restored, saver = _book(), HistoryStore(store)
+        saver.load(restored)
+        _same(book, restored)
+        _play(book, second, at)
+        _play(restored, second, at)
+        saver.save(restored)  # every pair, changed or not, is rewritten at the current size
+        assert _block_sizes(store) <= _current_sizes(book)
+        _same(book, _restored(store))
+    finally:
+        store.close()
+
+
+def test_a_history_saved_before_blocks_recorded_their_size_is_rewritten_once(
+    tmp_path: Path,
+) -> None:
+    """The state rows of an older version carry no block size: their blocks are tenths of the
+    ring. They restore bit for bit; the next save leaves only blocks of the current size, and
+    the save after it writes only what changed."""
+    store = Store.open(tmp_path)
+    try:
+        book = _book()
+        stream = [(n % 3, gap, 10.0 + n % 23) for n, gap in enumerate([0.35, 7.5, 1.0] * 400)]
+        at = _play(book, stream, START)
+        HistoryStore(store, block_size=ring_tenth).save(book)
+        with store.transaction() as db:  # as the older version wrote them
+            for text, state in store.read("SELECT pair, state FROM quote_history_pairs"):
+                older = orjson.loads(state)
+                for tier in older["tiers"]:
+                    del tier["block"]
+                db.execute(
+                    "UPDATE quote_history_pairs SET state = ? WHERE pair = ?",
+                    (orjson.dumps(older), text),
+                )
+        assert (1, 360) in _block_sizes(store)
+
+        restored, saver = _book(), HistoryStore(store)
+        saver.load(restored)
+        _same(book, restored)
+        assert saver.save(restored) > len(PAIRS) * 10  # all of it, though nothing changed
+        assert _block_sizes(store) <= _current_sizes(book)
+        _same(book, _restored(store))
+
+        _play(book, [(0, 0.5, 77.0)], at)
+        _play(restored, [(0, 0.5, 77.0)], at)
+        tiers = len(book.series[PAIRS[0]].tiers)
+        assert 0 < saver.save(restored) <= tiers + 1  # one pair's changed blocks, no more
         _same(book, _restored(store))
     finally:
         store.close()

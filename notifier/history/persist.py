@@ -1,9 +1,12 @@
-"""Quote history in the store: each tier's ring in blocks of a tenth of it, so a save writes
-only the blocks that changed since the last one, and a block the ring has left is deleted.
+"""Quote history in the store: each tier's ring in blocks of ``BLOCK_BUCKETS`` buckets
+(``blocks.py``), so a save writes only the blocks that changed since the last one, and a block
+the ring has left is deleted.
 
 ``quote_history_pairs`` holds each pair's small state (first quote, price in force, each
-tier's head and open bucket) as JSON; ``quote_history`` the blocks, as packed doubles
-(``last``, ``low``, ``high``, ``area`` columns of the block, NaN where nothing was kept).
+tier's head, open bucket and block size) as JSON; ``quote_history`` the blocks. A pair's rows
+are all of one block size: a history saved at another size (a tenth of the ring, before the
+size was recorded) is restored as it is, and the pair's next save replaces all of its rows at
+the current size in one transaction.
 """
 
 from __future__ import annotations
@@ -14,23 +17,24 @@ import math
 import threading
 import time
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
 
 from notifier.events import PairKey
+from notifier.history.blocks import block_size, pack, ring_tenth, unpack
 from notifier.history.book import HistoryBook
-from notifier.history.series import Bucket, PairSeries, Tier
+from notifier.history.series import Bucket, PairSeries
 from notifier.store import Store
 
 __all__ = ["SAVE_INTERVAL", "HistoryStore", "pair_from_text", "pair_text"]
 
 log = logging.getLogger(__name__)
 
-BLOCKS_PER_RING = 10
 SAVE_INTERVAL = 5.0  # seconds of history a crash may lose; a clean stop saves everything
 BATCH_BYTES = 1 << 18  # bytes of blocks per transaction of a periodic save (a small peak)
+SLICE_PAIRS = 16  # pairs packed in one slice of the event loop (well under a millisecond)
 
 
 def pair_text(pair: PairKey) -> str:
@@ -42,15 +46,12 @@ def pair_from_text(text: str) -> PairKey:
     return (token_in, token_out, amount, exact_in == "1")
 
 
-def _block_size(tier: Tier) -> int:
-    return max(1, tier.capacity // BLOCKS_PER_RING)
-
-
 _UPSERT_BLOCK = (
     "INSERT INTO quote_history (pair, level, block, data) VALUES (?,?,?,?)"
     " ON CONFLICT (pair, level, block) DO UPDATE SET data = excluded.data"
 )
 _DELETE_BLOCKS = "DELETE FROM quote_history WHERE pair = ? AND level = ? AND block < ?"
+_DELETE_PAIR = "DELETE FROM quote_history WHERE pair = ?"
 _UPSERT_PAIR = (
     "INSERT INTO quote_history_pairs (pair, state, saved_at) VALUES (?,?,?)"
     " ON CONFLICT (pair) DO UPDATE SET state = excluded.state, saved_at = excluded.saved_at"
@@ -60,10 +61,12 @@ _UPSERT_PAIR = (
 class _Batch:
     """Rows of one transaction, and each (pair, level)'s head once they are written."""
 
-    __slots__ = ("blocks", "marks", "rows", "size")
+    __slots__ = ("blocks", "levels", "marks", "pairs", "rows", "size")
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, tuple[Any, ...]]] = []
+        self.pairs: list[PairKey] = []  # whose rows all go first (then all at the current size)
+        self.levels: dict[int, list[tuple[str, int, int, bytes]]] = {}  # blocks, by tier
+        self.rows: list[tuple[str, tuple[Any, ...]]] = []  # then: old blocks gone, states
         self.marks: dict[tuple[PairKey, int], int] = {}
         self.size = 0  # bytes of blocks
         self.blocks = 0
@@ -72,9 +75,13 @@ class _Batch:
 class HistoryStore:
     """Saves and restores a ``HistoryBook``; remembers what each save already wrote."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, block_size: Callable[[int], int] = block_size) -> None:
         self._store = store
+        self._block_size = block_size  # buckets a block, for a tier's capacity
         self._saved: dict[tuple[PairKey, int], int] = {}  # (pair, level) -> head written
+        # Pairs whose saved rows are all at the current block size (restored or written so);
+        # the first save of any other pair deletes its rows before writing every tier.
+        self._current: set[PairKey] = set()
         # Held while a batch is packed and until it is written (maybe by a worker thread).
         self._writing = threading.Lock()
 
@@ -104,6 +111,7 @@ class HistoryStore:
         blocks: dict[int, list[tuple[int, bytes]]] = {}
         for level, block, data in rows:
             blocks.setdefault(level, []).append((block, bytes(data)))
+        current, marks = set(blocks), {}  # levels with rows not (yet) at the current size
         for level, (tier, saved) in enumerate(zip(series.tiers, state["tiers"], strict=False)):
             if [tier.width, tier.capacity] != saved["shape"]:
                 break  # [history] max_window changed the layout from here up
@@ -111,16 +119,22 @@ class HistoryStore:
             tier.open = Bucket(*saved["open"]) if saved["open"] else None
             empty = array("d", [math.nan]) * saved["count"]
             tier.last, tier.low, tier.high, tier.area = empty, empty[:], empty[:], empty[:]
-            _fill(tier, blocks.get(level, []))
-            self._saved[(pair, level)] = tier.head
+            unpack(tier, blocks.get(level, []))
+            marks[(pair, level)] = tier.head
+            if saved.get("block", ring_tenth(tier.capacity)) == self._block_size(tier.capacity):
+                current.discard(level)
+        if not current:
+            self._current.add(pair)
+            self._saved.update(marks)
 
     def save(self, book: HistoryBook) -> int:
         """Write what changed since the last save; returns blocks written."""
         with self._writing:  # after a save still in flight on a worker thread
             written = 0
             for batch in self._batches(book):
-                self._write(batch)
-                written += batch.blocks
+                if batch is not None:
+                    self._write(batch)
+                    written += batch.blocks
             return written
 
     def save_quietly(self, book: HistoryBook) -> None:
@@ -140,6 +154,9 @@ class HistoryStore:
         while True:
             await asyncio.sleep(interval)
             for batch in self._batches(book):
+                if batch is None:  # a slice packed: let quotes through before the next
+                    await asyncio.sleep(0)
+                    continue
                 self._writing.acquire()  # released by the worker (or a cancel while queued)
                 try:
                     done = loop.run_in_executor(None, self._write_quietly, batch)
@@ -155,44 +172,59 @@ class HistoryStore:
             except Exception as exc:
                 log.warning("old quote history not pruned: %s", exc)
 
-    def _batches(self, book: HistoryBook) -> Iterator[_Batch]:
+    def _batches(self, book: HistoryBook) -> Iterator[_Batch | None]:
         """What changed since the last save, pair by pair, in batches of about ``BATCH_BYTES``
-        of blocks (each its own transaction: a pair's rows are always in one)."""
-        batch = _Batch()
+        of blocks (each its own transaction: a pair's rows are always in one); None after
+        every ``SLICE_PAIRS`` pairs of a batch not full yet (where the loop may run)."""
+        batch, pairs = _Batch(), 0
         for pair, series in list(book.series.items()):
             if series.first_at is None:
                 continue
             self._collect(pair, series, batch)
+            pairs += 1
             if batch.size >= BATCH_BYTES:
                 yield batch
-                batch = _Batch()
+                batch, pairs = _Batch(), 0
+            elif pairs >= SLICE_PAIRS:
+                yield None
+                pairs = 0
         if batch.rows:
             yield batch
 
     def _collect(self, pair: PairKey, series: PairSeries, batch: _Batch) -> None:
-        text = pair_text(pair)
+        text, rows, saved = pair_text(pair), batch.rows, self._saved
+        if pair not in self._current:
+            batch.pairs.append(pair)
         for level, tier in enumerate(series.tiers):
-            if not len(tier.last):
+            head = tier.head
+            if saved.get((pair, level), -math.inf) >= head or not len(tier.last):
                 continue
-            size = _block_size(tier)
-            since = max(self._saved.get((pair, level), tier.oldest() - 1), tier.oldest() - 1)
-            if since >= tier.head:
-                continue
-            for block in range((since + 1) // size, tier.head // size + 1):
-                data = _pack(tier, block, size)
-                batch.rows.append((_UPSERT_BLOCK, (text, level, block, data)))
+            size = self._block_size(tier.capacity)
+            oldest = tier.oldest()
+            since = max(saved.get((pair, level), oldest - 1), oldest - 1)
+            blocks = batch.levels.setdefault(level, [])
+            for block in range((since + 1) // size, head // size + 1):
+                data = pack(tier, block, size)
+                blocks.append((text, level, block, data))
                 batch.size += len(data)
                 batch.blocks += 1
-            batch.rows.append((_DELETE_BLOCKS, (text, level, tier.oldest() // size)))
-            batch.marks[(pair, level)] = tier.head
-        state = (text, orjson.dumps(_state(series)), series.last_at)
-        batch.rows.append((_UPSERT_PAIR, state))
+            rows.append((_DELETE_BLOCKS, (text, level, oldest // size)))
+            batch.marks[(pair, level)] = head
+        state = (text, orjson.dumps(self._state(series)), series.last_at)
+        rows.append((_UPSERT_PAIR, state))
 
     def _write(self, batch: _Batch, *, wait: bool = True) -> None:
         with self._store.transaction(wait=wait) as db:
+            db.executemany(_DELETE_PAIR, [(pair_text(pair),) for pair in batch.pairs])
+            # A tier's blocks side by side, coarsest first: the newest block of each tier is
+            # rewritten by the saves to come (many of them, past the finest tier), so it
+            # shares its pages with its like rather than with finished blocks of the finest.
+            for level in sorted(batch.levels, reverse=True):
+                db.executemany(_UPSERT_BLOCK, batch.levels[level])
             for sql, params in batch.rows:
                 db.execute(sql, params)
         self._saved.update(batch.marks)
+        self._current.update(batch.pairs)
 
     def _write_quietly(self, batch: _Batch) -> bool:
         """``_write`` on a worker thread, which then releases ``_writing``; False on failure."""
@@ -222,95 +254,29 @@ class HistoryStore:
             gone += 1
         return gone
 
-
-def _state(series: PairSeries) -> dict[str, Any]:
-    return {
-        "first_at": series.first_at,
-        "last_at": series.last_at,
-        "price": series.price,
-        "first_price": series.first_price,
-        "tiers": [
-            {
-                "shape": [tier.width, tier.capacity],
-                "head": tier.head,
-                "base": tier.base,
-                "count": len(tier.last),
-                "open": None
-                if tier.open is None
-                else [
-                    tier.open.index,
-                    tier.open.last,
-                    tier.open.low,
-                    tier.open.high,
-                    tier.open.area,
-                ],
-            }
-            for tier in series.tiers
-        ],
-    }
-
-
-def _ring(tier: Tier, column: array[float], start: int, stop: int) -> array[float]:
-    """The values of closed buckets ``start … stop`` (all kept) of one column, in index order:
-    one slice of the ring, or two where it wraps."""
-    slot = tier.slot(start)
-    end = slot + stop - start + 1
-    if end <= len(column):
-        return column[slot:end]
-    return column[slot:] + column[: end - len(column)]
-
-
-def _pack(tier: Tier, block: int, size: int) -> bytes:
-    first = block * size
-    start, stop = max(first, tier.oldest()), min(first + size - 1, tier.head)
-    if start > stop:
-        return (array("d", [math.nan]) * (4 * size)).tobytes()
-    before, after = (
-        array("d", [math.nan]) * (start - first),
-        array("d", [math.nan]) * (first + size - 1 - stop),
-    )
-    return b"".join(
-        (before + _ring(tier, column, start, stop) + after).tobytes()
-        for column in (tier.last, tier.low, tier.high, tier.area)
-    )
-
-
-def _fill(tier: Tier, blocks: list[tuple[int, bytes]]) -> None:
-    for block, data in blocks:
-        values = array("d")
-        values.frombytes(data)
-        size = len(values) // 4
-        first = block * size
-        start, stop = max(first, tier.oldest()), min(first + size - 1, tier.head)
-        if start > stop:
-            continue
-        last = values[start - first : stop - first + 1]
-        if math.isnan(sum(last)) or not _put(tier, start, stop, values, size=size, first=first):
-            _fill_each(tier, start, stop, values, size=size, first=first)
-
-
-def _put(tier: Tier, start: int, stop: int, values: array[float], *, size: int, first: int) -> bool:
-    """Copy a block with no gap into the ring as slices; False where the ring would wrap."""
-    slot = tier.slot(start)
-    end = slot + stop - start + 1
-    if end > len(tier.last):
-        return False
-    for n, column in enumerate((tier.last, tier.low, tier.high, tier.area)):
-        offset = n * size + start - first
-        column[slot:end] = values[offset : offset + stop - start + 1]
-    return True
-
-
-def _fill_each(
-    tier: Tier, start: int, stop: int, values: array[float], *, size: int, first: int
-) -> None:
-    """The block value by value: a NaN ``last`` is a bucket the save did not have."""
-    for index in range(start, stop + 1):
-        offset = index - first
-        if math.isnan(values[offset]):
-            continue
-        slot = tier.slot(index)
-        tier.last[slot] = values[offset]
-        tier.low[slot] = values[size + offset]
-        tier.high[slot] = values[2 * size + offset]
-        tier.area[slot] = values[3 * size + offset]
+    def _state(self, series: PairSeries) -> dict[str, Any]:
+        return {
+            "first_at": series.first_at,
+            "last_at": series.last_at,
+            "price": series.price,
+            "first_price": series.first_price,
+            "tiers": [
+                {
+                    "shape": [tier.width, tier.capacity],
+                    "head": tier.head,
+                    "base": tier.base,
+                    "count": len(tier.last),
+                    "block": self._block_size(tier.capacity),
+                    "open": None
+                    if tier.open is None
+                    else [
+                        tier.open.index,
+                        tier.open.last,
+                        tier.open.low,
+                        tier.open.high,
+                        tier.open.area,
+                    ],
+                }
+                for tier in series.tiers
+            ],
+        }
