@@ -85,11 +85,11 @@ class WalSync:
         commits keep coming the thread looks every ``SYNC_DELAY`` by itself, and only a thread
         gone idle is woken, so a commit (the event loop's, on the way to a send) seldom hands
         the GIL to this thread."""
-        if self._wanted:
+        if self._wanted:  # the thread's next sync reads the commit count after this one
             return
-        self._wanted = True
-        if self._idle:  # set under ``_wake`` before it waits: see ``_next``
-            with self._wake:
+        with self._wake:  # never between ``_next``'s read of the flag and its reset
+            self._wanted = True
+            if self._idle:  # set under ``_wake`` before it waits: see ``_next``
                 self._wake.notify()
 
     def close(self) -> None:
