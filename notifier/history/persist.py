@@ -196,12 +196,13 @@ class HistoryStore:
         if pair not in self._current:
             batch.pairs.append(pair)
         for level, tier in enumerate(series.tiers):
-            head = tier.head
-            if saved.get((pair, level), -math.inf) >= head or not len(tier.last):
+            if not len(tier.last):
+                continue
+            head, oldest = tier.head, tier.oldest()
+            since = max(saved.get((pair, level), oldest - 1), oldest - 1)
+            if since >= head:
                 continue
             size = self._block_size(tier.capacity)
-            oldest = tier.oldest()
-            since = max(saved.get((pair, level), oldest - 1), oldest - 1)
             blocks = batch.levels.setdefault(level, [])
             for block in range((since + 1) // size, head // size + 1):
                 data = pack(tier, block, size)
