@@ -90,13 +90,17 @@ class RepeatFilter(logging.Filter):
         self._summarise(due)
 
     def _expired(self, now: float) -> list[_Window]:
-        """Remove and return windows that are over (insertion order is age order)."""
+        """Remove and return windows that are over (insertion order is age order). Looks at
+        the oldest only, not every window: each line logged calls it."""
         due: list[_Window] = []
-        for key, window in list(self._windows.items()):
+        windows = self._windows
+        while windows:
+            key = next(iter(windows))
+            window = windows[key]
             if now - window.started < self.interval:
                 break
             due.append(window)
-            del self._windows[key]
+            del windows[key]
         return due
 
     def _summarise(self, windows: list[_Window]) -> None:
