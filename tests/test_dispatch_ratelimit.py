@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from notifier.config import DeliverySettings, RateLimitSettings, Settings
 from notifier.dispatch import Dispatcher, Notification, Severity
 from notifier.dispatch.outbox import NewRow, Outbox
+from notifier.dispatch.ratelimit import Admission, RateLimiter
 from notifier.metrics import Metrics
 from notifier.store import Store
 from tests.receivers import FakeClock, HttpReceiver, running, write_apprise_yaml
@@ -141,3 +144,23 @@ async def test_rows_written_without_a_route_are_rate_limited_when_first_sent(
             await http.wait_until(lambda: len(http.delivered) == 6)
             await dispatcher.wait_settled()
         assert http.delivered[-1].title == "3 more notifications for tag 'burst' (rate limit)"
+
+
+@pytest.mark.parametrize("tags", [(), ("calm",), ("zeta", "calm", "alpha"), ("burst", "calm")])
+def test_a_written_row_is_the_row_read_back(tmp_path: Path, tags: tuple[str, ...]) -> None:
+    """The dispatcher starts a new row's sends from the row as it wrote it, without reading it
+    back: that row must be exactly what the outbox reads, whatever the tags and their order."""
+    store = Store.open(tmp_path)
+    outbox = Outbox(store)
+    settings = limited_settings(tmp_path, tmp_path / "apprise.yml")
+    limiter = RateLimiter(settings.delivery.rate_limit, settings.delivery.rate_limits, outbox)
+    admit = Admission(limiter, outbox, Metrics()).admit
+    row = NewRow.of(Notification(key="k", rule_id="r", title="t", body="b", tags=tags))
+    now = 1_700_000_000.25
+    with store.transaction():
+        row_id = outbox.add(row, now)
+        assert row_id is not None
+        route = admit(row_id, row.title, row.tags, now)
+        assert route is not None
+    assert row.written(row_id, route, now) == outbox.get(row_id)
+    store.close()

@@ -75,10 +75,12 @@ async def test_the_bots_tags_go_to_its_chats_only(tmp_path: Path) -> None:
     def labels(tags: list[str]) -> set[str]:
         return {c.label.partition("?")[0] for c in channels.select(tags)}
 
-    assert labels(["phone"]) == chats
-    assert labels(["admin"]) == {"json://127.0.0.1:9/a"}
-    assert labels(["phone", "admin"]) == {"json://127.0.0.1:9/a"} | chats
-    assert labels([]) == {"json://127.0.0.1:9/a", "json://127.0.0.1:9/b"}
+    for _ in range(2):  # the second time from what ``select`` remembers
+        assert labels(["phone"]) == chats
+        assert labels(["admin"]) == {"json://127.0.0.1:9/a"}
+        assert labels(["phone", "admin"]) == {"json://127.0.0.1:9/a"} | chats
+        assert labels([]) == {"json://127.0.0.1:9/a", "json://127.0.0.1:9/b"}
+        channels.select(["admin"]).clear()  # a caller's list is its own
     assert all(TOKEN not in c.label for c in channels.channels)
     await bot.close()
 

@@ -58,6 +58,7 @@ MATCH_ALL = "all"  # apprise's tag filter that reaches every channel, tagged or 
 PRIVACY_MASK = "****"  # what apprise's privacy URLs show: masked text reads the same
 # apprise logs on one logger; urllib3 logs request lines (paths, queries) at debug.
 SECRET_LOGGERS = ("apprise", "urllib3.connectionpool", "notifier.dispatch")
+SELECTED_KEPT = 1024  # tag lists whose channels ``Channels.select`` remembers
 
 
 def url_secrets() -> Secrets:
@@ -230,6 +231,9 @@ class Channels:
         self.senders = tuple(senders)  # a reload keeps them
         self._own = [Channel(s.key, s.label, s.tags, None, s) for s in senders]
         self._claimed = frozenset(tag for s in senders for tag in s.tags)
+        # What ``select`` found per tag list: a generation never changes its services, and
+        # apprise's look-up costs tens of µs on every send's path (several times per row).
+        self._selected: dict[tuple[str, ...], tuple[Channel, ...]] = {}
         self.channels += self._own
 
     @classmethod
@@ -278,6 +282,15 @@ class Channels:
     def select(self, tags: Sequence[str]) -> list[Channel]:
         """The channels apprise would notify for these tags (see ``tag_filter``), less the
         tags a ``RowSender`` claims, which go to it instead."""
+        key = tuple(tags)
+        found = self._selected.get(key)
+        if found is None:
+            if len(self._selected) >= SELECTED_KEPT:  # tags typed in chat commands, say
+                self._selected.clear()
+            found = self._selected[key] = tuple(self._find(key))
+        return list(found)
+
+    def _find(self, tags: tuple[str, ...]) -> list[Channel]:
         rest = [t for t in tags if t not in self._claimed]
         own = [c for c in self._own if set(c.tags) & set(tags)]
         if tags and not rest:

@@ -151,6 +151,29 @@ class NewRow:
             source=n.source,
         )
 
+    def written(self, row_id: int, route: tuple[str, ...], now: float) -> OutboxRow:
+        """The row ``Outbox.add`` wrote at ``now`` as ``row_id`` and the rate limit routed to
+        ``route``, as ``Outbox.get`` would read it back in the same transaction."""
+        return OutboxRow(
+            id=row_id,
+            key=self.key,
+            kind=self.kind,
+            rule_id=self.rule_id,
+            title=self.title,
+            body=self.body,
+            severity=self.severity,
+            tags=self.tags,
+            route=tuple(sorted(route)),
+            attempts=0,
+            first_attempt_at=None,
+            next_attempt_at=now,
+            done=frozenset(),
+            retry=None,
+            digest_tag=None,
+            digest_open=False,
+            enqueued_at=now,
+        )
+
 
 def dump(values: Iterable[str]) -> str:
     return json.dumps(sorted(values))
