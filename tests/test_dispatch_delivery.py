@@ -355,27 +355,6 @@ async def test_nothing_is_sent_before_the_enqueuing_transaction_commits(tmp_path
         assert http.arrivals == 1
 
 
-async def test_the_send_starts_when_the_enqueuing_transaction_commits(tmp_path: Path) -> None:
-    """No loop turn, wake-up or task start in between: when the engine's transaction that
-    wrote the row commits, the send is already running; before, nothing is."""
-    async with HttpReceiver() as http:
-        config = write_apprise_yaml(tmp_path / "apprise.yml", [(http.url(), "")])
-        store = Store.open(tmp_path)
-        dispatcher = Dispatcher(store, make_settings(tmp_path, config), Metrics())
-        async with running(dispatcher):
-            await dispatcher.wait_settled()
-            assert dispatcher.enqueue(note("alone"))
-            assert dispatcher.stats()["in_flight"] == 1
-            with store.transaction():  # as the rule engine does around a state change
-                assert dispatcher.enqueue(note("joined"))
-                assert dispatcher.stats()["in_flight"] == 1
-            assert dispatcher.stats()["in_flight"] == 2
-            await http.wait_until(lambda: len(http.delivered) == 2)
-            await dispatcher.wait_settled()
-        assert sorted(http.delivered_titles()) == ["alone", "joined"]
-        assert http.arrivals == 2
-
-
 async def test_a_hung_send_does_not_hold_up_the_next_notification(tmp_path: Path) -> None:
     """A channel call that never returns keeps its worker; the next notification goes out
     on another one, and the hung row stays pending for a retry."""

@@ -23,6 +23,25 @@ async def test_sequential_sends_reuse_one_worker() -> None:
         pool.close()
 
 
+async def test_with_a_handoff_a_worker_has_taken_the_call_when_submit_returns() -> None:
+    """The loop hands a send over and waits (GIL released) until a worker took it up, an
+    idle one or a new one, instead of leaving it waiting behind the rest of its turn."""
+    pool = SendPool(keep=2)
+    release = threading.Event()
+    try:
+        await pool.submit(lambda: None)  # one idle worker
+        taken_by_idle = pool.submit(release.wait, handoff=30.0)
+        assert pool.waiting == 0
+        taken_by_new = pool.submit(release.wait, handoff=30.0)  # none idle: a new one
+        assert pool.waiting == 0
+        assert pool.workers == 2
+        release.set()
+        assert await asyncio.gather(taken_by_idle, taken_by_new) == [True, True]
+    finally:
+        release.set()
+        pool.close()
+
+
 async def test_a_hung_call_does_not_hold_up_the_next_one() -> None:
     """While one call blocks (past its caller's timeout), the next runs on another worker."""
     pool = SendPool(keep=1)

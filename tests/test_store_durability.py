@@ -4,6 +4,7 @@ checkpointed off the committing thread."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -151,6 +152,7 @@ class UnsyncedStore(SqliteStore):
         self.commits = 0
         self.synced_upto = 0
         self.synced_on: set[int] = set()  # the threads that called ``sync``
+        self.syncs_needed = 0  # calls of ``sync`` that found commits not on disk yet
 
     def _commit(self) -> None:
         super()._commit()
@@ -159,6 +161,8 @@ class UnsyncedStore(SqliteStore):
     def sync(self) -> None:
         upto = self.commits
         self.synced_on.add(threading.get_ident())
+        if self.synced_upto < upto:
+            self.syncs_needed += 1
         super().sync()
         self.synced_upto = max(self.synced_upto, upto)
 
@@ -178,6 +182,38 @@ class SyncedAtArrival(HttpReceiver):
         assert self.store is not None
         self.synced_at_arrival.append(self.store.synced_upto)
         return await super()._handle(request)
+
+
+async def test_rows_committed_together_start_together_after_one_sync(tmp_path: Path) -> None:
+    """Rows committed in one stretch of the loop's work (the engine's batch of events) start
+    their sends as soon as it lets the loop run, in the next turn and before the delivery
+    loop looks, after one sync on the loop for them all; before, nothing is in flight."""
+    async with HttpReceiver() as http:
+        config = write_apprise_yaml(tmp_path / "apprise.yml", [(http.url(), "")])
+        Store.open(tmp_path).close()
+        store = UnsyncedStore.open(tmp_path)
+        assert isinstance(store, UnsyncedStore)
+        dispatcher = Dispatcher(store, make_settings(tmp_path, config), Metrics())
+        async with running(dispatcher):
+            await dispatcher.wait_settled()
+            store.synced_on.clear()
+            needed = store.syncs_needed
+            assert dispatcher.enqueue(note("alone"))
+            with store.transaction(wait=False):  # as the rule engine does (``StateStore``)
+                assert dispatcher.enqueue(note("joined"))
+                assert dispatcher.stats()["in_flight"] == 0
+            assert dispatcher.stats()["in_flight"] == 0  # the committing code still runs
+            assert store.synced_upto < store.commits
+            await asyncio.sleep(0)  # one turn of the loop
+            assert dispatcher.stats()["in_flight"] == 2
+            assert store.synced_upto == store.commits
+            assert store.syncs_needed == needed + 1  # one sync for both rows
+            assert threading.get_ident() in store.synced_on  # the loop's, before the hand-off
+            await http.wait_until(lambda: len(http.delivered) == 2)
+            await dispatcher.wait_settled()
+        store.close()
+    assert sorted(http.delivered_titles()) == ["alone", "joined"]
+    assert http.arrivals == 2
 
 
 async def test_nothing_reaches_a_channel_before_its_commit_is_on_disk(tmp_path: Path) -> None:

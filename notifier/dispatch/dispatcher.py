@@ -102,6 +102,7 @@ class Dispatcher:
         self._stopping = False
         self._next_prune = 0.0
         self._pending_stale = False  # the gauge of pending rows wants counting again
+        self._committed_rows: list[OutboxRow] = []  # written and committed, sends not started
         self._outage = StoreOutage(
             store,
             self._outbox,
@@ -346,17 +347,28 @@ class Dispatcher:
         self._wake.set()
 
     def _committed(self, row: OutboxRow) -> None:
-        """The row's transaction committed: start its sends now, from the committing code
-        (the engine's), instead of on a later turn of the event loop, with the row as it was
-        just written (not read back: one query less on the way to the send). Off the loop's
-        thread, or when anything stands in the way, the woken delivery loop starts it."""
+        """The row's transaction committed: its sends start right after the code that
+        committed it (the engine's batch of events) lets the loop run, together with the
+        other rows committed meanwhile (one fsync for them all), and before the delivery
+        loop's own look at the outbox. The row is the one just written, not read back. Off
+        the loop's thread the woken delivery loop starts it."""
         if not self._running or self._stopping or self._loop_thread != threading.get_ident():
+            return
+        self._committed_rows.append(row)
+        if len(self._committed_rows) == 1:
+            asyncio.get_running_loop().call_soon(self._start_committed)
+
+    def _start_committed(self) -> None:
+        rows, self._committed_rows = self._committed_rows, []
+        if self._stopping:
             return
         try:
             if self._outage.current is None and not self._outbox.uncommitted:
-                self._launch.start(row, self._now())
-        except Exception:  # the engine called this: never fail it; the loop retries the row
-            log.exception("starting the sends of outbox row %d failed; retrying", row.id)
+                now = self._now()
+                for row in rows:
+                    self._launch.start(row, now)
+        except Exception:  # never fail the loop's callback: the delivery loop retries them
+            log.exception("starting the sends of %d new outbox row(s) failed; retrying", len(rows))
             self._poke()
 
     def _start_due(self, now: float) -> bool:

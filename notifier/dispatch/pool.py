@@ -28,7 +28,9 @@ THREAD_GRACE = 5.0  # apprise enforces the timeout itself; this only catches a h
 # with quotes (CPython's default is 5 ms, paid twice per send: our worker, apprise's).
 SWITCH_INTERVAL = 0.001
 
-_Job = tuple[Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop]
+_Job = tuple[
+    Callable[[], Any], asyncio.Future[Any], asyncio.AbstractEventLoop, threading.Event | None
+]
 
 
 class SendPool:
@@ -53,8 +55,19 @@ class SendPool:
         """Worker threads alive now (idle, busy or stuck in a call)."""
         return self._workers
 
-    def submit(self, call: Callable[[], T]) -> asyncio.Future[T]:
-        """Start ``call`` on a worker now; the future (of the running loop) gets its outcome."""
+    @property
+    def waiting(self) -> int:
+        """Calls submitted that no worker has taken up yet."""
+        return self._jobs.qsize()
+
+    def submit(self, call: Callable[[], T], *, handoff: float = 0.0) -> asyncio.Future[T]:
+        """Start ``call`` on a worker now; the future (of the running loop) gets its outcome.
+
+        With ``handoff``, wait up to that long for the worker to have started it: the caller
+        (the event loop) lets go of the GIL meanwhile, so the worker does not wait for it
+        behind the rest of the loop's turn (up to the switch interval, and again after each
+        blocking call). The loop then resumes once the call blocks or a switch comes round.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._lock:
@@ -65,9 +78,12 @@ class SendPool:
                 self._workers += 1
             else:
                 self._idle -= 1
-        self._jobs.put((call, future, loop))
+        started = threading.Event() if handoff > 0 else None
+        self._jobs.put((call, future, loop, started))
         if start:
             threading.Thread(target=self._work, name=self._name, daemon=True).start()
+        if started is not None:
+            started.wait(handoff)
         return future
 
     def close(self) -> None:
@@ -83,7 +99,9 @@ class SendPool:
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
-            call, future, loop = job
+            call, future, loop, started = job
+            if started is not None:
+                started.set()
             report = _outcome(call, future)
             with self._lock:
                 # Counted idle before the caller hears back, so its next job reuses this one.
@@ -94,7 +112,7 @@ class SendPool:
                     self._workers -= 1
             with contextlib.suppress(RuntimeError):  # loop already closed: nobody is waiting
                 loop.call_soon_threadsafe(_settle, future, report)
-            del job, call, future, report  # drop the result before waiting again
+            del job, call, future, report, started  # drop the result before waiting again
             if not stay:
                 return
         with self._lock:

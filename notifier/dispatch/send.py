@@ -1,6 +1,13 @@
 """The send stage: the channels a row still owes, and one apprise call per channel on that
 channel's lane, awaited at most the delivery timeout.
 
+Nothing is sent before the commit that wrote the row is on disk. The loop syncs the store
+right before it starts a send (``start``: one fsync covers every commit made so far, so the
+rows the loop starts together share it), and hands the call to a worker that is running
+before the loop goes on (``HANDOFF``): the worker then needs the GIL once, not again after
+its own fsync, behind whatever the loop does next. The worker syncs too, as the check that
+reports a disk which refused (a retry after a backoff); after the loop's sync that is free.
+
 A call still running at the timeout is not abandoned: its outcome is uncertain (the channel
 may have taken the message), so the row is retried for that channel after a backoff, and a
 late confirmation is still recorded. After ``LATE_ANSWERS`` timeouts (plus ``THREAD_GRACE``)
@@ -12,6 +19,7 @@ would run the service on yet another thread, one more wake-up on every send's pa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sqlite3
 from collections.abc import Callable
@@ -26,6 +34,7 @@ from notifier.durations import format_duration
 from notifier.store import Store
 
 __all__ = [
+    "HANDOFF",
     "LATE_ANSWERS",
     "answer",
     "late_answer",
@@ -36,6 +45,7 @@ __all__ = [
 ]
 
 LATE_ANSWERS = 4  # a late answer is awaited up to this many delivery timeouts
+HANDOFF = 0.002  # the loop waits at most this long for a send's worker to have started
 
 
 def owed(channels: Channels, row: OutboxRow, route: tuple[str, ...]) -> list[Channel]:
@@ -61,9 +71,10 @@ def start(
     store: Store,
 ) -> asyncio.Future[SendResult]:
     """Submit the apprise call for ``row`` to ``channel`` on its lane (or hand the row to the
-    channel's own sender); running on return. ``store.sync()`` runs first, on the worker:
-    nothing is sent before the commit that wrote it is on disk."""
+    channel's own sender); running on return. The store is synced first, here and then on
+    the worker: nothing is sent before the commit that wrote it is on disk."""
     lane.running.add(row.id)
+    _sync_first(store)
     if channel.sender is not None:
         return asyncio.ensure_future(_synced_then_submit(store, channel.sender, row, timeout))
     call = functools.partial(
@@ -76,7 +87,16 @@ def start(
         severity=row.severity,
         timeout=None,  # on this worker, no hop to apprise's own thread: answer() bounds it
     )
-    return lane.pool.submit(call)
+    return lane.pool.submit(call, handoff=HANDOFF)
+
+
+def _sync_first(store: Store) -> None:
+    """Sync the store on the caller's thread (the loop's) unless it is synced: one fsync
+    for every commit so far. A disk that refuses is left to the worker's own sync, which
+    reports it on the row (not sent, retried after a backoff)."""
+    if not store.synced:
+        with contextlib.suppress(sqlite3.Error):
+            store.sync()
 
 
 def _synced_then_send(
