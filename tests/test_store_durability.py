@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from aiohttp import web
 from notifier.dispatch import Dispatcher
 from notifier.metrics import Metrics
 from notifier.store import SqliteStore, Store, walsync
-from tests.receivers import HttpReceiver, running, write_apprise_yaml
+from tests.receivers import HttpReceiver, running, wait_until, write_apprise_yaml
 from tests.test_dispatch_delivery import make_settings, note
 
 
@@ -240,3 +241,41 @@ async def test_nothing_reaches_a_channel_before_its_commit_is_on_disk(tmp_path: 
     assert len(http.synced_at_arrival) == 3
     for row_commit, synced in zip(written, http.synced_at_arrival, strict=True):
         assert synced >= row_commit
+
+
+class RefusingStore(UnsyncedStore):
+    """An ``UnsyncedStore`` whose disk refuses every sync while ``refuse`` is set."""
+
+    refuse = False
+
+    def sync(self) -> None:
+        if self.refuse:
+            raise sqlite3.OperationalError("disk I/O error")
+        super().sync()
+
+
+async def test_a_row_the_disk_will_not_sync_reaches_no_channel_until_it_does(
+    tmp_path: Path,
+) -> None:
+    """The loop's sync before a send fails, and so does the worker's: the attempt fails
+    (retried after a backoff) and the channel hears nothing. Once the disk syncs again the
+    row goes, on disk first."""
+    async with SyncedAtArrival() as http:
+        config = write_apprise_yaml(tmp_path / "apprise.yml", [(http.url(), "")])
+        Store.open(tmp_path).close()
+        store = RefusingStore.open(tmp_path)
+        assert isinstance(store, RefusingStore)
+        http.store = store
+        dispatcher = Dispatcher(store, make_settings(tmp_path, config), Metrics())
+        async with running(dispatcher):
+            await dispatcher.wait_settled()
+            store.refuse = True
+            assert dispatcher.enqueue(note("held"))  # its commit does not wait for the disk
+            written = store.commits
+            await wait_until(lambda: dispatcher.stats()["failed"] == 1)
+            assert http.posts == []
+            store.refuse = False
+            await http.wait_until(delivered(http, 1))
+            await dispatcher.wait_settled()
+        store.close()
+    assert http.synced_at_arrival[0] >= written

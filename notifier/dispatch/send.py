@@ -5,8 +5,9 @@ Nothing is sent before the commit that wrote the row is on disk. The loop syncs 
 right before it starts a send (``start``: one fsync covers every commit made so far, so the
 rows the loop starts together share it), and hands the call to a worker that is running
 before the loop goes on (``HANDOFF``): the worker then needs the GIL once, not again after
-its own fsync, behind whatever the loop does next. The worker syncs too, as the check that
-reports a disk which refused (a retry after a backoff); after the loop's sync that is free.
+its own fsync, behind whatever the loop does next. Only when the loop's sync failed does the
+worker sync itself, and a disk that still refuses is reported on the row (a retry after a
+backoff).
 
 A call still running at the timeout is not abandoned: its outcome is uncertain (the channel
 may have taken the message), so the row is retried for that channel after a backoff, and a
@@ -74,12 +75,12 @@ def start(
     channel's own sender); running on return. The store is synced first, here and then on
     the worker: nothing is sent before the commit that wrote it is on disk."""
     lane.running.add(row.id)
-    _sync_first(store)
+    on_disk = _sync_first(store)
     if channel.sender is not None:
         return asyncio.ensure_future(_synced_then_submit(store, channel.sender, row, timeout))
     call = functools.partial(
         _synced_then_send,
-        store.sync,
+        _on_disk if on_disk else store.sync,
         channels.send,
         channel,
         title=row.title,
@@ -90,13 +91,19 @@ def start(
     return lane.pool.submit(call, handoff=HANDOFF)
 
 
-def _sync_first(store: Store) -> None:
+def _sync_first(store: Store) -> bool:
     """Sync the store on the caller's thread (the loop's) unless it is synced: one fsync
-    for every commit so far. A disk that refuses is left to the worker's own sync, which
-    reports it on the row (not sent, retried after a backoff)."""
+    for every commit so far. True once the row is on disk; False (a disk that refuses) leaves
+    it to the worker's own sync, which reports it on the row (not sent, retried later)."""
     if not store.synced:
         with contextlib.suppress(sqlite3.Error):
             store.sync()
+    return store.synced
+
+
+def _on_disk() -> None:
+    """The worker's sync when the loop's covered the row: commits made since (other rows,
+    marks of answers) are not this send's to wait for."""
 
 
 def _synced_then_send(
