@@ -183,7 +183,11 @@ class Daemon(RuleReloading):
         spawn = self._spawn
         spawn(self.dispatcher.run(), "dispatcher")
         failed, changed = self.dispatcher.store_failed, self._timer_changed
-        spawn(consume(self.queue, self.engine, failed, self._idle, changed), "engine")
+        starts = self.dispatcher.start_committed  # after each batch: its decisions' sends
+        spawn(
+            consume(self.queue, self.engine, failed, self._idle, changed, after_batch=starts),
+            "engine",
+        )
         spawn(run_timers(self.engine, failed, changed), "timers")
         spawn(self._reloader(), "reloader")
         spawn(self._watch(), "watcher")

@@ -34,8 +34,12 @@ async def consume(
     store_failed: Callable[[BaseException], bool],
     idle: asyncio.Event,
     timer_changed: asyncio.Event,
+    *,
+    after_batch: Callable[[], None] = lambda: None,
 ) -> None:
-    """Evaluate every event the sources queue; ``idle`` is set while the queue is empty."""
+    """Evaluate every event the sources queue; ``idle`` is set while the queue is empty.
+    ``after_batch`` runs after each batch (and each slice of a long one) before the loop
+    does anything else: the delivery's start of the sends the batch's decisions wrote."""
     while True:
         if not len(queue):
             idle.set()
@@ -52,8 +56,10 @@ async def consume(
                 if not store_failed(exc):  # a store outage is said once
                     log.exception("rule engine failed on %s; event skipped", type(event).__name__)
             if time.perf_counter() > slice_end:  # a long batch: let the loop run between
+                after_batch()
                 await asyncio.sleep(0)
                 slice_end = time.perf_counter() + EVAL_SLICE
+        after_batch()
         if engine.next_due() != before:
             timer_changed.set()
         if len(queue):

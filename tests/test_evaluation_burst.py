@@ -80,3 +80,40 @@ async def test_a_burst_is_conflated_more_and_the_newest_quote_of_each_pair_is_ev
 async def test_a_steady_flow_is_evaluated_quote_by_quote() -> None:
     engine, _ = await run(3, 100)  # a few frames a turn: never a burst
     assert len(engine.handled) == 300
+
+
+async def test_after_each_batch_the_consumer_hands_over_before_the_loop_runs_anything_else() -> (
+    None
+):
+    """``after_batch`` (the delivery's start of the batch's sends) runs once the batch's
+    events are handled, in the same step: no other callback of the loop comes in between."""
+    queue, engine = EventQueue(), Recording()
+    seen: list[tuple[int, bool]] = []  # (events handled by then, a callback ran before)
+    other_ran = False
+
+    def other() -> None:
+        nonlocal other_ran
+        other_ran = True
+
+    def after_batch() -> None:
+        seen.append((len(engine.handled), other_ran))
+
+    idle, timer_changed = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        consume(
+            queue, cast(Engine, engine), lambda exc: False, idle, timer_changed,
+            after_batch=after_batch,
+        )
+    )  # fmt: skip
+    await asyncio.sleep(0)  # the consumer waits for events
+    for n in range(3):
+        queue.emit(quote(PAIRS[n], n + 1))
+    asyncio.get_running_loop().call_soon(other)  # queued behind the consumer's wake-up
+    for _ in range(200):
+        if idle.is_set() and seen:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert seen[0] == (3, False)

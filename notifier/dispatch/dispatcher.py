@@ -192,6 +192,19 @@ class Dispatcher:
     def pending_count(self) -> int:
         return self._outbox.pending_count()
 
+    def _committed(self, row: OutboxRow) -> None:
+        """The row's transaction committed: its sends start once the code that committed it
+        is done (``start_committed``: the engine's batch of events), together with the other
+        rows committed meanwhile (one fsync for them all), or at the latest in the loop's
+        next turn, before the delivery loop's own look at the outbox. The row is the one
+        just written, not read back. Off the loop's thread the woken delivery loop starts
+        it."""
+        if not self._running or self._stopping or self._loop_thread != threading.get_ident():
+            return
+        self._committed_rows.append(row)
+        if len(self._committed_rows) == 1:
+            asyncio.get_running_loop().call_soon(self.start_committed)
+
     def stats(self) -> dict[str, Any]:
         """Outbox counts and channels for ``notifier status``; URLs only in privacy form."""
         counts = self._outbox.counts()
@@ -346,21 +359,12 @@ class Dispatcher:
         self._settled.clear()
         self._wake.set()
 
-    def _committed(self, row: OutboxRow) -> None:
-        """The row's transaction committed: its sends start right after the code that
-        committed it (the engine's batch of events) lets the loop run, together with the
-        other rows committed meanwhile (one fsync for them all), and before the delivery
-        loop's own look at the outbox. The row is the one just written, not read back. Off
-        the loop's thread the woken delivery loop starts it."""
-        if not self._running or self._stopping or self._loop_thread != threading.get_ident():
-            return
-        self._committed_rows.append(row)
-        if len(self._committed_rows) == 1:
-            asyncio.get_running_loop().call_soon(self._start_committed)
-
-    def _start_committed(self) -> None:
+    def start_committed(self) -> None:
+        """Start the sends of the rows committed since the last call, together: the engine's
+        consumer calls it after each batch of events. Rows it does not take start in the
+        loop's next turn in any case."""
         rows, self._committed_rows = self._committed_rows, []
-        if self._stopping:
+        if not rows or self._stopping:
             return
         try:
             if self._outage.current is None and not self._outbox.uncommitted:
