@@ -1,5 +1,5 @@
 """The quote history saved to a real SQLite store and restored: every tier's ring comes back
-bit for bit, whether saved at once, incrementally, by the periodic saver's worker thread, or at
+bit for bit, whether saved at once, incrementally, by the periodic saver between quotes, or at
 another block size than the current one (then the next save moves it to the current size)."""
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def test_a_gap_in_a_saved_block_stays_a_gap(tmp_path: Path) -> None:
         store.close()
 
 
-async def test_the_periodic_saver_writes_on_a_worker_then_a_stop_saves_the_rest(
+async def test_the_periodic_saver_writes_between_quotes_then_a_stop_saves_the_rest(
     tmp_path: Path,
 ) -> None:
     store = Store.open(tmp_path)
@@ -128,7 +128,7 @@ async def test_the_periodic_saver_writes_on_a_worker_then_a_stop_saves_the_rest(
             if len(store.read("SELECT pair FROM quote_history_pairs")) == len(PAIRS):
                 break
         _play(book, [(n % 3, 0.05, 50.0 + n % 11) for n in range(300)], at)
-        task.cancel()  # as the daemon stops: maybe while a batch is on the worker
+        task.cancel()  # as the daemon stops: maybe between two batches of a save
         await asyncio.gather(task, return_exceptions=True)
         saver.save_quietly(book)
         _same(book, _restored(store))
