@@ -36,7 +36,7 @@ async def test_with_a_handoff_a_worker_has_taken_the_call_when_submit_returns() 
         assert pool.waiting == 0
         assert pool.workers == 2
         release.set()
-        assert await asyncio.gather(taken_by_idle, taken_by_new) == [True, True]
+        assert list(await asyncio.gather(taken_by_idle, taken_by_new)) == [True, True]
     finally:
         release.set()
         pool.close()

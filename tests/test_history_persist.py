@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 from array import array
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -115,20 +117,39 @@ def test_a_gap_in_a_saved_block_stays_a_gap(tmp_path: Path) -> None:
         store.close()
 
 
+class _WhoWrites(HistoryStore):
+    """Notes the thread that writes each batch."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.writers: set[str] = set()
+
+    def _write(self, batch: Any, *, wait: bool = True) -> None:
+        self.writers.add(threading.current_thread().name)
+        super()._write(batch, wait=wait)
+
+
+@pytest.mark.parametrize("remote", [False, True], ids=["local", "remote"])
 async def test_the_periodic_saver_writes_between_quotes_then_a_stop_saves_the_rest(
-    tmp_path: Path,
+    tmp_path: Path, remote: bool
 ) -> None:
+    """A local store's batches are written on the event loop between quotes; a remote one's
+    (PostgreSQL: each statement waits for the network) by a worker thread. Either way a stop
+    while a save is under way loses nothing and lands nothing out of order."""
     store = Store.open(tmp_path)
+    store.remote = remote  # what PostgresStore says; the thread logic is the store's own
     try:
-        book, saver = _book(), HistoryStore(store)
+        book, saver = _book(), _WhoWrites(store)
         at = _play(book, [(n % 3, 0.35, 100.0 + n % 17) for n in range(600)], START)
         task = asyncio.create_task(saver.keep_saved(book, interval=0.01))
         for _ in range(2000):  # until the saver has written every pair
             await asyncio.sleep(0.01)
             if len(store.read("SELECT pair FROM quote_history_pairs")) == len(PAIRS):
                 break
+        assert (threading.current_thread().name in saver.writers) is not remote
+        assert len(saver.writers) == 1
         _play(book, [(n % 3, 0.05, 50.0 + n % 11) for n in range(300)], at)
-        task.cancel()  # as the daemon stops: maybe between two batches of a save
+        task.cancel()  # as the daemon stops: maybe between two batches, or during one
         await asyncio.gather(task, return_exceptions=True)
         saver.save_quietly(book)
         _same(book, _restored(store))

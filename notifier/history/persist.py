@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 from array import array
 from collections.abc import Callable, Iterator
@@ -33,8 +34,10 @@ log = logging.getLogger(__name__)
 
 SAVE_INTERVAL = 5.0  # seconds of history a crash may lose; a clean stop saves everything
 # Bytes of blocks per transaction of a periodic save, written on the event loop between
-# quotes (``keep_saved``): ~0.5 ms of the loop's time a batch.
+# quotes (``keep_saved``): ~0.5 ms of the loop's time a batch. A remote store's batches go
+# to a worker thread, bigger, since each of their statements waits for the network.
 BATCH_BYTES = 1 << 16
+REMOTE_BATCH_BYTES = 1 << 18
 SLICE_PAIRS = 16  # pairs packed in one slice of the event loop (well under a millisecond)
 
 
@@ -83,6 +86,9 @@ class HistoryStore:
         # Pairs whose saved rows are all at the current block size (restored or written so);
         # the first save of any other pair deletes its rows before writing every tier.
         self._current: set[PairKey] = set()
+        # A remote store's batch is written by a worker thread: held from its packing until
+        # written, so the stop's ``save`` never lands before a batch still in flight.
+        self._writing = threading.Lock()
 
     def load(self, book: HistoryBook) -> int:
         """Restore every saved pair the book watches; returns how many were restored."""
@@ -128,12 +134,13 @@ class HistoryStore:
 
     def save(self, book: HistoryBook) -> int:
         """Write what changed since the last save; returns blocks written."""
-        written = 0
-        for batch in self._batches(book):
-            if batch is not None:
-                self._write(batch)
-                written += batch.blocks
-        return written
+        with self._writing:  # after a batch still in flight on a worker thread
+            written = 0
+            for batch in self._batches(book):
+                if batch is not None:
+                    self._write(batch)
+                    written += batch.blocks
+            return written
 
     def save_quietly(self, book: HistoryBook) -> None:
         """``save``, logging a failure instead of raising it (at stop: the rest goes on)."""
@@ -151,20 +158,46 @@ class HistoryStore:
         and lets quotes through between batches. Not on a worker thread: one that writes
         holds the GIL between SQLite's steps, and the loop, which lets go of it at each of
         its own SQLite calls and fsyncs, then waits up to the switch interval every time to
-        get it back: several times over on a notification's way to its channel."""
+        get it back: several times over on a notification's way to its channel. A remote
+        store (PostgreSQL) is written by a worker thread instead, whose statements wait for
+        the network, not for the GIL."""
+        remote = self._store.remote
         while True:
             await asyncio.sleep(interval)
-            for batch in self._batches(book):
-                if batch is not None and not self._write_quietly(batch):
-                    break
+            size = REMOTE_BATCH_BYTES if remote else BATCH_BYTES
+            for batch in self._batches(book, size):
+                if batch is not None:
+                    written = (
+                        await self._write_remote(batch) if remote else self._write_quietly(batch)
+                    )
+                    if not written:
+                        break
                 await asyncio.sleep(0)  # a slice packed or a batch written: quotes go on
             try:
                 self.prune(book, time.time())
             except Exception as exc:
                 log.warning("old quote history not pruned: %s", exc)
 
-    def _batches(self, book: HistoryBook) -> Iterator[_Batch | None]:
-        """What changed since the last save, pair by pair, in batches of about ``BATCH_BYTES``
+    async def _write_remote(self, batch: _Batch) -> bool:
+        """``_write_quietly`` on a worker thread, holding ``_writing`` until it is done."""
+        self._writing.acquire()  # released once written (or if the submit fails)
+        try:
+            done = asyncio.get_running_loop().run_in_executor(None, self._write_held, batch)
+        except BaseException:
+            self._writing.release()
+            raise
+        # Cancelled here (a stop), the worker still finishes and releases the lock: ``save``
+        # waits for it, so an older batch never lands after a newer one.
+        return await done
+
+    def _write_held(self, batch: _Batch) -> bool:
+        try:
+            return self._write_quietly(batch)
+        finally:
+            self._writing.release()
+
+    def _batches(self, book: HistoryBook, size: int = BATCH_BYTES) -> Iterator[_Batch | None]:
+        """What changed since the last save, pair by pair, in batches of about ``size`` bytes
         of blocks (each its own transaction: a pair's rows are always in one); None after
         every ``SLICE_PAIRS`` pairs of a batch not full yet (where the loop may run)."""
         batch, pairs = _Batch(), 0
@@ -173,7 +206,7 @@ class HistoryStore:
                 continue
             self._collect(pair, series, batch)
             pairs += 1
-            if batch.size >= BATCH_BYTES:
+            if batch.size >= size:
                 yield batch
                 batch, pairs = _Batch(), 0
             elif pairs >= SLICE_PAIRS:

@@ -63,6 +63,10 @@ class Store(ABC):
     on worker threads), and a block opened inside another on the same thread joins it, which
     is how a rule-state change and the outbox row it causes commit together."""
 
+    # Behind a network connection: every statement waits for a round trip, so a long write
+    # (a quote history save) belongs on a worker thread rather than on the event loop.
+    remote = False
+
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._depth = 0  # nesting of transaction() on the thread holding the lock

@@ -164,6 +164,8 @@ class PgConnection:
 class PostgresStore(Store):
     """Owns one psycopg connection (autocommit; transactions are explicit ``BEGIN``s)."""
 
+    remote = True
+
     def __init__(self, url: str, *, password: str | None = None, idle_timeout: float = 5.0) -> None:
         super().__init__()
         self.url = url
