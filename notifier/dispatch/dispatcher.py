@@ -102,7 +102,6 @@ class Dispatcher:
         self._stopping = False
         self._next_prune = 0.0
         self._pending_stale = False  # the gauge of pending rows wants counting again
-        self._committed_rows: list[OutboxRow] = []  # written and committed, sends not started
         self._outage = StoreOutage(
             store,
             self._outbox,
@@ -140,6 +139,7 @@ class Dispatcher:
             busy=self._settled.clear,
             poke=self._poke,
             recheck=self._refresh_pending,
+            stopping=lambda: self._stopping,
         )
         self._in_flight = self._launch.in_flight
         self._count_pending()
@@ -191,19 +191,6 @@ class Dispatcher:
 
     def pending_count(self) -> int:
         return self._outbox.pending_count()
-
-    def _committed(self, row: OutboxRow) -> None:
-        """The row's transaction committed: its sends start once the code that committed it
-        is done (``start_committed``: the engine's batch of events), together with the other
-        rows committed meanwhile (one fsync for them all), or at the latest in the loop's
-        next turn, before the delivery loop's own look at the outbox. The row is the one
-        just written, not read back. Off the loop's thread the woken delivery loop starts
-        it."""
-        if not self._running or self._stopping or self._loop_thread != threading.get_ident():
-            return
-        self._committed_rows.append(row)
-        if len(self._committed_rows) == 1:
-            asyncio.get_running_loop().call_soon(self.start_committed)
 
     def stats(self) -> dict[str, Any]:
         """Outbox counts and channels for ``notifier status``; URLs only in privacy form."""
@@ -359,21 +346,17 @@ class Dispatcher:
         self._settled.clear()
         self._wake.set()
 
-    def start_committed(self) -> None:
-        """Start the sends of the rows committed since the last call, together: the engine's
-        consumer calls it after each batch of events. Rows it does not take start in the
-        loop's next turn in any case."""
-        rows, self._committed_rows = self._committed_rows, []
-        if not rows or self._stopping:
+    def _committed(self, row: OutboxRow) -> None:
+        """The row's transaction committed: its sends start with the others committed in the
+        same stretch of the loop's work (``Launcher.start_soon``). Off the loop's thread the
+        woken delivery loop starts it."""
+        if not self._running or self._stopping or self._loop_thread != threading.get_ident():
             return
-        try:
-            if self._outage.current is None and not self._outbox.uncommitted:
-                now = self._now()
-                for row in rows:
-                    self._launch.start(row, now)
-        except Exception:  # never fail the loop's callback: the delivery loop retries them
-            log.exception("starting the sends of %d new outbox row(s) failed; retrying", len(rows))
-            self._poke()
+        self._launch.start_soon(row)
+
+    def start_committed(self) -> None:
+        """The engine's consumer, after each batch: start the batch's new rows together."""
+        self._launch.start_committed()
 
     def _start_due(self, now: float) -> bool:
         """Start every due send there is lane room for. False, starting none, while a
@@ -394,8 +377,7 @@ class Dispatcher:
         self._poke()
 
     def _refresh_pending(self) -> None:
-        """The pending count may have changed: the next delivery pass counts again (one query
-        per pass, instead of one per row written and one per answer on the send's path)."""
+        """The pending count may have changed: the next delivery pass counts (once a pass)."""
         self._pending_stale = True
 
     def _count_pending(self) -> None:

@@ -3,6 +3,9 @@ lane, started at once so apprise is called without waiting for a task to be sche
 
 Before sending, a digest is sealed, a row written unrouted is routed, and the talkback stage
 (``Stage``) may hold or trim it; a row settled on the way is not sent.
+
+Rows just committed start together (``start_soon``, ``start_committed``): once the code that
+committed them is done, so that one fsync on the loop covers them all (``send.start``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import sqlite3
 from collections.abc import Callable
 
@@ -23,6 +27,8 @@ from notifier.dispatch.ratelimit import Admit, RateLimiter
 from notifier.dispatch.send import owed, start, unsendable
 
 __all__ = ["Launcher", "Stage"]
+
+log = logging.getLogger("notifier.dispatch")
 
 # A stage right before sending: the row to send (maybe owing fewer channels), or None when
 # it settled the row without a send.
@@ -48,6 +54,7 @@ class Launcher:
         busy: Callable[[], None],
         poke: Callable[[], None],
         recheck: Callable[[], None],
+        stopping: Callable[[], bool],
     ) -> None:
         self._outbox = outbox
         self._limiter = limiter
@@ -61,6 +68,8 @@ class Launcher:
         self._busy = busy  # a send may start: the dispatcher is not settled
         self._poke = poke  # the delivery loop looks at the outbox again
         self._recheck = recheck  # the pending count may have changed
+        self._stopping = stopping  # the dispatcher is draining: start nothing new
+        self._committed: list[OutboxRow] = []  # written and committed, sends not started
         self.stage: Stage | None = None  # the talkback stage, right before sending
         self.in_flight: dict[tuple[int, str], asyncio.Task[None]] = {}  # (row, channel)
         self.wait_until: float | None = None  # a channel's own retry time or lane pause
@@ -108,6 +117,29 @@ class Launcher:
             )
             self.in_flight[(row.id, channel.key)] = task
             task.add_done_callback(functools.partial(self._finished, row.id, channel.key, lane))
+
+    def start_soon(self, row: OutboxRow) -> None:
+        """Start ``row`` (just committed) with the other rows committed before the caller is
+        done: at ``start_committed``, or at the latest in the loop's next turn, before the
+        delivery loop's own look at the outbox. The row is the one just written, not read
+        back."""
+        self._committed.append(row)
+        if len(self._committed) == 1:
+            asyncio.get_running_loop().call_soon(self.start_committed)
+
+    def start_committed(self) -> None:
+        """Start the sends of the rows ``start_soon`` took since the last call."""
+        rows, self._committed = self._committed, []
+        if not rows or self._stopping():
+            return
+        try:
+            if self._outage.current is None and not self._outbox.uncommitted:
+                now = self._now()
+                for row in rows:
+                    self.start(row, now)
+        except Exception:  # never fail the loop's callback: the delivery loop retries them
+            log.exception("starting the sends of %d new outbox row(s) failed; retrying", len(rows))
+            self._poke()
 
     def _finished(self, row_id: int, key: str, lane: Lane, task: asyncio.Task[None]) -> None:
         self.in_flight.pop((row_id, key), None)
