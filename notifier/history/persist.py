@@ -162,9 +162,9 @@ class HistoryStore:
         store (PostgreSQL) is written by a worker thread instead, whose statements wait for
         the network, not for the GIL."""
         remote = self._store.remote
+        size = REMOTE_BATCH_BYTES if remote else BATCH_BYTES
         while True:
             await asyncio.sleep(interval)
-            size = REMOTE_BATCH_BYTES if remote else BATCH_BYTES
             for batch in self._batches(book, size):
                 if batch is not None:
                     written = (
